@@ -1,0 +1,65 @@
+"""Exception hierarchy of ciess-env.
+
+Every error a user can trigger at a public boundary derives from :class:`CIESSError`, and also
+from the built-in exception a caller would naturally catch (``ValueError``, ``FileNotFoundError``),
+so both ``except CIESSError`` and ``except ValueError`` work.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "CIESSError",
+    "DataFormatError",
+    "DataNotFoundError",
+    "DatasetError",
+    "DatasetIntegrityError",
+    "UnknownNameError",
+    "suggest",
+]
+
+
+class CIESSError(Exception):
+    """Base class of every error raised by ciess-env."""
+
+
+class DatasetError(CIESSError, ValueError):
+    """A data set could not be read, parsed or validated."""
+
+
+class DataNotFoundError(DatasetError, FileNotFoundError):
+    """A data file is missing; the message says where to put it or how to download it."""
+
+
+class DataFormatError(DatasetError):
+    """A data file exists but is malformed; the message names the file and the line."""
+
+
+class DatasetIntegrityError(DatasetError):
+    """A named data set parsed, but its counts differ from the canonical ones (truncated/corrupt)."""
+
+
+class UnknownNameError(CIESSError, ValueError):
+    """An unknown name (data set, backbone, agent, ...) was given; the message suggests close ones."""
+
+
+def suggest(name: str, choices: Iterable[str], *, what: str) -> UnknownNameError:
+    """Build an :class:`UnknownNameError` for ``name`` that lists ``choices`` and the closest match.
+
+    Args:
+        name: The name the user gave.
+        choices: The valid names.
+        what: What kind of name it is, e.g. ``"data set"`` or ``"backbone"``.
+
+    Returns:
+        The exception, to be raised by the caller (``raise suggest(...)``).
+    """
+    choices = sorted(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+    msg = f"Unknown {what} {name!r}. Valid names: {', '.join(choices)}."
+    if close:
+        msg += " Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    return UnknownNameError(msg)
