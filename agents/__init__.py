@@ -1,0 +1,32 @@
+"""Size-search agents for the CIESS environments: CIESS's random-walk TD3 and baselines.
+
+Import :class:`RandomWalkTD3` and the heuristic baselines from here; :func:`make_agent` builds
+any supported SB3 agent with paper-like defaults for the per-entity vector env. The size-graph
+walk lives in :mod:`agents.random_walk` (not re-exported: the function shares the module's name).
+"""
+
+from agents.baselines import (
+    BASELINES,
+    EqualSize,
+    MixedRandom,
+    PopularityProportional,
+    SizeBaseline,
+    kept_budget,
+)
+from agents.policies import EntityTD3Policy, GroupScaledAdam
+from agents.rw_td3 import AGENTS, ExplorationStep, RandomWalkTD3, make_agent
+
+__all__ = [
+    "AGENTS",
+    "BASELINES",
+    "EntityTD3Policy",
+    "EqualSize",
+    "ExplorationStep",
+    "GroupScaledAdam",
+    "MixedRandom",
+    "PopularityProportional",
+    "RandomWalkTD3",
+    "SizeBaseline",
+    "kept_budget",
+    "make_agent",
+]
