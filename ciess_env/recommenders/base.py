@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "BPRLoss"]
+__all__ = ["BPRLoss", "Backbone"]
 
 
 class BPRLoss(NamedTuple):
@@ -66,7 +66,10 @@ class Backbone(nn.Module, abc.ABC):
     ) -> None:
         super().__init__()
         if not 1 <= d_min <= d_max:
-            msg = f"d_min and d_max must satisfy 1 <= d_min <= d_max, got d_min={d_min}, d_max={d_max}."
+            msg = (
+                "d_min and d_max must satisfy 1 <= d_min <= d_max, "
+                f"got d_min={d_min}, d_max={d_max}."
+            )
             raise ValueError(msg)
         self.n_users = int(n_users)
         self.n_items = int(n_items)
@@ -75,27 +78,64 @@ class Backbone(nn.Module, abc.ABC):
         self.register_buffer("user_sizes", torch.full((n_users,), d_max, dtype=torch.long))
         self.register_buffer("item_sizes", torch.full((n_items,), d_max, dtype=torch.long))
         self.register_buffer("_dims", torch.arange(d_max))
+        # Randomness used *during training* (dropout); the trainer seeds it (see set_generator).
+        self._generator: torch.Generator | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's buffers and parameters."""
+        return self.user_sizes.device
+
+    def set_generator(self, generator: torch.Generator | None) -> None:
+        """Use ``generator`` for the randomness of training (dropout), so runs are reproducible.
+
+        Library code never seeds the global torch RNG; the trainer passes a generator seeded
+        from its ``seed`` instead. ``None`` falls back to a fresh, unseeded generator.
+        """
+        self._generator = generator
+
+    def _rand(self, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) floats on the model's device from the training generator."""
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(device=self.device)
+            self._generator.seed()
+        return torch.rand(shape, generator=self._generator, device=self.device)
 
     # ------------------------------------------------------------------ sizes
-    def set_sizes(self, user_sizes: np.ndarray | torch.Tensor, item_sizes: np.ndarray | torch.Tensor) -> None:
+    def set_sizes(
+        self, user_sizes: np.ndarray | torch.Tensor, item_sizes: np.ndarray | torch.Tensor
+    ) -> None:
         """Set every user's and item's embedding size (integers in ``[d_min, d_max]``).
 
         Raises:
             ValueError: on a wrong shape, a non-integer value or a size out of range.
         """
-        self.user_sizes.copy_(self._check_sizes(user_sizes, self.n_users, "user_sizes"))
-        self.item_sizes.copy_(self._check_sizes(item_sizes, self.n_items, "item_sizes"))
+        users = self._check_sizes(user_sizes, self.n_users, "user_sizes")
+        items = self._check_sizes(item_sizes, self.n_items, "item_sizes")
+        self.user_sizes.copy_(users)
+        self.item_sizes.copy_(items)
+        self.invalidate_scoring()
 
     def _check_sizes(self, sizes: np.ndarray | torch.Tensor, n: int, what: str) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(sizes) if not torch.is_tensor(sizes) else sizes)
+        try:
+            t = torch.as_tensor(np.asarray(sizes) if not torch.is_tensor(sizes) else sizes)
+        except (TypeError, ValueError, RuntimeError) as err:
+            msg = f"{what} must be an array of integers, got {type(sizes).__name__}."
+            raise ValueError(msg) from err
+        if t.dtype == torch.bool or t.is_complex():
+            msg = f"{what} must be an array of integers, got dtype {t.dtype}."
+            raise ValueError(msg)
         if t.shape != (n,):
             msg = f"{what} must have shape ({n},), got {tuple(t.shape)}."
             raise ValueError(msg)
         if t.is_floating_point():
-            if not torch.all(t == torch.round(t)):
-                msg = f"{what} must be whole numbers; round them first."
+            if not torch.all(torch.isfinite(t) & (t == torch.round(t))):
+                bad = t[~(torch.isfinite(t) & (t == torch.round(t)))][0].item()
+                msg = f"{what} must be whole numbers, got {bad!r}; round them first."
                 raise ValueError(msg)
         t = t.to(torch.long)
+        if n == 0:
+            return t.to(self.user_sizes.device)
         lo, hi = int(t.min()), int(t.max())
         if lo < self.d_min or hi > self.d_max:
             msg = f"{what} must lie in [{self.d_min}, {self.d_max}], got values in [{lo}, {hi}]."
@@ -110,6 +150,25 @@ class Backbone(nn.Module, abc.ABC):
         """(n_items, d_max) float mask with ones in the first ``d_v`` columns of row v."""
         return (self._dims < self.item_sizes[:, None]).to(torch.float32)
 
+    def masked_rows(self, table: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """Apply the prefix mask (paper Eq. 1–2) to rows of ``table``.
+
+        Multiplying by the mask (rather than slicing) keeps every entity in one dense
+        (n, d_max) tensor, so mixed sizes batch together, and the gradient of a masked
+        entry is exactly zero.
+
+        Args:
+            table: (n, d_max) float rows, e.g. ``weight[idx]`` or a whole table.
+            sizes: (n,) int64 sizes of those rows.
+
+        Returns:
+            (n, d_max) rows with columns ``>= size`` zeroed.
+        """
+        return table * (self._dims < sizes[:, None]).to(table.dtype)
+
+    def invalidate_scoring(self) -> None:
+        """Forget whatever :meth:`prepare_scoring` cached (sizes or weights changed)."""
+
     # --------------------------------------------------------------- training
     @abc.abstractmethod
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
@@ -122,8 +181,14 @@ class Backbone(nn.Module, abc.ABC):
     def prepare_scoring(self) -> None:
         """Hook run once before a batch of :meth:`score` calls (e.g. propagate the graph once).
 
-        The default does nothing; graph backbones cache their propagated tables here.
+        The default does nothing; graph backbones cache their propagated tables here. The
+        cache is dropped by :meth:`set_sizes`, :meth:`bpr_loss` and ``train()``.
         """
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Switch train/eval mode; drops the scoring cache because weights may change."""
+        self.invalidate_scoring()
+        return super().train(mode)
 
     # ------------------------------------------------------------- accounting
     def kept_embedding_parameters(self) -> int:

@@ -1,0 +1,315 @@
+"""Pretraining the full-size model (the denominator of the quality ratio, paper Eq. 7), cached.
+
+The environment needs ``eval(e_n | E)`` of a fully trained ``d_max`` model for every user and
+item, and the number of batches it took to converge. Training it costs minutes, so the result
+is cached on disk under a key that hashes everything that affects it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+import torch
+
+from ciess_env.data.interactions import InteractionData
+from ciess_env.metrics import EvalResult, evaluate
+from ciess_env.recommenders.base import Backbone
+from ciess_env.recommenders.registry import make_backbone
+from ciess_env.recommenders.trainer import BPRTrainer, TrainConfig, paper_train_config
+
+__all__ = ["PretrainResult", "pretrain", "pretrain_cache_key", "resolve_cache_dir"]
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = 1  # bump when the cached file layout changes
+
+
+@dataclass
+class PretrainResult:
+    """A pretrained full-size model and its validation metrics.
+
+    Attributes:
+        backbone: Backbone name.
+        model: The model with the best weights loaded, in eval mode.
+        state_dict: The best weights (CPU tensors).
+        eval: Validation metrics of the best weights (``eval.user_quality`` is the Eq. 7
+            denominator).
+        best_batches: Batches trained when the best validation quality was reached ("batches
+            to convergence", the budget for final retraining).
+        history: (batches, validation mean user quality) at every evaluation.
+        from_cache: Whether the result was loaded rather than trained.
+        path: The cache file (``None`` when caching is off).
+        seconds: Wall-clock seconds (training + evaluation, or loading).
+    """
+
+    backbone: str
+    model: Backbone
+    state_dict: dict[str, torch.Tensor]
+    eval: EvalResult
+    best_batches: int
+    history: list[tuple[int, float]]
+    from_cache: bool
+    path: Path | None
+    seconds: float
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` > ``$CIESS_CACHE_DIR`` > ``platformdirs.user_cache_dir("ciess-env")``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("CIESS_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_cache_dir("ciess-env"))
+
+
+def _package_version() -> str:
+    try:
+        from ciess_env import __version__  # type: ignore[attr-defined]
+
+        return str(__version__)
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("ciess-env")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _data_fingerprint(data: InteractionData) -> str:
+    h = hashlib.sha256()
+    h.update(f"{data.n_users}:{data.n_items}".encode())
+    for arr in (data.train.users, data.train.items, data.validation.users, data.validation.items):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def pretrain_cache_key(
+    backbone: str,
+    data: InteractionData,
+    *,
+    d_max: int,
+    d_min: int,
+    config: TrainConfig,
+    eval_every: int,
+    patience: int,
+    max_batches: int,
+    nested: bool,
+    seed: int,
+    hparams: dict[str, Any],
+) -> str:
+    """sha256 (hex) of everything that changes a pretraining result.
+
+    Covers the data name and a hash of its train/validation arrays, the backbone and its
+    hyperparameters, the schedule, early-stopping settings, seed, sizes and the package
+    version. The device is not part of the key: a CPU result is reused on a GPU.
+    """
+    payload = {
+        "format": _FORMAT,
+        "version": _package_version(),
+        "data": data.name,
+        "data_hash": _data_fingerprint(data),
+        "backbone": backbone.lower(),
+        "hparams": {k: repr(v) for k, v in sorted(hparams.items())},
+        "config": dataclasses.asdict(config),
+        "eval_every": int(eval_every),
+        "patience": int(patience),
+        "max_batches": int(max_batches),
+        "nested": bool(nested),
+        "seed": int(seed),
+        "d_max": int(d_max),
+        "d_min": int(d_min),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def pretrain(
+    backbone: str,
+    data: InteractionData,
+    *,
+    d_max: int = 128,
+    d_min: int = 1,
+    config: TrainConfig | None = None,
+    eval_every: int = 200,
+    patience: int = 2,
+    max_batches: int | None = None,
+    nested: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress_bar: bool = False,
+    **hparams: Any,
+) -> PretrainResult:
+    """Train the full-size (``d_max``) model with early stopping on validation quality.
+
+    Every ``eval_every`` batches the validation mean user quality (Eq. 8) is measured; the
+    best weights are kept, and training stops after ``patience`` evaluations without
+    improvement or at ``max_batches`` (the reference: rounds of batches, patience 2).
+
+    Args:
+        backbone: Backbone name (see ``BACKBONES``).
+        data: The data set (train for training, validation for early stopping).
+        d_max: Table width.
+        d_min: Smallest size (only matters for ``nested``).
+        config: Schedule; default :func:`paper_train_config` for ``backbone`` and ``data``.
+            Its ``n_batches`` is ignored (``max_batches`` bounds the run).
+        eval_every: Batches between validation evaluations.
+        patience: Evaluations without improvement before stopping.
+        max_batches: Upper bound on batches; default ``3 × config.n_batches``.
+        nested: Nested-prefix pretraining: each batch draws a fresh uniform size per entity,
+            so every prefix is a trained model (see ``BPRTrainer``); evaluated at full size.
+        seed: Seeds initialisation, sampling and dropout.
+        device: Torch device for training.
+        cache_dir: Cache folder; default ``$CIESS_CACHE_DIR`` or the platform cache folder.
+        use_cache: Read and write the cache (``False``: always train, write nothing).
+        progress_bar: Show tqdm bars.
+        **hparams: Backbone hyperparameters (part of the cache key).
+
+    Returns:
+        The best model, its metrics and the batches it took.
+    """
+    if eval_every < 1 or patience < 1:
+        msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
+        raise ValueError(msg)
+    config = config or paper_train_config(backbone, data)
+    max_batches = 3 * config.n_batches if max_batches is None else int(max_batches)
+    start = time.perf_counter()
+    model = make_backbone(
+        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=device, **hparams
+    )
+    key = pretrain_cache_key(
+        backbone, data, d_max=d_max, d_min=d_min, config=config, eval_every=eval_every,
+        patience=patience, max_batches=max_batches, nested=nested, seed=seed, hparams=hparams,
+    )  # fmt: skip
+    path = None
+    if use_cache:
+        folder = resolve_cache_dir(cache_dir) / "pretrained"
+        path = folder / f"{backbone.lower()}-{_safe(data.name)}-{key[:20]}.pt"
+        cached = _load(path, key)
+        if cached is not None:
+            model.load_state_dict(cached["state_dict"])
+            model.eval()
+            logger.info("loaded pretrained %s from %s", backbone, path)
+            return PretrainResult(
+                backbone=backbone.lower(),
+                model=model,
+                state_dict=cached["state_dict"],
+                eval=_eval_from_dict(cached["eval"]),
+                best_batches=int(cached["best_batches"]),
+                history=[(int(b), float(q)) for b, q in cached["history"]],
+                from_cache=True,
+                path=path,
+                seconds=time.perf_counter() - start,
+            )
+    trainer = BPRTrainer(model, data, config, seed=seed, nested=nested, progress_bar=progress_bar)
+    best_q, best_state, best_eval, best_batches, bad = -np.inf, None, None, 0, 0
+    history: list[tuple[int, float]] = []
+    while trainer.batches_done < max_batches and bad < patience:
+        trainer.run(min(eval_every, max_batches - trainer.batches_done))
+        result = evaluate(model, data, "validation")
+        q = result.mean_user_quality
+        history.append((trainer.batches_done, q))
+        logger.info(
+            "pretrain %s: %d batches, validation quality %.4f", backbone, trainer.batches_done, q
+        )
+        if q > best_q:
+            best_q, best_eval, best_batches, bad = q, result, trainer.batches_done, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+    if best_state is None:  # max_batches == 0: the untrained model
+        best_eval = evaluate(model, data, "validation")
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model.eval()
+    if path is not None:
+        _save(path, {
+            "format": _FORMAT, "key": key, "backbone": backbone.lower(),
+            "state_dict": best_state, "eval": _eval_to_dict(best_eval),
+            "best_batches": best_batches, "history": [list(h) for h in history],
+        })  # fmt: skip
+    return PretrainResult(
+        backbone=backbone.lower(),
+        model=model,
+        state_dict=best_state,
+        eval=best_eval,
+        best_batches=best_batches,
+        history=history,
+        from_cache=False,
+        path=path,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _save(path: Path, payload: dict) -> None:
+    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, key: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: retrain and overwrite it
+        logger.warning("ignoring unreadable pretrain cache %s (%s)", path, err)
+        return None
+    if not isinstance(payload, dict) or payload.get("key") != key:
+        logger.warning("ignoring pretrain cache %s: key mismatch", path)
+        return None
+    return payload
+
+
+def _eval_to_dict(result: EvalResult) -> dict:
+    t = torch.from_numpy
+    return {
+        "split": result.split,
+        "ks": list(result.ks),
+        "user_recall": {int(k): t(v) for k, v in result.user_recall.items()},
+        "user_ndcg": {int(k): t(v) for k, v in result.user_ndcg.items()},
+        "user_quality": t(result.user_quality),
+        "item_quality": t(result.item_quality),
+        "has_truth": t(result.has_truth),
+        "item_has_users": t(result.item_has_users),
+        "seconds": float(result.seconds),
+    }
+
+
+def _eval_from_dict(d: dict) -> EvalResult:
+    return EvalResult(
+        split=d["split"],
+        ks=tuple(int(k) for k in d["ks"]),
+        user_recall={int(k): v.numpy() for k, v in d["user_recall"].items()},
+        user_ndcg={int(k): v.numpy() for k, v in d["user_ndcg"].items()},
+        user_quality=d["user_quality"].numpy(),
+        item_quality=d["item_quality"].numpy(),
+        has_truth=d["has_truth"].numpy(),
+        item_has_users=d["item_has_users"].numpy(),
+        seconds=float(d["seconds"]),
+    )

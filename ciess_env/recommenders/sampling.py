@@ -1,0 +1,79 @@
+"""Vectorised BPR triple sampling: (user, observed positive, unobserved negative)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ciess_env.data.interactions import InteractionData
+
+__all__ = ["BPRBatch", "BPRSampler"]
+
+
+class BPRBatch(NamedTuple):
+    """One batch of BPR triples, each an (n,) int64 numpy array."""
+
+    users: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+
+
+class BPRSampler:
+    """Draws BPR triples the way the reference does, without Python loops.
+
+    Users are drawn uniformly, as in the reference code (not proportionally to their
+    activity, so every user weighs the same); each gets one training positive drawn uniformly
+    from its row, and one negative drawn uniformly from the items it has *not* interacted
+    with in training. Negatives are drawn for the whole batch at once, tested for membership
+    against the sorted keys ``user · n_items + item`` of the training pairs with
+    ``searchsorted``, and only the collisions are redrawn, until none is left (the expected
+    number of rounds is tiny: ML-1M's density is 4 %).
+
+    Users with no training item cannot have a positive, and users who interacted with every
+    item cannot have a negative; both are never sampled.
+
+    Args:
+        data: The data set; only its training split is used.
+        rng: The numpy generator all draws come from.
+
+    Raises:
+        ValueError: if no user can form a triple.
+    """
+
+    def __init__(self, data: InteractionData, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.n_items = int(data.n_items)
+        users, items = data.train.users, data.train.items
+        self.deg = np.bincount(users, minlength=data.n_users).astype(np.int64)
+        self.indptr = np.zeros(data.n_users + 1, dtype=np.int64)
+        np.cumsum(self.deg, out=self.indptr[1:])
+        self.items = np.asarray(items, dtype=np.int64)
+        # Training pairs are sorted by (user, item), so the keys are sorted already.
+        self.keys = users.astype(np.int64) * self.n_items + self.items
+        self.eligible = np.flatnonzero((self.deg > 0) & (self.deg < self.n_items))
+        if self.eligible.size == 0:
+            msg = (
+                "data.train must give at least one user both a positive and a negative item, "
+                f"got {len(data.train)} training pairs over {data.n_users} users."
+            )
+            raise ValueError(msg)
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n,) bool: whether each (user, item) pair is a training interaction."""
+        keys = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        idx = np.searchsorted(self.keys, keys)
+        idx = np.minimum(idx, self.keys.size - 1)
+        return self.keys[idx] == keys
+
+    def sample(self, batch_size: int) -> BPRBatch:
+        """Draw ``batch_size`` triples."""
+        rng = self.rng
+        users = self.eligible[rng.integers(self.eligible.size, size=batch_size)]
+        pos = self.items[self.indptr[users] + rng.integers(0, self.deg[users])]
+        neg = rng.integers(self.n_items, size=batch_size)
+        bad = np.flatnonzero(self.is_positive(users, neg))
+        while bad.size:
+            neg[bad] = rng.integers(self.n_items, size=bad.size)
+            bad = bad[self.is_positive(users[bad], neg[bad])]
+        return BPRBatch(users, pos, neg)
