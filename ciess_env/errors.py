@@ -38,11 +38,11 @@ class DataFormatError(DatasetError):
 
 
 class DatasetIntegrityError(DatasetError):
-    """A named data set parsed, but its counts differ from the canonical ones (truncated/corrupt)."""
+    """A named data set parsed, but its counts differ from the canonical ones (truncated copy)."""
 
 
 class UnknownNameError(CIESSError, ValueError):
-    """An unknown name (data set, backbone, agent, ...) was given; the message suggests close ones."""
+    """An unknown name (data set, backbone, agent, ...); the message suggests close ones."""
 
 
 def suggest(name: str, choices: Iterable[str], *, what: str) -> UnknownNameError:

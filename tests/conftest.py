@@ -55,3 +55,18 @@ def real_data_dir() -> Path:
     if path is None:
         pytest.skip(REAL_DATA_SKIP)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread_per_worker():
+    """Run torch on one thread per test worker.
+
+    The suite runs on two workers (``pytest -n 2``) on two cores; two OpenMP threads per worker
+    oversubscribe the cores and make small tensor work several times slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -118,7 +118,8 @@ class Backbone(nn.Module, abc.ABC):
 
     def _check_sizes(self, sizes: np.ndarray | torch.Tensor, n: int, what: str) -> torch.Tensor:
         try:
-            t = torch.as_tensor(np.asarray(sizes) if not torch.is_tensor(sizes) else sizes)
+            # np.array copies: the caller's array may be read-only (e.g. a budget-log entry).
+            t = torch.as_tensor(np.array(sizes) if not torch.is_tensor(sizes) else sizes)
         except (TypeError, ValueError, RuntimeError) as err:
             msg = f"{what} must be an array of integers, got {type(sizes).__name__}."
             raise ValueError(msg) from err

@@ -13,6 +13,8 @@ Graph backbones (LightGCN, NGCF) propagate embeddings with the symmetric-normali
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -79,6 +81,13 @@ def adjacency_edge_ids(train: Interactions, n_users: int, n_items: int) -> np.nd
 def scipy_to_torch_csr(matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
     """Convert a scipy CSR matrix to a torch ``sparse_csr`` tensor (int64 indices, float32)."""
     matrix = matrix.tocsr()
+    with warnings.catch_warnings():
+        # torch calls its CSR support "beta"; we rely on it deliberately and test it.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return _csr(matrix, device)
+
+
+def _csr(matrix: sp.csr_matrix, device: torch.device | str) -> torch.Tensor:
     return torch.sparse_csr_tensor(
         torch.from_numpy(matrix.indptr.astype(np.int64)),
         torch.from_numpy(matrix.indices.astype(np.int64)),

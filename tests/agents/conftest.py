@@ -133,14 +133,3 @@ def tiny_kwargs() -> dict[str, Any]:
         "seed": 0,
         "device": "cpu",
     }
-
-
-@pytest.fixture(autouse=True)
-def _single_torch_thread() -> Any:
-    """Run torch on one thread: on two shared cores, two OpenMP threads are ~50× slower here."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -1,0 +1,175 @@
+"""One environment, many agents: the shared plumbing of ``compare`` and the CLI.
+
+A :class:`SearchSession` builds the env once (so the full-size model is pretrained once) and
+gives every agent the same data, backbone, budgets and retraining settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm import tqdm
+
+import ciess_env  # noqa: F401  (registers the env ids)
+from agents.baselines import BASELINES, PopularityProportional
+from agents.rw_td3 import make_agent
+from ciess_env.budget_log import BudgetLog
+from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.errors import suggest
+from ciess_env.vector import EntityVecEnv
+
+__all__ = ["SearchSession", "search_curve"]
+
+logger = logging.getLogger(__name__)
+
+
+class SearchSession:
+    """An environment shared by several agents.
+
+    Args:
+        env_id: A registered CIESS env id.
+        seed: Seed of the env and the agents.
+        env_kwargs: Overrides passed to ``gym.make``.
+        progress_bar: Show progress bars while agents learn.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        seed: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+        progress_bar: bool = True,
+    ) -> None:
+        self.env_id = env_id
+        self.seed = int(seed)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.progress_bar = progress_bar
+        self._gym_env = gym.make(env_id, **self.env_kwargs)
+        self.env: EmbeddingSizeEnv = self._gym_env.unwrapped  # type: ignore[assignment]
+        self.data = self.env.data
+
+    # ------------------------------------------------------------ heuristics
+    def heuristic(self, name: str, c: float, **kwargs: Any):
+        """Build heuristic baseline ``name`` ("es", "mr", "mde") at target sparsity ``c``."""
+        if name not in BASELINES:
+            raise suggest(name, BASELINES, what="baseline")
+        cls = BASELINES[name]
+        common = dict(d_min=self.env.d_min, d_max=self.env.d_max)
+        if cls is PopularityProportional or issubclass(cls, PopularityProportional):
+            return cls(
+                c, user_freq=self.data.user_freq, item_freq=self.data.item_freq, **common, **kwargs
+            )
+        if "seed" in cls.__init__.__code__.co_varnames:
+            kwargs.setdefault("seed", self.seed)
+        return cls(c, n_users=self.data.n_users, n_items=self.data.n_items, **common, **kwargs)
+
+    def heuristic_log(self, name: str, budgets: Sequence[float], **kwargs: Any) -> BudgetLog:
+        """A budget log holding baseline ``name``'s assignment at each budget (no search)."""
+        log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
+        for i, c in enumerate(budgets):
+            agent = self.heuristic(name, c, **kwargs)
+            users, items = agent.sizes()
+            log.record(
+                episode=0,
+                step=i + 1,
+                user_sizes=users,
+                item_sizes=items,
+                sparsity=agent.sparsity,
+                mean_quality=float("nan"),
+            )
+        return log
+
+    # ------------------------------------------------------------- RL search
+    def search(self, name: str, *, episodes: int, **kwargs: Any) -> tuple[BudgetLog, pd.DataFrame]:
+        """Train RL agent ``name`` for ``episodes`` episodes on the per-entity vector env.
+
+        Returns:
+            The budget log of this search alone, and its per-step curve (:func:`search_curve`).
+        """
+        if episodes < 1:
+            msg = f"`episodes` must be >= 1, got {episodes!r}."
+            raise ValueError(msg)
+        self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
+        vec = EntityVecEnv(self.env)
+        vec.seed(self.seed)
+        kwargs.setdefault("seed", self.seed)
+        model = make_agent(name, vec, **kwargs)
+        steps = episodes * self.env.max_episode_steps
+        with tqdm(
+            total=steps, desc=f"search {name}", unit="step", disable=not self.progress_bar
+        ) as bar:
+            # log_interval: SB3 would dump its logger once per finished sub-env (every entity)
+            # at each episode end; the budget log already holds every step.
+            model.learn(
+                total_timesteps=steps * vec.num_envs,
+                callback=_TqdmCallback(bar),
+                log_interval=10**9,
+            )
+        log = self.env.budget_log
+        self.last_model = model
+        return log, search_curve(log, lam=self.env.lam, d_max=self.env.d_max)
+
+    # -------------------------------------------------------------- retrain
+    def retrain_kwargs(self, n_batches: int | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`agents.retrain.selective_retrain` for this env.
+
+        Final retraining runs "to convergence": by default the number of batches at which the
+        full-size model's early stopping kept its best state.
+        """
+        if n_batches is None:
+            n_batches = max(1, int(self.env.pretrained.best_batches))
+        return dict(
+            backbone=self.env.backbone,
+            config=replace(self.env.train_config, n_batches=n_batches),
+            d_max=self.env.d_max,
+            d_min=self.env.d_min,
+            device=str(self.env.device),
+            backbone_kwargs=self.env.backbone_kwargs,
+        )
+
+    def close(self) -> None:
+        """Release the env."""
+        self._gym_env.close()
+
+
+def search_curve(log: BudgetLog, *, lam: float, d_max: int) -> pd.DataFrame:
+    """Per-step search statistics of a budget log (paper Fig. 3: reward and mean size).
+
+    The mean reward is the paper's (Eq. 10) averaged over entities: ``q̄ − λ·mean((d/d_max)²)``.
+    """
+    rows = []
+    for e in log:
+        sizes = np.concatenate([e.user_sizes, e.item_sizes]).astype(np.float64)
+        rows.append(
+            {
+                "episode": e.episode,
+                "step": e.step,
+                "mean_quality": e.mean_quality,
+                "reward": e.mean_quality - lam * float(np.mean((sizes / d_max) ** 2)),
+                "mean_user_size": float(np.mean(e.user_sizes)),
+                "mean_item_size": float(np.mean(e.item_sizes)),
+                "sparsity": e.sparsity,
+                "recall@20": e.recall_20,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+class _TqdmCallback(BaseCallback):
+    """Advance a progress bar by one per environment step (one step = every entity)."""
+
+    def __init__(self, bar: tqdm) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        self.bar.update(1)
+        return True

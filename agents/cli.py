@@ -1,0 +1,308 @@
+"""The ``ciess`` command line: list envs, manage data, search, retrain, compare, demo.
+
+Every run folder holds what is needed to rerun it: ``config.json`` (the exact arguments, seed
+and package versions), the budget log, the agent, the curves and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+logger = logging.getLogger("ciess")
+
+DEMO_ENV = "CIESS-LightGCN-Synthetic-v0"
+
+
+def _kv(items: Sequence[str] | None) -> dict[str, Any]:
+    """Parse ``key=value`` pairs; values are Python literals when they parse, else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            msg = f"expected key=value, got {item!r}"
+            raise argparse.ArgumentTypeError(msg)
+        key, value = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _versions() -> dict[str, str]:
+    import gymnasium
+    import numpy
+    import stable_baselines3
+    import torch
+
+    import ciess_env
+
+    return {
+        "ciess_env": ciess_env.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "gymnasium": gymnasium.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+    }
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_envs(args: argparse.Namespace) -> int:
+    """Print every registered CIESS env id with its data set and λ."""
+    import gymnasium as gym
+
+    import ciess_env  # noqa: F401
+
+    for env_id, spec in sorted(gym.registry.items()):
+        if env_id.startswith("CIESS-"):
+            kw = spec.kwargs
+            print(f"{env_id:34s} dataset={kw.get('dataset')!s:10s} lam={kw.get('lam')}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Download, verify or describe a named data set."""
+    from ciess_env.data import fetch_dataset, load_dataset, resolve_data_dir
+
+    if args.action == "download":
+        paths = fetch_dataset(args.name, resolve_data_dir(args.data_dir))
+        for p in paths:
+            print(p)
+        return 0
+    data = load_dataset(args.name, data_dir=args.data_dir, split_seed=args.split_seed)
+    if args.action == "verify":
+        print(f"OK: {args.name} matches its canonical counts")
+    print(data)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Train one agent on one env; save log, model, curves, figures and config."""
+    from agents._runner import SearchSession
+    from agents.plots import plot_search_curves, plot_size_vs_popularity
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = _kv(args.env_kw)
+    agent_kwargs = _kv(args.agent_kw)
+    _write_config(out, "search", args, env_kwargs=env_kwargs, agent_kwargs=agent_kwargs)
+    session = SearchSession(args.env_id, seed=args.seed, env_kwargs=env_kwargs)
+    t0 = time.perf_counter()
+    log, curve = session.search(args.agent, episodes=args.episodes, **agent_kwargs)
+    seconds = time.perf_counter() - t0
+    log.save(out / "budget_log")
+    curve.to_csv(out / "curve.csv", index=False)
+    session.last_model.save(out / "agent")
+    plot_search_curves(curve, out / "search_curves.png", title=f"{args.agent} on {args.env_id}")
+    best = max(log, key=lambda e: e.mean_quality - session.env.lam * (1 - e.sparsity) ** 2)
+    plot_size_vs_popularity(
+        best.user_sizes,
+        best.item_sizes,
+        session.data.user_freq,
+        session.data.item_freq,
+        out / "size_vs_popularity.png",
+        title=f"sparsity {best.sparsity:.1%}",
+    )
+    print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
+    print(curve.groupby("episode")[["reward", "sparsity", "mean_quality"]].mean().to_string())
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Selective retraining over a search run's budget log → Table 1 format."""
+    from agents._runner import SearchSession
+    from agents.compare import _markdown
+    from agents.retrain import selective_retrain
+    from ciess_env.budget_log import BudgetLog
+
+    run = Path(args.run)
+    config = json.loads((run / "config.json").read_text())
+    session = SearchSession(
+        config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
+    )
+    log = BudgetLog.load(run / "budget_log")
+    results = selective_retrain(
+        log,
+        session.data,
+        budgets=args.budgets,
+        top_l=args.top_l,
+        seed=config["seed"],
+        **session.retrain_kwargs(args.batches),
+    )
+    import pandas as pd
+
+    rows = [
+        {"budget": c, **({} if r is None else r.as_dict())}
+        for c, r in zip(args.budgets, results, strict=True)
+    ]
+    table = pd.DataFrame(rows)
+    text = _markdown(table)
+    (run / "retrain.md").write_text(text + "\n")
+    table.to_csv(run / "retrain.csv", index=False)
+    print(text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Several agents on one env at the given budgets → markdown table + plot."""
+    from agents.compare import compare
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = _kv(args.env_kw)
+    _write_config(out, "compare", args, env_kwargs=env_kwargs)
+    result = compare(
+        args.env_id,
+        args.agents,
+        budgets=args.budgets,
+        episodes=args.episodes,
+        top_l=args.top_l,
+        seed=args.seed,
+        env_kwargs=env_kwargs,
+        retrain_batches=args.batches,
+        output_dir=out,
+    )
+    if result.curves:
+        import pandas as pd
+
+        from agents.plots import plot_search_curves
+
+        curves = pd.concat([c.assign(agent=n) for n, c in result.curves.items()])
+        plot_search_curves(curves, out / "search_curves.png", title=args.env_id)
+    print(result.to_markdown())
+    print(f"\nresults, plots and logs in {out}/")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the offline synthetic default: search + comparison → table and plot."""
+    argv = [
+        "compare",
+        DEMO_ENV,
+        "--agents",
+        "es",
+        "mr",
+        "mde",
+        "td3",
+        "rw-td3",
+        "--episodes",
+        str(args.episodes),
+        "--seed",
+        str(args.seed),
+        "--output",
+        args.output,
+    ]
+    print(
+        f"ciess demo: ES, MR, MDE, TD3 and RandomWalkTD3 on {DEMO_ENV} "
+        f"({args.episodes} search episodes per RL agent)"
+    )
+    return main(argv)
+
+
+def _write_config(out: Path, command: str, args: argparse.Namespace, **extra: Any) -> None:
+    raw = {k: v for k, v in vars(args).items() if k != "func"}
+    config = {"command": command, **raw, **extra, "argv": sys.argv, "versions": _versions()}
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ciess`` (exposed for docs and tests)."""
+    p = argparse.ArgumentParser(prog="ciess", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("envs", help="list the registered env ids")
+    s.set_defaults(func=cmd_envs)
+
+    s = sub.add_parser("data", help="download / verify / describe a data set")
+    s.add_argument("action", choices=["download", "verify", "info"])
+    s.add_argument("name", help="ml-1m, ml-100k, yelp2018 or synthetic")
+    s.add_argument("--data-dir", default=None, help="default: $CIESS_DATA_DIR or the user cache")
+    s.add_argument("--split-seed", type=int, default=42)
+    s.set_defaults(func=cmd_data)
+
+    budgets = dict(
+        nargs="+",
+        type=float,
+        default=[0.8, 0.9, 0.95],
+        help="target sparsities (default: 0.8 0.9 0.95)",
+    )
+    env_kw = dict(
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env overrides, e.g. lam=0.2 retrain=fast batches_per_step=200",
+    )
+    batches = dict(
+        type=int,
+        default=None,
+        help="batches per final retraining (default: pretraining's convergence)",
+    )
+
+    s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
+    s.add_argument("env_id")
+    s.add_argument("--agent", default="rw-td3", help="rw-td3, td3, ddpg or sac")
+    s.add_argument("--episodes", type=int, default=30)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", default="runs/search")
+    s.add_argument("--env-kw", **env_kw)
+    s.add_argument("--agent-kw", nargs="*", default=[], metavar="KEY=VALUE")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("retrain", help="selective retraining of a search run → Table 1")
+    s.add_argument("run", help="a folder written by `ciess search`")
+    s.add_argument("--budgets", **budgets)
+    s.add_argument("--top-l", type=int, default=3)
+    s.add_argument("--batches", **batches)
+    s.set_defaults(func=cmd_retrain)
+
+    s = sub.add_parser("compare", help="several agents on one env → table + plot")
+    s.add_argument("env_id")
+    s.add_argument("--agents", nargs="+", default=["es", "mr", "mde", "td3", "rw-td3"])
+    s.add_argument("--budgets", **budgets)
+    s.add_argument("--episodes", type=int, default=30)
+    s.add_argument("--top-l", type=int, default=3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batches", **batches)
+    s.add_argument("--output", default="runs/compare")
+    s.add_argument("--env-kw", **env_kw)
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("demo", help="the main job on the offline synthetic data set")
+    s.add_argument("--episodes", type=int, default=12)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", default="runs/demo")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ciess`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from ciess_env.errors import CIESSError
+
+    try:
+        return int(args.func(args))
+    except CIESSError as err:
+        print(f"ciess: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Compare size-search agents on one environment at several budgets, in one call.
+
+Every agent is judged by the same protocol, so the comparison is fair:
+
+* heuristic baselines (ES, MR, MDE) produce one size assignment per budget directly;
+* RL agents search on the per-entity vector env for ``episodes`` episodes, and the env's budget
+  log collects every size assignment they tried;
+* then each agent's assignments go through the same selective retraining (top-l per budget,
+  retrained from scratch, scored on test; :func:`agents.retrain.selective_retrain`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agents.retrain import PAPER_BUDGETS, selective_retrain
+
+__all__ = ["HEURISTICS", "RL_AGENTS", "Comparison", "compare"]
+
+logger = logging.getLogger(__name__)
+
+#: Agents that pick sizes from the budget and popularity alone (no search).
+HEURISTICS: tuple[str, ...] = ("es", "mr", "mde")
+#: Agents that search on the environment with reinforcement learning.
+RL_AGENTS: tuple[str, ...] = ("rw-td3", "td3", "ddpg", "sac")
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare`.
+
+    Attributes:
+        table: One row per (agent, budget): achieved sparsity, Recall/NDCG@5/20 on test,
+            search seconds. Budgets an agent never reached have NaN metrics.
+        curves: Per RL agent, a DataFrame of per-step search statistics (episode, step,
+            reward, mean user/item size, sparsity, quality).
+        logs: Per agent, its budget log.
+    """
+
+    table: pd.DataFrame
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    logs: dict = field(default_factory=dict)
+
+    def to_markdown(self) -> str:
+        """The table in the paper's Table 1 layout (one row per agent and budget)."""
+        cols = [
+            "agent",
+            "budget",
+            "sparsity",
+            "recall@5",
+            "recall@20",
+            "ndcg@5",
+            "ndcg@20",
+            "search_s",
+        ]
+        return _markdown(self.table[cols])
+
+    def plot(self, path: str | Path | None = None):
+        """Plot test Recall@20 against kept memory per agent; save to ``path`` if given."""
+        from agents.plots import plot_quality_vs_memory
+
+        return plot_quality_vs_memory(self.table, path)
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    """Render a DataFrame as a GitHub markdown table without optional dependencies."""
+
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return "—" if np.isnan(v) else f"{v:.4f}"
+        return str(v)
+
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *rows])
+
+
+def compare(
+    env_id: str = "CIESS-LightGCN-Synthetic-v0",
+    agents: Sequence[str] = ("es", "mr", "mde", "td3", "rw-td3"),
+    *,
+    budgets: Sequence[float] = PAPER_BUDGETS,
+    episodes: int = 30,
+    top_l: int = 3,
+    seed: int = 0,
+    env_kwargs: dict | None = None,
+    agent_kwargs: dict[str, dict] | None = None,
+    retrain_batches: int | None = None,
+    output_dir: str | Path | None = None,
+    progress_bar: bool = True,
+) -> Comparison:
+    """Run every agent on ``env_id`` and report test quality at each budget.
+
+    Args:
+        env_id: A registered CIESS env id.
+        agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"`` and RL agents
+            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``.
+        budgets: Target sparsities c.
+        episodes: Search episodes per RL agent (the paper: 30).
+        top_l: Masks retrained per budget (the authors' code: 3).
+        seed: Seed of the env, the agents and every retraining.
+        env_kwargs: Overrides passed to ``gym.make``.
+        agent_kwargs: Per agent name, keyword overrides for its constructor.
+        retrain_batches: Batches of each final retraining; default: the full-size model's
+            batches to convergence found by pretraining.
+        output_dir: If given, the table (``results.md``, ``results.csv``), the plot
+            (``quality_vs_memory.png``) and the search curves are written there.
+        progress_bar: Show progress bars.
+
+    Returns:
+        A :class:`Comparison`.
+    """
+    from agents._runner import SearchSession
+
+    session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar)
+    rows, curves, logs = [], {}, {}
+    for name in agents:
+        t0 = time.perf_counter()
+        kwargs = (agent_kwargs or {}).get(name, {})
+        retrain_kw = dict(seed=seed, **session.retrain_kwargs(retrain_batches))
+        if name in HEURISTICS:
+            # One assignment per budget, no search: retrain each at its own budget.
+            log = session.heuristic_log(name, budgets, **kwargs)
+            search_s = time.perf_counter() - t0
+            results = [
+                selective_retrain(_only(log, i), session.data, budgets=[c], top_l=1, **retrain_kw)[
+                    0
+                ]
+                for i, c in enumerate(budgets)
+            ]
+        else:
+            log, curve = session.search(name, episodes=episodes, **kwargs)
+            curves[name] = curve
+            search_s = time.perf_counter() - t0
+            logger.info("%s: search took %.1f s; retraining", name, search_s)
+            results = selective_retrain(
+                log, session.data, budgets=budgets, top_l=top_l, **retrain_kw
+            )
+        logs[name] = log
+        for c, res in zip(budgets, results, strict=True):
+            row = {"agent": name, "budget": c, "search_s": search_s}
+            if res is None:
+                row.update(
+                    {k: np.nan for k in ("sparsity", "recall@5", "recall@20", "ndcg@5", "ndcg@20")}
+                )
+            else:
+                row.update(
+                    {
+                        "sparsity": res.sparsity,
+                        "recall@5": res.recall_5,
+                        "recall@20": res.recall_20,
+                        "ndcg@5": res.ndcg_5,
+                        "ndcg@20": res.ndcg_20,
+                    }
+                )
+            rows.append(row)
+    comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs)
+    if output_dir is not None:
+        _write(comparison, Path(output_dir))
+    return comparison
+
+
+def _only(log, index: int):
+    """A budget log holding only entry ``index`` of ``log``."""
+    from ciess_env.budget_log import BudgetLog
+
+    single = BudgetLog(log.n_users, log.n_items, d_max=log.d_max)
+    e = log[index]
+    single.record(
+        episode=e.episode,
+        step=e.step,
+        user_sizes=e.user_sizes,
+        item_sizes=e.item_sizes,
+        sparsity=e.sparsity,
+        mean_quality=e.mean_quality,
+    )
+    return single
+
+
+def _write(comparison: Comparison, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    comparison.table.to_csv(out / "results.csv", index=False)
+    (out / "results.md").write_text(comparison.to_markdown() + "\n")
+    comparison.plot(out / "quality_vs_memory.png")
+    for name, curve in comparison.curves.items():
+        curve.to_csv(out / f"curve_{name}.csv", index=False)
+    for name, log in comparison.logs.items():
+        log.save(out / f"budget_log_{name}")

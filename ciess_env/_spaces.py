@@ -1,0 +1,156 @@
+"""The env's pure array maps: actions ↔ sizes, observation features and rewards.
+
+They are free functions of arrays (no env, no model) so that the single env, the per-entity
+vector env, the baselines and the tests share exactly one definition of each formula.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "QUALITY_FLOOR",
+    "RewardVariant",
+    "action_to_sizes",
+    "entity_rewards",
+    "quality_ratio",
+    "scale_popularity",
+    "scale_sizes",
+    "sizes_to_action",
+]
+
+RewardVariant = Literal["paper", "code"]
+
+#: Floor on the full-size quality in the ratio's denominator (the reference code's 1e-5).
+QUALITY_FLOOR = 1e-5
+
+
+def action_to_sizes(action: np.ndarray, *, n: int, d_min: int, d_max: int) -> np.ndarray:
+    """Map actions in [−1, 1] to integer sizes ``round(d_min + (a + 1)/2 · (d_max − d_min))``.
+
+    Values outside [−1, 1] are clipped first (an unsquashed policy or exploration noise can
+    overshoot; clipping is what the reference's ``clip(·, 1, 128)`` does). Halves round up, so
+    the map is monotone and :func:`sizes_to_action` is its exact inverse on integers.
+
+    Args:
+        action: (n,) or (n, 1) real actions, one per entity (users first, then items).
+        n: Expected number of entities.
+        d_min: Smallest size.
+        d_max: Largest size.
+
+    Returns:
+        (n,) int64 sizes in [d_min, d_max].
+
+    Raises:
+        ValueError: on a wrong shape, a non-numeric array, or a NaN/inf entry.
+    """
+    try:
+        arr = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        msg = f"`action` must be a real array of shape ({n},), got {type(action).__name__}."
+        raise ValueError(msg) from err
+    if arr.shape == (n, 1):
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        msg = f"`action` must have shape ({n},) (one value per user and item), got {arr.shape}."
+        raise ValueError(msg)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        msg = f"`action` must be finite (NaN and inf are not allowed), got {bad} non-finite values."
+        raise ValueError(msg)
+    arr = np.clip(arr, -1.0, 1.0)
+    sizes = np.floor(d_min + (arr + 1.0) / 2.0 * (d_max - d_min) + 0.5)
+    return np.clip(sizes, d_min, d_max).astype(np.int64)
+
+
+def sizes_to_action(sizes: np.ndarray, *, d_min: int, d_max: int) -> np.ndarray:
+    """Map integer sizes to the actions that :func:`action_to_sizes` sends back to them.
+
+    Args:
+        sizes: Integer sizes in [d_min, d_max], any shape.
+        d_min: Smallest size.
+        d_max: Largest size.
+
+    Returns:
+        float32 actions in [−1, 1], same shape (all 0 when ``d_min == d_max``).
+
+    Raises:
+        ValueError: if a size is not a whole number or lies outside [d_min, d_max].
+    """
+    arr = np.asarray(sizes, dtype=np.float64)
+    if arr.size and (not np.all(arr == np.round(arr)) or arr.min() < d_min or arr.max() > d_max):
+        msg = (
+            f"`sizes` must be whole numbers in [{d_min}, {d_max}], "
+            f"got values in [{arr.min()}, {arr.max()}]."
+        )
+        raise ValueError(msg)
+    return scale_sizes(arr, d_min=d_min, d_max=d_max)
+
+
+def scale_sizes(sizes: np.ndarray, *, d_min: int, d_max: int) -> np.ndarray:
+    """``(d − d_min)/(d_max − d_min)·2 − 1`` as float32 (the observation's size feature)."""
+    arr = np.asarray(sizes, dtype=np.float64)
+    if d_max == d_min:
+        return np.zeros(arr.shape, dtype=np.float32)
+    return ((arr - d_min) / (d_max - d_min) * 2.0 - 1.0).astype(np.float32)
+
+
+def scale_popularity(freq: np.ndarray) -> np.ndarray:
+    """Min–max scale training frequencies to [−1, 1] (the reference's state scaling).
+
+    A side whose entities all have the same frequency has no popularity signal; it maps to 0.
+    """
+    f = np.asarray(freq, dtype=np.float64)
+    if f.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    lo, hi = f.min(), f.max()
+    if hi == lo:
+        return np.zeros(f.shape, dtype=np.float32)
+    return ((f - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)
+
+
+def quality_ratio(quality: np.ndarray, full_quality: np.ndarray) -> np.ndarray:
+    """``q = min(quality / max(full_quality, 1e-5), 1)``, the paper's Eq. 7, in [0, 1].
+
+    The floor follows the reference code; an entity whose full-size quality is 0 therefore has
+    q = 0 whatever its size (it has nothing to lose).
+    """
+    den = np.maximum(np.asarray(full_quality, dtype=np.float64), QUALITY_FLOOR)
+    return np.clip(np.asarray(quality, dtype=np.float64) / den, 0.0, 1.0)
+
+
+def entity_rewards(
+    *,
+    q: np.ndarray,
+    quality: np.ndarray,
+    sizes: np.ndarray,
+    lam: float,
+    d_max: int,
+    variant: RewardVariant = "paper",
+) -> np.ndarray:
+    """Per-entity reward, paper Eq. 10 or the authors' code variant.
+
+    * ``"paper"``: ``r = q − λ·(d/d_max)²`` with the quality ratio ``q``.
+    * ``"code"``: ``r = quality − λ·((d − 1)/d_max)²`` with the raw quality (mean of
+      Recall/NDCG@5/10/20), as in the reference implementation.
+
+    Args:
+        q: (n,) quality ratios in [0, 1].
+        quality: (n,) raw qualities.
+        sizes: (n,) integer sizes.
+        lam: The memory weight λ.
+        d_max: The largest size.
+        variant: ``"paper"`` or ``"code"``.
+
+    Returns:
+        (n,) float64 rewards.
+    """
+    d = np.asarray(sizes, dtype=np.float64)
+    if variant == "paper":
+        return np.asarray(q, dtype=np.float64) - lam * (d / d_max) ** 2
+    if variant == "code":
+        return np.asarray(quality, dtype=np.float64) - lam * ((d - 1.0) / d_max) ** 2
+    msg = f"`reward` must be 'paper' or 'code', got {variant!r}."
+    raise ValueError(msg)
