@@ -1,0 +1,128 @@
+"""Selective retraining, one-call comparison and the ``ciess`` CLI on a tiny synthetic env."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.cli import main
+from agents.compare import compare
+from agents.retrain import selective_retrain
+from ciess_env.budget_log import BudgetLog
+from ciess_env.data import make_synthetic
+from ciess_env.recommenders import TrainConfig
+
+ENV_ID = "CIESS-MF-Synthetic-v0"
+TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
+
+
+@pytest.fixture
+def tiny_env_kwargs(tmp_path) -> dict:
+    """Seconds-scale env settings with a private pretraining cache."""
+    return {"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path / "cache")}
+
+
+def _log_with(data, entries: list[tuple[int, float]]) -> BudgetLog:
+    """A log of equal-size assignments ``(size, q̄)``."""
+    log = BudgetLog(data.n_users, data.n_items, d_max=16)
+    n = data.n_users + data.n_items
+    for step, (size, q) in enumerate(entries, start=1):
+        log.record(
+            episode=0, step=step, user_sizes=np.full(data.n_users, size),
+            item_sizes=np.full(data.n_items, size), sparsity=1 - size * n / (16 * n),
+            mean_quality=q,
+        )  # fmt: skip
+    return log
+
+
+def test_selective_retrain_reports_only_budgets_some_mask_meets() -> None:
+    """A budget no logged mask reaches gives None; others give test metrics in [0, 1]."""
+    data = make_synthetic(**TINY_DATA, seed=1)
+    log = _log_with(data, [(8, 0.9), (4, 0.8), (2, 0.7)])  # sparsity 0.5, 0.75, 0.875
+    config = TrainConfig(n_batches=4, batch_size=64, decay_batches=2)
+    results = selective_retrain(
+        log, data, backbone="mf", config=config, budgets=[0.7, 0.95], top_l=2, d_max=16
+    )
+    assert results[1] is None
+    best = results[0]
+    assert best is not None
+    assert best.candidates == 2  # sizes 4 and 2 meet 70 %
+    assert best.sparsity in (0.75, 0.875)
+    for value in (best.recall_5, best.recall_20, best.ndcg_5, best.ndcg_20):
+        assert 0.0 <= value <= 1.0
+    assert best.recall_20 >= best.recall_5  # more slots, at least as many hits
+
+
+def test_selective_retrain_rejects_a_non_positive_l() -> None:
+    """``top_l`` < 1 is refused with the parameter's name."""
+    data = make_synthetic(**TINY_DATA, seed=1)
+    with pytest.raises(ValueError, match="top_l must be >= 1, got 0"):
+        selective_retrain(
+            _log_with(data, [(4, 0.5)]), data, backbone="mf",
+            config=TrainConfig(n_batches=1), top_l=0,
+        )  # fmt: skip
+
+
+def test_compare_fills_every_heuristic_row_and_writes_its_files(tiny_env_kwargs, tmp_path) -> None:
+    """ES and MDE meet every budget; the table, the plot and the logs are written."""
+    out = tmp_path / "cmp"
+    result = compare(
+        ENV_ID, ["es", "mde", "td3"], budgets=[0.8, 0.9], episodes=1, top_l=1, seed=0,
+        env_kwargs=tiny_env_kwargs, retrain_batches=4, output_dir=out, progress_bar=False,
+        agent_kwargs={"td3": {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}},
+    )  # fmt: skip
+    table = result.table
+    assert list(table["agent"]) == ["es", "es", "mde", "mde", "td3", "td3"]
+    heur = table[table["agent"] != "td3"]
+    assert heur["recall@20"].notna().all()
+    assert (heur["sparsity"] >= heur["budget"] - 1e-9).all()
+    assert (heur["sparsity"] - heur["budget"] < 0.01).all()  # within one size unit
+    assert len(result.curves["td3"]) == 10  # one episode of T = 10 steps
+    for name in ("results.md", "results.csv", "quality_vs_memory.png", "curve_td3.csv"):
+        assert (out / name).is_file(), name
+    assert "| agent | budget | sparsity |" in (out / "results.md").read_text()
+
+
+def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -> None:
+    """``ciess search`` saves a rerunnable run folder that ``ciess retrain`` turns into a table."""
+    run = tmp_path / "run"
+    env_kw = [f"{k}={v!r}" for k, v in tiny_env_kwargs.items()]
+    code = main([
+        "search", ENV_ID, "--agent", "rw-td3", "--episodes", "1", "--output", str(run),
+        "--env-kw", *env_kw, "--agent-kw", "batch_size=64", "policy_kwargs={'net_arch': [16]}",
+    ])  # fmt: skip
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["env_id"] == ENV_ID
+    assert config["seed"] == 0
+    assert config["env_kwargs"]["preset"] == "tiny"
+    for name in ("budget_log.npz", "curve.csv", "agent.zip", "search_curves.png",
+                 "size_vs_popularity.png"):  # fmt: skip
+        assert (run / name).is_file(), name
+    assert len(pd.read_csv(run / "curve.csv")) == 10
+
+    code = main(["retrain", str(run), "--budgets", "0.0", "--top-l", "1", "--batches", "2"])
+    assert code == 0
+    table = pd.read_csv(run / "retrain.csv")
+    assert table.loc[0, "budget"] == 0.0
+    assert 0.0 <= table.loc[0, "recall_20"] <= 1.0
+    assert "| budget |" in capsys.readouterr().out
+
+
+def test_cli_reports_an_unknown_data_set_without_a_traceback(capsys) -> None:
+    """A library error becomes one line on stderr and exit code 2."""
+    assert main(["data", "info", "ml-2m"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ciess: error: Unknown data set 'ml-2m'")
+    assert "ml-1m" in err
+
+
+def test_cli_lists_all_sixteen_env_ids(capsys) -> None:
+    """``ciess envs`` prints every registered id once."""
+    assert main(["envs"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("CIESS-")]
+    assert len(lines) == 16
+    assert any(ln.startswith("CIESS-LightGCN-Yelp2018-v0") and "lam=0.2" in ln for ln in lines)
