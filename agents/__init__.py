@@ -5,6 +5,7 @@ any supported SB3 agent with paper-like defaults for the per-entity vector env. 
 walk lives in :mod:`agents.random_walk` (not re-exported: the function shares the module's name).
 """
 
+from agents._runner import SearchSession, search_curve
 from agents.baselines import (
     BASELINES,
     EqualSize,
@@ -13,12 +14,16 @@ from agents.baselines import (
     SizeBaseline,
     kept_budget,
 )
+from agents.compare import Comparison
 from agents.policies import EntityTD3Policy, GroupScaledAdam
+from agents.retrain import BudgetResult, selective_retrain
 from agents.rw_td3 import AGENTS, ExplorationStep, RandomWalkTD3, make_agent
 
 __all__ = [
     "AGENTS",
     "BASELINES",
+    "BudgetResult",
+    "Comparison",
     "EntityTD3Policy",
     "EqualSize",
     "ExplorationStep",
@@ -26,7 +31,10 @@ __all__ = [
     "MixedRandom",
     "PopularityProportional",
     "RandomWalkTD3",
+    "SearchSession",
     "SizeBaseline",
     "kept_budget",
     "make_agent",
+    "search_curve",
+    "selective_retrain",
 ]
