@@ -113,6 +113,11 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
 def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` best items per row, ties broken by increasing item index.
 
+    ``torch.topk`` alone leaves the order of equal scores unspecified. Ties *inside* the top k
+    are ordered by a stable sort of the (ascending) indices; only rows with a tie that straddles
+    the k-th place (rare with float scores, common when hidden items pad a short row) take the
+    exact, slower path over the whole row.
+
     Args:
         scores: (B, n_items) float scores; ``-inf`` marks hidden items.
         k: How many items (at most ``n_items``).
@@ -120,8 +125,24 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
     Returns:
         (B, k) int64 item indices, best first.
     """
-    b, n = scores.shape
+    n = scores.shape[1]
     k = min(k, n)
+    # One extra place tells whether the k-th score is tied with one left out.
+    top = torch.topk(scores, min(k + 1, n), dim=1)
+    idx = torch.sort(top.indices[:, :k], dim=1).values  # ascending item index
+    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
+    idx = idx.gather(1, order)
+    if k == n:
+        return idx
+    straddling = (top.values[:, k] == top.values[:, k - 1]).nonzero()[:, 0]
+    if straddling.numel():
+        idx[straddling] = _top_k_exact(scores[straddling], k)
+    return idx
+
+
+def _top_k_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`top_k_items` for rows whose k-th place is tied: one pass over the whole row."""
+    b = scores.shape[0]
     threshold = torch.topk(scores, k, dim=1).values[:, -1:]
     above = scores > threshold
     need = k - above.sum(dim=1, keepdim=True)

@@ -167,3 +167,14 @@ def test_memory_accounting():
     assert sparsity(users, items, d_max=10, n_tables=2) == pytest.approx(1 - 40 / 100)
     assert ragged_storage_bytes(users, items) == 20 * 4 + 4 * 6
     assert ragged_storage_bytes(users, items, dtype_bytes=2) == 20 * 2 + 4 * 6
+
+
+@pytest.mark.parametrize("n_items", [20, 30, 300])
+def test_fast_top_k_matches_the_exact_tie_breaking(n_items: int) -> None:
+    """The fast path orders ties exactly like the whole-row method, hidden items included."""
+    from ciess_env.metrics import _top_k_exact, top_k_items
+
+    g = torch.Generator().manual_seed(n_items)
+    scores = torch.randint(0, 4, (64, n_items), generator=g).float()  # many ties
+    scores[scores == 0] = -float("inf")
+    assert torch.equal(top_k_items(scores, 20), _top_k_exact(scores, 20))
