@@ -36,7 +36,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         3,
         [
             "| agent | budget | sparsity | recall@5 | recall@20 | ndcg@5 | ndcg@20 | search_s |",
-            "| es | 0.8000 | 0.8000 |",  # the heuristics are scored, not left empty
+            "| es | 0.8000 | 0.8000 |",  # ES spends the budget exactly
             "| rw-td3 | 0.9500 |",
         ],
     ),
@@ -104,8 +104,21 @@ def test_notebook_runs_top_to_bottom(
     assert figures >= min_figures, f"{path.name} drew {figures} figures, expected {min_figures}+"
     for snippet in expected:
         assert snippet in text, f"{path.name}: no output contains {snippet!r}"
+    for cell in nb.cells:  # each figure is shown once (not by both pyplot and the display hook)
+        pngs = [
+            o.data["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
+        ]
+        assert len(pngs) == len(set(pngs)), f"{path.name} shows a figure twice:\n{cell.source}"
     if path.stem == "02_random_walk_td3":
         entries = int(re.search(r"budget log entries: (\d+)", text).group(1))
         assert entries > 0
         assert entries % 10 == 0  # whole episodes of T = 10 steps were logged
+    if path.stem == "03_compare_agents":
+        # compare() scores the heuristics itself: every ES / MR / MDE row has numbers, no dash.
+        rows = re.findall(r"^\| (es|mr|mde) \|(.*)\|$", text, flags=re.MULTILINE)
+        assert sorted(name for name, _ in rows) == ["es"] * 3 + ["mde"] * 3 + ["mr"] * 3
+        for name, cells in rows:
+            values = [v.strip() for v in cells.split("|")]
+            assert len(values) == 7, f"{name} row: {values}"
+            assert all(re.fullmatch(r"\d+\.\d{4}", v) for v in values), f"{name} row: {values}"
     assert not any(workdir.iterdir()), "the notebook wrote files into its working directory"

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-import pooch
 import requests
 
 from ciess_env.errors import DataNotFoundError, DatasetIntegrityError
@@ -121,6 +120,10 @@ def fetch(
     url = url or remote.url
     expected = (sha256 or remote.sha256).lower()
     target = Path(data_dir).expanduser() / remote.relpath
+    # Imported here: pooch imports tqdm.auto, which warns in notebooks without ipywidgets,
+    # and loading data from disk never needs it.
+    import pooch
+
     downloader = pooch.HTTPDownloader(progressbar=progress_bar, timeout=60)
     try:
         path = pooch.retrieve(
