@@ -146,11 +146,13 @@ def search_curve(log: BudgetLog, *, lam: float, d_max: int) -> pd.DataFrame:
     The mean reward is the paper's (Eq. 10) averaged over entities: ``q̄ − λ·mean((d/d_max)²)``.
     """
     rows = []
+    # Episodes count from the env's first reset; a shared env has run other searches before.
+    first = min((e.episode for e in log), default=0)
     for e in log:
         sizes = np.concatenate([e.user_sizes, e.item_sizes]).astype(np.float64)
         rows.append(
             {
-                "episode": e.episode,
+                "episode": e.episode - first,
                 "step": e.step,
                 "mean_quality": e.mean_quality,
                 "reward": e.mean_quality - lam * float(np.mean((sizes / d_max) ** 2)),
