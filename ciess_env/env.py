@@ -196,13 +196,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     instead of a fresh model, every step starts from a *nested-prefix* model (pretrained once,
     with a fresh uniform size per entity at every batch, so every prefix of every row is a
     trained model; shared/findings.md), applies the mask and fine-tunes it for 20 batches at
-    lr/10. On the synthetic set its quality ranks 22 assignments (70–97 % sparsity) with
-    Spearman 0.93 against scratch at 13 % of the cost there (about 1 % of the paper's
-    2,000-batch step on ML-1M), where 1/8-length scratch runs (``"short:8"``, only 19 batches
-    on that set) reach 0.39 (``benchmarks/results/env_fast_mode_synthetic.md``). The ML-1M
-    comparison is ``benchmarks/fast_mode_fidelity.py --device cuda``. The
-    synthetic data set uses batches of 2,048, 150 per step (NCF 60, NGCF 30; schedule
-    compressed to match), so a step takes at most about 2 s on two CPU cores.
+    lr/10. Measured on ML-1M (``benchmarks/results/env_fast_mode.md``: 22 assignments at
+    70–97 % sparsity against 2,000-batch scratch runs) it ranks assignments with Spearman 0.75
+    at 2 % of the cost of a scratch step; no design we measured reached 0.9 (1/4-length
+    scratch runs, ``"short:4"``: 0.79 at 26 % of the cost; zero-shot nested: 0.76). It keeps
+    the big picture (smaller tables are worse, equal sizes beat random ones) but mis-ranks
+    assignments of similar quality, notably over-rating random and inverse-popularity sizes.
+    That is why ``"scratch"`` stays the default: use ``"fast"`` to iterate on agents, and
+    confirm with scratch. The synthetic data set uses batches of 2,048, 150 per step (NCF 60,
+    NGCF 30; schedule compressed to match), so a step takes at most about 2 s on two CPU cores.
 
     ## Randomness
 

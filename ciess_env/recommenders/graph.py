@@ -84,6 +84,9 @@ def scipy_to_torch_csr(matrix: sp.csr_matrix, device: torch.device | str = "cpu"
     with warnings.catch_warnings():
         # torch calls its CSR support "beta"; we rely on it deliberately and test it.
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        # Some torch releases (seen on 2.11) announce that invariant checks are off, which is
+        # exactly what check_invariants=False asks for.
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
         return _csr(matrix, device)
 
 

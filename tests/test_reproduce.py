@@ -1,0 +1,158 @@
+"""benchmarks/reproduce.py: every protocol runs end to end with --quick and writes its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce.py"
+
+
+@pytest.fixture(scope="module")
+def reproduce() -> ModuleType:
+    """The script, imported by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = module  # dataclasses look their module up while decorating
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("reproduce", None)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    """One pretraining cache for every protocol of this module."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def _run(reproduce: ModuleType, protocol: str, out: Path, cache_dir: str) -> None:
+    argv = [protocol, "--quick", "--output-dir", str(out), "--cache-dir", cache_dir,
+            "--no-progress", "--seed", "3"]  # fmt: skip
+    assert reproduce.main(argv) == 0
+
+
+def _check_header(text: str, protocol: str) -> None:
+    assert text.startswith("# CIESS reproduction — ")
+    assert "**Quick smoke run**" in text
+    assert f"- Command: `python benchmarks/reproduce.py {protocol} --quick " in text
+    assert "- Seed: 3" in text
+    assert "- Date: " in text
+    assert "- Machine: " in text
+    assert "device cpu" in text
+    assert "- Total run time: " in text
+    assert "(complete)" in text
+
+
+def _table_rows(text: str, header_start: str) -> list[list[str]]:
+    """The cells of the markdown table whose header line starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_path, cache_dir):
+    """``paper`` writes one file per data set: ES, MR, CIESS per budget with the paper's values."""
+    _run(reproduce, "paper", tmp_path, cache_dir)
+    for dataset, paper_r20_80 in (("ml-1m", "0.2436"), ("yelp2018", "0.0839")):
+        text = (tmp_path / f"reproduction_paper_{dataset}.quick.md").read_text()
+        _check_header(text, "paper")
+        assert "**Deviation**: 1 episode (the paper: 30)." in text
+        header = ("| method | c | sparsity | R@5 | R@20 | N@5 | N@20 | paper R@5 | paper R@20 | "
+                  "paper N@5 | paper N@20 | search s | wall s |")  # fmt: skip
+        assert header in text
+        rows = _table_rows(text, "| method |")
+        assert [(r[0], r[1]) for r in rows] == [
+            (m, c) for c in ("80 %", "90 %", "95 %") for m in ("ES", "MR", "CIESS (RW-TD3)")
+        ]
+        ciess_80 = rows[2]
+        assert ciess_80[8] == paper_r20_80  # the paper's CIESS R@20 at 80 %
+        for row in rows:
+            if row[0] == "ES":  # ES meets every budget by construction
+                assert all(cell != "—" for cell in row[2:7])
+        assert "| c | ES R@20 | RW-TD3 R@20 |" in text
+        verdicts = [r[5] for r in _table_rows(text, "| c | ES R@20 |")]
+        assert len(verdicts) == 3
+        assert set(verdicts) <= {"yes", "no", "mixed", "not reached"}
+
+
+def test_reduced_protocol_writes_one_file_per_data_set_with_all_four_agents(
+    reproduce, tmp_path, cache_dir
+):
+    """``reduced`` covers ES, MR, MDE and RW-TD3 on ML-100K and ML-1M, with the ≥ ES verdict."""
+    _run(reproduce, "reduced", tmp_path, cache_dir)
+    for dataset in ("ml-100k", "ml-1m"):
+        text = (tmp_path / f"reproduction_reduced_{dataset}.quick.md").read_text()
+        _check_header(text, "reduced")
+        assert "`retrain='fast'`" in text
+        rows = _table_rows(text, "| method |")
+        assert len(rows) == 12
+        assert {r[0] for r in rows} == {"ES", "MR", "MDE", "CIESS (RW-TD3)"}
+        assert "RW-TD3 ≥ ES" in text
+        paper_r20 = {r[0]: r[8] for r in rows if r[1] == "80 %"}
+        if dataset == "ml-1m":
+            assert paper_r20 == {"ES": "0.2248", "MR": "0.2004", "MDE": "—",
+                                 "CIESS (RW-TD3)": "0.2436"}  # fmt: skip
+        else:
+            assert set(paper_r20.values()) == {"—"}
+
+
+def test_fast_vs_scratch_protocol_reports_quality_and_time_ratios(reproduce, tmp_path, cache_dir):
+    """``fast-vs-scratch`` gives a fast/scratch ratio per budget and the search-time ratio."""
+    _run(reproduce, "fast-vs-scratch", tmp_path, cache_dir)
+    for dataset in ("ml-100k", "ml-1m"):
+        text = (tmp_path / f"reproduction_fast_vs_scratch_{dataset}.quick.md").read_text()
+        _check_header(text, "fast-vs-scratch")
+        rows = _table_rows(text, "| c | fast sparsity |")
+        assert [r[0] for r in rows] == ["80 %", "90 %", "95 %"]
+        assert (
+            "| scratch R@20 | R@20 fast/scratch | fast N@20 | scratch N@20 | N@20 fast/scratch |"
+            in text
+        )
+        for row in rows:
+            for cell in (row[5], row[8]):  # ratios: a number, or — where a budget was missed
+                assert cell == "—" or float(cell) > 0
+        modes = [r[0] for r in _table_rows(text, "| search retraining |")]
+        assert modes == ["fast", "scratch"]
+        assert "Search-time ratio fast/scratch: " in text
+
+
+def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(reproduce, tmp_path, cache_dir):
+    """``ablation`` runs RW-TD3 with and without the walk beside the paper's ML-1M Table 2."""
+    _run(reproduce, "ablation", tmp_path, cache_dir)
+    text = (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text()
+    _check_header(text, "ablation")
+    rows = _table_rows(text, "| c | noise | RW |")
+    assert [(r[0], r[2]) for r in rows] == [
+        (c, w) for c in ("80 %", "90 %", "95 %") for w in ("yes", "**no**")
+    ]
+    assert "paper R@20 (ML-1M)" in text
+    assert [r[6] for r in rows[:2]] == ["0.2437", "0.2130"]  # paper Table 2, 80 %
+    assert len(_table_rows(text, "| c | R@20 ours |")) == 3
+
+
+def test_an_unknown_data_set_is_refused_before_any_work(reproduce, tmp_path):
+    """A data set without an env id fails with the accepted names."""
+    with pytest.raises(ValueError, match=r"`--datasets` entries must be one of .*got 'ml-10m'"):
+        reproduce.main(["reduced", "--datasets", "ml-10m", "--output-dir", str(tmp_path)])
+
+
+def test_paper_reference_tables_agree_where_the_paper_repeats_itself(reproduce):
+    """Table 2's Gaussian + walk rows are Table 1's CIESS rows (two known slips, ≤ 0.004 apart)."""
+    ref = reproduce.PAPER_REFERENCE
+    for dataset in ("ml-1m", "yelp2018"):
+        for c in (0.80, 0.90, 0.95):
+            _, r20, _, n20 = ref["table1"][dataset][("CIESS", c)]
+            t2_r20, t2_n20 = ref["table2"][dataset][(c, "G", True)]
+            assert abs(r20 - t2_r20) <= 1e-4
+            assert abs(n20 - t2_n20) <= 0.004  # ML-1M 80 %: .4257/.4250; Yelp 95 %: .0640/.0604
