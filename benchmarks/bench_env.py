@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--cache-dir", default=None)
-    p.add_argument("--only", default=None, help="substring filter on case names")
+    p.add_argument("--only", default=None, help="comma-separated substrings of case names")
     p.add_argument("--quick", action="store_true", help="tiny budgets; seconds per case")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
@@ -89,7 +89,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     for name, kwargs in cases(args.quick):
-        if args.only and args.only not in name:
+        if args.only and not any(part in name for part in args.only.split(",")):
             continue
         if kwargs["dataset"] != "synthetic" and args.data_dir is None:
             print(f"skip {name}: no --data-dir / CIESS_DATA_DIR")

@@ -13,13 +13,16 @@ Graph backbones (LightGCN, NGCF) propagate embeddings with the symmetric-normali
 
 from __future__ import annotations
 
+import abc
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
-from ciess_env.data.interactions import Interactions
+from ciess_env.data.interactions import InteractionData, Interactions
+from ciess_env.recommenders.base import Backbone, BPRLoss
 
 __all__ = [
     "SymmetricPropagate",
@@ -133,3 +136,66 @@ def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return SymmetricPropagate.apply(adj, x)
     return torch.sparse.mm(adj, x)
+
+
+class GraphBackbone(Backbone):
+    """The shared half of LightGCN and NGCF: masked ego table → propagation → dot product.
+
+    Subclasses set ``user_emb``, ``item_emb`` and ``l2`` and implement :meth:`readout`; the
+    BPR loss, the L2 term on the batch's masked ego rows and the cached full-ranking scores
+    are shared, so both models train and evaluate the same way.
+    """
+
+    def _init_graph(self, data: InteractionData) -> None:
+        """Register the normalised training adjacency and an empty scoring cache."""
+        adj = normalized_adjacency(data.train, data.n_users, data.n_items)
+        # Not persistent: the graph is data, rebuilt from `data`, never stored in checkpoints.
+        self.register_buffer("adj", scipy_to_torch_csr(adj), persistent=False)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def ego(self) -> torch.Tensor:
+        """(n_users + n_items, d_max) masked layer-0 table, users first."""
+        return torch.cat(
+            [
+                self.masked_rows(self.user_emb, self.user_sizes),
+                self.masked_rows(self.item_emb, self.item_sizes),
+            ]
+        )
+
+    @abc.abstractmethod
+    def readout(self, ego: torch.Tensor) -> torch.Tensor:
+        """Final representation of every node from the masked ego table, users first."""
+
+    def propagate_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final tables of every user and item: ((n_users, width), (n_items, width))."""
+        out = self.readout(self.ego())
+        return out[: self.n_users], out[self.n_users :]
+
+    def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
+        """BPR loss (paper Eq. 4) and the L2 term on the batch's masked ego embeddings."""
+        self.invalidate_scoring()
+        ego = self.ego()
+        out = self.readout(ego)
+        # One gather per table: F.embedding's backward is much cheaper than indexing's.
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        b = users.shape[0]
+        u, p, n = F.embedding(nodes, out).split(b)
+        bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
+        reg = self.l2 * 0.5 * F.embedding(nodes, ego).square().sum() / b
+        return BPRLoss(bpr, reg)
+
+    def invalidate_scoring(self) -> None:
+        self._cache = None
+
+    @torch.no_grad()
+    def prepare_scoring(self) -> None:
+        """Propagate once (eval mode: no dropout) and cache the final user/item tables."""
+        self._cache = self.propagate_all()
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) dot-product scores with the propagated tables."""
+        if self._cache is None:
+            self.prepare_scoring()
+        all_u, all_i = self._cache
+        return all_u[users] @ all_i.T

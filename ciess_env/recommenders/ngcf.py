@@ -9,18 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.recommenders.base import Backbone, BPRLoss
-from ciess_env.recommenders.graph import (
-    adjacency_edge_ids,
-    normalized_adjacency,
-    propagate,
-    scipy_to_torch_csr,
-)
+from ciess_env.recommenders.graph import GraphBackbone, adjacency_edge_ids, propagate
 
 __all__ = ["NGCF"]
 
 
-class NGCF(Backbone):
+class NGCF(GraphBackbone):
     """Neural Graph Collaborative Filtering (Wang et al., SIGIR 2019) on a masked ego table.
 
     Layer ``l`` computes ``E' = LeakyReLU_0.2(W1(ÂE + E) + W2(ÂE ⊙ E))`` (NGCF Eq. 7 with
@@ -86,12 +80,10 @@ class NGCF(Backbone):
                 _xavier_(table, generator)
             for lin in (*self.w1, *self.w2):
                 lin.bias.zero_()
-        adj = normalized_adjacency(data.train, data.n_users, data.n_items)
-        self.register_buffer("adj", scipy_to_torch_csr(adj), persistent=False)
+        self._init_graph(data)
         edge_ids = torch.from_numpy(adjacency_edge_ids(data.train, data.n_users, data.n_items))
         self.register_buffer("_edge_ids", edge_ids, persistent=False)
         self.n_edges = len(data.train)
-        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.to(device)
 
     def _weights(self) -> list[torch.Tensor]:
@@ -127,50 +119,6 @@ class NGCF(Backbone):
                 x = x * keep / (1.0 - self.message_dropout)
             outs.append(F.normalize(x, p=2, dim=1))
         return torch.cat(outs, dim=1)
-
-    def ego(self) -> torch.Tensor:
-        """(n_users + n_items, d_max) masked layer-0 table, users first."""
-        return torch.cat(
-            [
-                self.masked_rows(self.user_emb, self.user_sizes),
-                self.masked_rows(self.item_emb, self.item_sizes),
-            ]
-        )
-
-    def propagate_all(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Readout of every user and item ((n_users, (L+1)·d_max), (n_items, (L+1)·d_max))."""
-        out = self.readout(self.ego())
-        return out[: self.n_users], out[self.n_users :]
-
-    # --------------------------------------------------------------- training
-    def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
-        """BPR loss (paper Eq. 4) and the L2 term on the batch's masked ego embeddings."""
-        self.invalidate_scoring()
-        ego = self.ego()
-        out = self.readout(ego)
-        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
-        b = users.shape[0]
-        u, p, n = F.embedding(nodes, out).split(b)
-        bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
-        reg = self.l2 * 0.5 * F.embedding(nodes, ego).square().sum() / b
-        return BPRLoss(bpr, reg)
-
-    # -------------------------------------------------------------- scoring
-    def invalidate_scoring(self) -> None:  # noqa: D102 (documented in Backbone)
-        self._cache = None
-
-    @torch.no_grad()
-    def prepare_scoring(self) -> None:
-        """Propagate once (dropout off in eval mode) and cache the readout tables."""
-        self._cache = self.propagate_all()
-
-    @torch.no_grad()
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        """(len(users), n_items) dot-product scores of the concatenated readouts."""
-        if self._cache is None:
-            self.prepare_scoring()
-        all_u, all_i = self._cache
-        return all_u[users] @ all_i.T
 
 
 def _xavier_(t: torch.Tensor, generator: torch.Generator | None) -> None:
