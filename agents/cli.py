@@ -92,11 +92,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from agents._runner import SearchSession
     from agents.plots import plot_search_curves, plot_size_vs_popularity
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    env_kwargs = _kv(args.env_kw)
     agent_kwargs = _kv(args.agent_kw)
-    _write_config(out, "search", args, env_kwargs=env_kwargs, agent_kwargs=agent_kwargs)
+    out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
     session = SearchSession(args.env_id, seed=args.seed, env_kwargs=env_kwargs)
     t0 = time.perf_counter()
     log, curve = session.search(args.agent, episodes=args.episodes, **agent_kwargs)
@@ -158,10 +155,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Several agents on one env at the given budgets → markdown table + plot."""
     from agents.compare import compare
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    env_kwargs = _kv(args.env_kw)
-    _write_config(out, "compare", args, env_kwargs=env_kwargs)
+    out, env_kwargs = _start_run("compare", args)
     result = compare(
         args.env_id,
         args.agents,
@@ -208,6 +202,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"({args.episodes} search episodes per RL agent)"
     )
     return main(argv)
+
+
+def _start_run(command: str, args: argparse.Namespace, **extra: Any) -> tuple[Path, dict]:
+    """Create the run folder and write its ``config.json``; return it and the env kwargs."""
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = _kv(args.env_kw)
+    _write_config(out, command, args, env_kwargs=env_kwargs, **extra)
+    return out, env_kwargs
 
 
 def _write_config(out: Path, command: str, args: argparse.Namespace, **extra: Any) -> None:

@@ -18,6 +18,16 @@ def _plt():
     return plt
 
 
+def _finish(fig, path: str | Path | None, title: str = ""):
+    """Title, tight layout and an optional PNG: the common end of every figure here."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
 def plot_search_curves(curve: pd.DataFrame, path: str | Path | None = None, *, title: str = ""):
     """Per-episode mean reward and mean user/item size (paper Fig. 3).
 
@@ -41,12 +51,7 @@ def plot_search_curves(curve: pd.DataFrame, path: str | Path | None = None, *, t
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    return _finish(fig, path, title)
 
 
 def plot_size_vs_popularity(
@@ -70,12 +75,7 @@ def plot_size_vs_popularity(
         ax.set_xlabel(f"{label}: training interactions")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("embedding size")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    return _finish(fig, path, title)
 
 
 def plot_quality_vs_memory(table: pd.DataFrame, path: str | Path | None = None):
@@ -95,7 +95,4 @@ def plot_quality_vs_memory(table: pd.DataFrame, path: str | Path | None = None):
     ax.set_title("Quality against memory")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig
+    return _finish(fig, path)
