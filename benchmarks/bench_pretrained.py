@@ -50,8 +50,8 @@ def main() -> None:
         pop = evaluate_popularity(env.data, "validation")
         ev = pre.eval
         lines.append(
-            f"| {name} | {args.backbone} | {pre.best_batches:,} | {seconds} | {ev.recall(20):.4f} | "
-            f"{pop.recall(20):.4f} | {ev.ndcg(20):.4f} | {pop.ndcg(20):.4f} | "
+            f"| {name} | {args.backbone} | {pre.best_batches:,} | {seconds} | "
+            f"{ev.recall(20):.4f} | {pop.recall(20):.4f} | {ev.ndcg(20):.4f} | {pop.ndcg(20):.4f} | "
             f"{ev.mean_user_quality:.4f} | {pop.mean_user_quality:.4f} |"
         )
         print(lines[-1], flush=True)
