@@ -49,11 +49,10 @@ def main() -> None:
         seconds = "cached" if pre.from_cache else f"{pre.seconds:.1f}"
         pop = evaluate_popularity(env.data, "validation")
         ev = pre.eval
-        lines.append(
-            f"| {name} | {args.backbone} | {pre.best_batches:,} | {seconds} | "
-            f"{ev.recall(20):.4f} | {pop.recall(20):.4f} | {ev.ndcg(20):.4f} | {pop.ndcg(20):.4f} | "
-            f"{ev.mean_user_quality:.4f} | {pop.mean_user_quality:.4f} |"
-        )
+        cells = [name, args.backbone, f"{pre.best_batches:,}", seconds]
+        cells += [f"{v:.4f}" for v in (ev.recall(20), pop.recall(20), ev.ndcg(20), pop.ndcg(20))]
+        cells += [f"{ev.mean_user_quality:.4f}", f"{pop.mean_user_quality:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
