@@ -121,7 +121,7 @@ def compare(
     from agents._runner import SearchSession
 
     session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar)
-    session.env.pretrained  # pay for pretraining (or loading it) before any agent's clock starts
+    _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts
     rows, curves, logs = [], {}, {}
     for name in agents:
         t0 = time.perf_counter()
