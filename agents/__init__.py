@@ -16,8 +16,9 @@ from agents.baselines import (
 )
 from agents.compare import Comparison
 from agents.policies import EntityTD3Policy, GroupScaledAdam
+from agents.registry import AGENTS, make_agent
 from agents.retrain import BudgetResult, selective_retrain
-from agents.rw_td3 import AGENTS, ExplorationStep, RandomWalkTD3, make_agent
+from agents.rw_td3 import ExplorationStep, RandomWalkTD3
 
 __all__ = [
     "AGENTS",

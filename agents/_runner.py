@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import ciess_env  # noqa: F401  (registers the env ids)
 from agents.baselines import BASELINES, PopularityProportional
-from agents.rw_td3 import make_agent
+from agents.registry import make_agent
 from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import suggest

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.registry import AGENTS
 from agents.retrain import PAPER_BUDGETS, selective_retrain
 
 __all__ = ["HEURISTICS", "RL_AGENTS", "Comparison", "compare"]
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 #: Agents that pick sizes from the budget and popularity alone (no search).
 HEURISTICS: tuple[str, ...] = ("es", "mr", "mde")
 #: Agents that search on the environment with reinforcement learning.
-RL_AGENTS: tuple[str, ...] = ("rw-td3", "td3", "ddpg", "sac")
+RL_AGENTS: tuple[str, ...] = tuple(AGENTS)
 
 
 @dataclass

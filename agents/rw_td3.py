@@ -34,16 +34,13 @@ executed size), ``rollout/mean_proposal_size`` (mean actor proposal), ``rollout/
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
-from stable_baselines3 import DDPG, PPO, SAC, TD3
-from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3 import TD3
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.vec_env import VecEnv
@@ -52,9 +49,8 @@ from agents.policies import EntityTD3Policy
 from agents.random_walk import random_walk as walk_sizes
 from agents.random_walk import walk_tables
 from ciess_env._spaces import action_to_sizes, sizes_to_action
-from ciess_env.errors import suggest
 
-__all__ = ["AGENTS", "ExplorationStep", "RandomWalkTD3", "env_size_bounds", "make_agent"]
+__all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds"]
 
 NoiseMode = Literal["per_entity", "shared"]
 NoiseStage = Literal["after_critic", "before_walk"]
@@ -398,125 +394,3 @@ def _check_options(
     if not sigma >= 0:
         msg = f"`exploration_noise_sizes` must be ≥ 0, got {sigma!r}."
         raise ValueError(msg)
-
-
-# --- registry ----------------------------------------------------------------------------------
-
-
-def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
-    return {
-        "learning_rate": 1e-3,
-        "buffer_size": 100 * env.num_envs,
-        "learning_starts": 0,
-        "batch_size": 4096,
-        "tau": 0.005,
-        "gamma": 0.99,
-        "train_freq": 1,
-        "gradient_steps": 1,
-    }
-
-
-def _entity_noise(env: VecEnv, sigma: float) -> NormalActionNoise:
-    """N(0, σ²) in action units; SB3 wraps it in a VectorizedActionNoise (one per entity)."""
-    return NormalActionNoise(np.zeros(1), np.full(1, sigma))
-
-
-def _make_rw_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
-    return RandomWalkTD3("EntityPolicy", env, **kw)
-
-
-def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
-    d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
-    scale = _sizes_per_action_unit(d_min, d_max)
-    params: dict[str, Any] = {
-        **_off_policy_defaults(env),
-        "policy_delay": 2,
-        "target_policy_noise": 2.0 / scale,
-        "target_noise_clip": 5.0 / scale,
-        "action_noise": _entity_noise(env, 6.0 / scale),
-        "policy_kwargs": {"net_arch": [256, 256], "critic_lr_scale": 3.0},
-    }
-    params.update(kw)
-    return TD3(EntityTD3Policy, env, **params)
-
-
-def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
-    d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
-    scale = _sizes_per_action_unit(d_min, d_max)
-    params: dict[str, Any] = {
-        **_off_policy_defaults(env),
-        "action_noise": _entity_noise(env, 6.0 / scale),
-        "policy_kwargs": {"net_arch": [256, 256], "critic_lr_scale": 3.0},
-    }
-    params.update(kw)
-    return DDPG(EntityTD3Policy, env, **params)
-
-
-def _make_sac(env: VecEnv, **kw: Any) -> BaseAlgorithm:
-    kw.pop("d_min", None)
-    kw.pop("d_max", None)
-    params: dict[str, Any] = {
-        **_off_policy_defaults(env),
-        "policy_kwargs": {"net_arch": [256, 256]},
-    }
-    params.update(kw)
-    return SAC("MlpPolicy", env, **params)
-
-
-def _make_ppo(env: VecEnv, **kw: Any) -> BaseAlgorithm:
-    kw.pop("d_min", None)
-    kw.pop("d_max", None)
-    n_steps = int(kw.pop("n_steps", 10))
-    params: dict[str, Any] = {
-        "learning_rate": 3e-4,
-        "n_steps": n_steps,
-        "batch_size": min(4096, n_steps * env.num_envs),
-        "n_epochs": 10,
-        "gamma": 0.99,
-        "policy_kwargs": {"net_arch": [256, 256]},
-    }
-    params.update(kw)
-    return PPO("MlpPolicy", env, **params)
-
-
-#: Agent names → factories ``(env, **kw) -> model`` with paper-like defaults for the
-#: per-entity vector env.
-AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
-    "rw-td3": _make_rw_td3,
-    "td3": _make_td3,
-    "ddpg": _make_ddpg,
-    "sac": _make_sac,
-    "ppo": _make_ppo,
-}
-
-
-def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
-    """Build an SB3 agent for the per-entity vector env with paper-like defaults.
-
-    * ``"rw-td3"``: :class:`RandomWalkTD3` (CIESS, paper §2–§3).
-    * ``"td3"``: SB3 ``TD3`` with :class:`~agents.policies.EntityTD3Policy`, the same
-      hyperparameters, and plain per-entity Gaussian action noise (σ = 6 sizes).
-    * ``"ddpg"``: SB3 ``DDPG`` likewise (one critic head, no policy delay or target smoothing).
-    * ``"sac"``: SB3 ``SAC`` with one shared 256-256 ``MlpPolicy`` (SAC's squashed-Gaussian
-      actor has no two-sided variant here; the type flag is an input feature).
-    * ``"ppo"``: SB3 ``PPO``, one rollout = one episode of 10 steps for every entity.
-
-    Args:
-        name: One of :data:`AGENTS`.
-        env: The per-entity vector env.
-        **kwargs: Overrides of the defaults, passed to the constructor (``d_min``/``d_max``
-            are used to convert sizes to action units).
-
-    Returns:
-        The SB3 model.
-
-    Raises:
-        UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
-        ValueError: if ``env`` is not a VecEnv with a Box action space.
-    """
-    if name not in AGENTS:
-        raise suggest(name, AGENTS, what="agent")
-    if not isinstance(env, VecEnv) or not isinstance(env.action_space, spaces.Box):
-        msg = f"`env` must be a VecEnv with a Box action space, got {type(env).__name__}."
-        raise ValueError(msg)
-    return AGENTS[name](env, **kwargs)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch as th
 
-from agents.rw_td3 import RandomWalkTD3, make_agent
+from agents.registry import make_agent
+from agents.rw_td3 import RandomWalkTD3
 from ciess_env._spaces import action_to_sizes, sizes_to_action
 
 
