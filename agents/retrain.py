@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ciess_env.budget_log import BudgetLog
+from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.data import InteractionData
-from ciess_env.metrics import evaluate
+from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr
 
 __all__ = ["BudgetResult", "retrain_sizes", "selective_retrain"]
@@ -72,7 +72,7 @@ def retrain_sizes(
     d_min: int = 1,
     device: str = "cpu",
     backbone_kwargs: dict | None = None,
-):
+) -> EvalResult:
     """Train a fresh backbone with fixed sizes and evaluate it on ``split``.
 
     Returns:
@@ -173,7 +173,7 @@ def selective_retrain(
     return results
 
 
-def _candidates(log: BudgetLog, c: float, top_l: int) -> list:
+def _candidates(log: BudgetLog, c: float, top_l: int) -> list[BudgetEntry]:
     """The top-``l`` logged masks at budget ``c``; unscored entries (NaN q̄) as a fallback.
 
     Heuristic baselines log their assignment without a validation score (they never train
