@@ -78,6 +78,7 @@ import pandas as pd
 import torch
 
 import ciess_env
+from agents import SearchSession
 from agents.compare import HEURISTICS, compare
 from agents.retrain import PAPER_BUDGETS
 
@@ -317,16 +318,16 @@ def make_run(args: argparse.Namespace, dataset: str, spec: ProtocolSpec) -> Run:
 
 
 def pretrained_facts(run: Run) -> tuple[int, str]:
-    """Batches to convergence of the full-size model, and a line describing data and pretraining.
+    """Batches of a final retraining, and a line describing data and pretraining.
 
     Building the env here (rather than inside :func:`compare`) lets the protocol cap the final
     retraining and report the data set. The data and the pretrained models are memoised per
     process, so :func:`compare` reuses them for free; pretraining the nested-prefix model here
     too keeps that one-off cost out of the fast search's time.
     """
-    env = gym.make(run.env_id, **run.env_kwargs)
+    session = SearchSession(run.env_id, env_kwargs=run.env_kwargs, progress_bar=False)
     try:
-        inner: Any = env.unwrapped
+        inner: Any = session.env
         full, cfg = inner.pretrained, inner.train_config
         line = (
             f"Data: {inner.data!r}. Full-size model (d = {inner.d_max}): best validation quality "
@@ -340,9 +341,10 @@ def pretrained_facts(run: Run) -> tuple[int, str]:
                 f" Nested-prefix model for the fast mode: {nested.best_batches:,} batches "
                 f"({_cost(nested)}; not counted in search s)."
             )
-        return int(full.best_batches), line
+        line += f" Final retraining to convergence: {session.final_batches():,} batches."
+        return session.final_batches(), line
     finally:
-        env.close()
+        session.close()
 
 
 def _cost(result: Any) -> str:
@@ -350,11 +352,11 @@ def _cost(result: Any) -> str:
     return "loaded from cache" if result.from_cache else f"{result.seconds:,.0f} s"
 
 
-def retrain_batches(run: Run, best_batches: int) -> int:
+def retrain_batches(run: Run, converged: int) -> int:
     """Batches of each final retraining: to convergence, capped by ``max_retrain_batches``."""
     if run.max_retrain_batches is None:
-        return max(1, best_batches)
-    return max(1, min(best_batches, run.max_retrain_batches))
+        return max(1, converged)
+    return max(1, min(converged, run.max_retrain_batches))
 
 
 def run_agent(run: Run, agent: str, *, n_batches: int, label: str | None = None,
