@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     batches = dict(
         type=int,
         default=None,
-        help="batches per final retraining (default: pretraining's convergence)",
+        help="batches per final retraining (default: to convergence, see README)",
     )
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")

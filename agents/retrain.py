@@ -2,7 +2,8 @@
 
 A search logs every size assignment it tried with its validation quality. For each budget c,
 the l best assignments whose sparsity is at least c are retrained from scratch *to convergence*
-(the batch count found by the full-size model's early stopping) and the best one is reported on
+(``SearchSession.final_batches``: the larger of the full-size model's early-stopping count and
+the paper's per-step schedule) and the best one is reported on
 the test split, in the paper's Table 1 format.
 
 Selection never looks at the test split: each candidate is retrained on the training split and
