@@ -119,13 +119,13 @@ class SearchSession:
 
     # -------------------------------------------------------------- retrain
     def final_batches(self) -> int:
-        """Batches of one final retraining "to convergence" (paper §2.3).
+        """Cap on one final retraining, which stops early on validation (paper §2.3).
 
         The larger of the full-size model's early-stopping count and the paper's per-step
-        scratch schedule. The early-stopping count alone under-trains smaller tables: on ML-1M
-        the full-size LightGCN peaks after 200 batches, while ES at 80 % sparsity scored test
-        Recall@20 0.163 after 200 batches here against 0.222 after 3,000 in the authors' code
-        (shared/findings.md).
+        scratch schedule, so small tables get the room they need: on ML-1M the full-size
+        LightGCN peaks after 200 batches, while ES at 80 % sparsity scored test Recall@20
+        0.163 after 200 batches here against 0.222 after 3,000 in the authors' code
+        (shared/findings.md). Each candidate then stops at its own best batch count.
         """
         return max(1, int(self.env.pretrained.best_batches), int(self.env.train_config.n_batches))
 
@@ -133,7 +133,7 @@ class SearchSession:
         """Keyword arguments of :func:`agents.retrain.selective_retrain` for this env.
 
         Args:
-            n_batches: Batches of each retraining; default :meth:`final_batches`.
+            n_batches: Cap on each (early-stopped) retraining; default :meth:`final_batches`.
         """
         if n_batches is None:
             n_batches = self.final_batches()

@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     batches = dict(
         type=int,
         default=None,
-        help="batches per final retraining (default: to convergence, see README)",
+        help="cap on each early-stopped final retraining (default: see README)",
     )
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")

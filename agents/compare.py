@@ -110,8 +110,8 @@ def compare(
         seed: Seed of the env, the agents and every retraining.
         env_kwargs: Overrides passed to ``gym.make``.
         agent_kwargs: Per agent name, keyword overrides for its constructor.
-        retrain_batches: Batches of each final retraining; default
-            ``SearchSession.final_batches()`` ("to convergence").
+        retrain_batches: Cap on each final retraining, which stops early on validation;
+            default ``SearchSession.final_batches()``.
         output_dir: If given, the table (``results.md``, ``results.csv``), the plot
             (``quality_vs_memory.png``) and the search curves are written there.
         progress_bar: Show progress bars.

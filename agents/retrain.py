@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.metrics import EvalResult, evaluate
-from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr
+from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr, train_until_converged
 
 __all__ = ["BudgetResult", "retrain_sizes", "selective_retrain"]
 
@@ -43,6 +43,7 @@ class BudgetResult:
         sparsity: Sparsity the chosen mask achieves (≥ c).
         candidates: How many logged masks met the budget and were retrained (≤ l).
         validation_quality: Mean user quality on validation of the chosen mask (selection score).
+        batches: Batches of the final (train + validation) retraining.
         recall_5, recall_20, ndcg_5, ndcg_20: Test metrics after retraining on train + validation.
     """
 
@@ -50,6 +51,7 @@ class BudgetResult:
     sparsity: float
     candidates: int
     validation_quality: float
+    batches: int
     recall_5: float
     recall_20: float
     ndcg_5: float
@@ -68,29 +70,47 @@ def retrain_sizes(
     backbone: str,
     config: TrainConfig,
     split: str = "validation",
+    early_stopping: bool = False,
     seed: int = 0,
     d_max: int = 128,
     d_min: int = 1,
     device: str = "cpu",
     backbone_kwargs: dict | None = None,
-) -> EvalResult:
+) -> tuple[EvalResult, int]:
     """Train a fresh backbone with fixed sizes and evaluate it on ``split``.
 
+    Args:
+        data: The data set (its training split is what the model learns from).
+        user_sizes: (n_users,) sizes.
+        item_sizes: (n_items,) sizes.
+        backbone: Backbone name.
+        config: Schedule; ``config.n_batches`` is the budget, or the cap with early stopping.
+        split: Split to evaluate on.
+        early_stopping: Stop on validation quality (every 200 batches, patience 2) and keep
+            the best state; the ``split`` must then be "validation".
+        seed: Seeds the initialisation and the sampling.
+        d_max: Largest size.
+        d_min: Smallest size.
+        device: Torch device.
+        backbone_kwargs: Extra backbone hyperparameters.
+
     Returns:
-        The :class:`ciess_env.metrics.EvalResult` of the trained model.
+        The metrics on ``split`` and the batches trained (to the best state, with early
+        stopping).
     """
     model = make_backbone(
-        backbone,
-        data,
-        d_max=d_max,
-        d_min=d_min,
-        seed=seed,
-        device=device,
+        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=device,
         **(backbone_kwargs or {}),
-    )
+    )  # fmt: skip
     model.set_sizes(user_sizes, item_sizes)
+    if early_stopping:
+        if split != "validation":
+            msg = f"early stopping needs split='validation', got {split!r}."
+            raise ValueError(msg)
+        best = train_until_converged(model, data, config, seed=seed, max_batches=config.n_batches)
+        return best.eval, best.best_batches
     train_bpr(model, data, config, seed=seed)
-    return evaluate(model, data, split=split)
+    return evaluate(model, data, split=split), config.n_batches
 
 
 def selective_retrain(
@@ -101,6 +121,7 @@ def selective_retrain(
     config: TrainConfig,
     budgets: Sequence[float] = PAPER_BUDGETS,
     top_l: int = 3,
+    early_stopping: bool = True,
     seed: int = 0,
     d_max: int = 128,
     d_min: int = 1,
@@ -113,10 +134,13 @@ def selective_retrain(
         log: The search's budget log.
         data: The data set the search ran on (train / validation / test).
         backbone: Backbone name, e.g. ``"lightgcn"``.
-        config: Training budget of one retraining ("to convergence": use the pretraining's
-            ``best_batches``).
+        config: Schedule of every retraining; ``config.n_batches`` caps each run with early
+            stopping, or is the exact budget without it.
         budgets: Target sparsities c.
         top_l: How many masks per budget to retrain (the authors' code: 3).
+        early_stopping: Train each candidate "to convergence" on the training split, stopping
+            on validation quality; the winner is retrained on train + validation for its own
+            best batch count. Without it every run trains exactly ``config.n_batches``.
         seed: Seed of every retraining (same seed for all candidates: a fair comparison).
         d_max: Largest size.
         d_min: Smallest size.
@@ -130,14 +154,9 @@ def selective_retrain(
         msg = f"top_l must be >= 1, got {top_l!r}."
         raise ValueError(msg)
     common = dict(
-        backbone=backbone,
-        config=config,
-        seed=seed,
-        d_max=d_max,
-        d_min=d_min,
-        device=device,
+        backbone=backbone, seed=seed, d_max=d_max, d_min=d_min, device=device,
         backbone_kwargs=backbone_kwargs,
-    )
+    )  # fmt: skip
     merged = data.merge_train_validation()
     results: list[BudgetResult | None] = []
     for c in budgets:
@@ -146,25 +165,35 @@ def selective_retrain(
             logger.warning("No logged mask reaches sparsity %.2f; skipping this budget.", c)
             results.append(None)
             continue
-        if len(entries) == 1:  # nothing to choose between: skip the selection retraining
-            scores = [entries[0].mean_quality]
+        if len(entries) == 1 and not early_stopping:  # nothing to choose or to measure
+            scores, batches = [entries[0].mean_quality], [config.n_batches]
         else:
-            scores = [
+            runs = [
                 retrain_sizes(
-                    data, e.user_sizes, e.item_sizes, split="validation", **common
-                ).mean_user_quality
+                    data,
+                    e.user_sizes,
+                    e.item_sizes,
+                    config=config,
+                    early_stopping=early_stopping,
+                    **common,
+                )
                 for e in entries
             ]
-        best = entries[0] if np.all(np.isnan(scores)) else entries[int(np.nanargmax(scores))]
-        test = retrain_sizes(merged, best.user_sizes, best.item_sizes, split="test", **common)
+            scores = [ev.mean_user_quality for ev, _ in runs]
+            batches = [n for _, n in runs]
+        i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
+        best = entries[i]
+        final = replace(config, n_batches=max(1, batches[i]))
+        test, _ = retrain_sizes(
+            merged, best.user_sizes, best.item_sizes, config=final, split="test", **common
+        )
         results.append(
             BudgetResult(
                 budget=float(c),
                 sparsity=float(best.sparsity),
                 candidates=len(entries),
-                validation_quality=float(np.nanmax(scores))
-                if not np.all(np.isnan(scores))
-                else float("nan"),
+                validation_quality=_nanmax(scores),
+                batches=int(final.n_batches),
                 recall_5=test.recall(5),
                 recall_20=test.recall(20),
                 ndcg_5=test.ndcg(5),

@@ -8,7 +8,13 @@ from ciess_env.recommenders.lightgcn import LightGCN
 from ciess_env.recommenders.mf import MF
 from ciess_env.recommenders.ncf import NCF
 from ciess_env.recommenders.ngcf import NGCF
-from ciess_env.recommenders.pretrain import PretrainResult, pretrain, pretrain_cache_key
+from ciess_env.recommenders.pretrain import (
+    Converged,
+    PretrainResult,
+    pretrain,
+    pretrain_cache_key,
+    train_until_converged,
+)
 from ciess_env.recommenders.registry import BACKBONES, make_backbone
 from ciess_env.recommenders.sampling import BPRBatch, BPRSampler
 from ciess_env.recommenders.trainer import (
@@ -29,6 +35,7 @@ __all__ = [
     "BPRSampler",
     "BPRTrainer",
     "Backbone",
+    "Converged",
     "LightGCN",
     "PretrainResult",
     "TrainConfig",
@@ -38,4 +45,5 @@ __all__ = [
     "pretrain",
     "pretrain_cache_key",
     "train_bpr",
+    "train_until_converged",
 ]

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import platformdirs
@@ -28,7 +28,14 @@ from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.registry import make_backbone
 from ciess_env.recommenders.trainer import BPRTrainer, TrainConfig, paper_train_config
 
-__all__ = ["PretrainResult", "pretrain", "pretrain_cache_key", "resolve_cache_dir"]
+__all__ = [
+    "Converged",
+    "PretrainResult",
+    "pretrain",
+    "pretrain_cache_key",
+    "resolve_cache_dir",
+    "train_until_converged",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -215,27 +222,16 @@ def pretrain(
                 path=path,
                 seconds=time.perf_counter() - start,
             )
-    trainer = BPRTrainer(model, data, config, seed=seed, nested=nested, progress_bar=progress_bar)
-    best_q, best_state, best_eval, best_batches, bad = -np.inf, None, None, 0, 0
-    history: list[tuple[int, float]] = []
-    while trainer.batches_done < max_batches and bad < patience:
-        trainer.run(min(eval_every, max_batches - trainer.batches_done))
-        result = evaluate(model, data, "validation")
-        q = result.mean_user_quality
-        history.append((trainer.batches_done, q))
-        logger.info(
-            "pretrain %s: %d batches, validation quality %.4f", backbone, trainer.batches_done, q
-        )
-        if q > best_q:
-            best_q, best_eval, best_batches, bad = q, result, trainer.batches_done, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-    if best_state is None:  # max_batches == 0: the untrained model
-        best_eval = evaluate(model, data, "validation")
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    model.eval()
+    best = train_until_converged(
+        model, data, config, seed=seed, eval_every=eval_every, patience=patience,
+        max_batches=max_batches, nested=nested, progress_bar=progress_bar,
+    )  # fmt: skip
+    best_state, best_eval, best_batches, history = (
+        best.state_dict,
+        best.eval,
+        best.best_batches,
+        best.history,
+    )
     if path is not None:
         _save(path, {
             "format": _FORMAT, "key": key, "backbone": backbone.lower(),
@@ -253,6 +249,79 @@ def pretrain(
         path=path,
         seconds=time.perf_counter() - start,
     )
+
+
+class Converged(NamedTuple):
+    """The best state of an early-stopped training run.
+
+    Attributes:
+        state_dict: Weights at the best validation quality (CPU copies).
+        eval: Validation metrics of that state.
+        best_batches: Batches trained when it was reached (0 for ``max_batches=0``).
+        history: ``(batches, validation mean user quality)`` at every evaluation.
+    """
+
+    state_dict: dict
+    eval: EvalResult
+    best_batches: int
+    history: list[tuple[int, float]]
+
+
+def train_until_converged(
+    model: Backbone,
+    data: InteractionData,
+    config: TrainConfig,
+    *,
+    seed: int,
+    eval_every: int = 200,
+    patience: int = 2,
+    max_batches: int,
+    nested: bool = False,
+    progress_bar: bool = False,
+) -> Converged:
+    """Train with early stopping on validation mean user quality; leave the best state loaded.
+
+    The one early-stopping loop of the package: full-size pretraining and the final
+    retraining of size assignments (``agents.retrain``) both use it, so "to convergence" means
+    the same thing everywhere.
+
+    Args:
+        model: The backbone to train (its sizes already set).
+        data: Training split to learn from, validation split to stop on.
+        config: Learning-rate schedule and batch size (``n_batches`` is ignored).
+        seed: Seeds sampling and dropout.
+        eval_every: Batches between validation evaluations.
+        patience: Evaluations without improvement before stopping.
+        max_batches: Upper bound on batches.
+        nested: Nested-prefix training (see ``BPRTrainer``).
+        progress_bar: Show a tqdm bar.
+
+    Returns:
+        The best state, its metrics, its batch count and the evaluation history.
+    """
+    if eval_every < 1 or patience < 1:
+        msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
+        raise ValueError(msg)
+    trainer = BPRTrainer(model, data, config, seed=seed, nested=nested, progress_bar=progress_bar)
+    best_q, best_state, best_eval, best_batches, bad = -np.inf, None, None, 0, 0
+    history: list[tuple[int, float]] = []
+    while trainer.batches_done < max_batches and bad < patience:
+        trainer.run(min(eval_every, max_batches - trainer.batches_done))
+        result = evaluate(model, data, "validation")
+        q = result.mean_user_quality
+        history.append((trainer.batches_done, q))
+        logger.info("%s: %d batches, validation quality %.4f", model.name, trainer.batches_done, q)
+        if q > best_q:
+            best_q, best_eval, best_batches, bad = q, result, trainer.batches_done, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+    if best_state is None:  # max_batches == 0: the untrained model
+        best_eval = evaluate(model, data, "validation")
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model.eval()
+    return Converged(best_state, best_eval, best_batches, history)
 
 
 def _safe(name: str) -> str:

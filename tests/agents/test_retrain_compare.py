@@ -126,3 +126,19 @@ def test_cli_lists_all_sixteen_env_ids(capsys) -> None:
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("CIESS-")]
     assert len(lines) == 16
     assert any(ln.startswith("CIESS-LightGCN-Yelp2018-v0") and "lam=0.2" in ln for ln in lines)
+
+
+def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
+    """Early stopping ends at a validation checkpoint ≤ the cap; without it, at the cap."""
+    data = make_synthetic(**TINY_DATA, seed=1)
+    log = _log_with(data, [(4, 0.8)])
+    config = TrainConfig(n_batches=500, batch_size=64, decay_batches=100)
+    (stopped,) = selective_retrain(log, data, backbone="mf", config=config, budgets=[0.7], d_max=16)
+    assert stopped is not None
+    assert 200 <= stopped.batches <= 500
+    assert stopped.batches in (200, 400, 500)  # evaluated every 200 batches, and at the cap
+    (fixed,) = selective_retrain(
+        log, data, backbone="mf", config=config, budgets=[0.7], d_max=16, early_stopping=False
+    )
+    assert fixed is not None
+    assert fixed.batches == 500
