@@ -341,7 +341,9 @@ def pretrained_facts(run: Run) -> tuple[int, str]:
                 f" Nested-prefix model for the fast mode: {nested.best_batches:,} batches "
                 f"({_cost(nested)}; not counted in search s)."
             )
-        line += f" Final retraining to convergence: {session.final_batches():,} batches."
+        line += (
+            f" Final retraining: early stopping per mask, cap {session.final_batches():,} batches."
+        )
         return session.final_batches(), line
     finally:
         session.close()
@@ -395,8 +397,8 @@ def settings_lines(
         f"Env: `{run.env_id}` (LightGCN, λ = {run.lam}), search retraining {design}, "
         f"device `{run.env_kwargs['device']}`",
         f"Search: {agents}; {_episodes(run.episodes)} × T = 10 steps; top-{run.top_l} selective "
-        f"retraining per budget, {n_batches:,} batches each (train → validation for selection, "
-        f"train + validation → test for the reported row)",
+        f"retraining per budget, early stopping capped at {n_batches:,} batches "
+        f"(train → validation for selection, train + validation → test for the reported row)",
         data_line,
     ]
 
