@@ -133,10 +133,14 @@ def compare(
             log = session.heuristic_log(name, budgets, **kwargs)
             search_s = time.perf_counter() - t0
             results = [
-                selective_retrain(_only(log, i), session.data, budgets=[c], top_l=1, **retrain_kw)[
-                    0
-                ]
-                for i, c in enumerate(budgets)
+                selective_retrain(
+                    session.heuristic_log(name, [c], **kwargs),
+                    session.data,
+                    budgets=[c],
+                    top_l=1,
+                    **retrain_kw,
+                )[0]
+                for c in budgets
             ]
         else:
             log, curve = session.search(name, episodes=episodes, **kwargs)
@@ -168,23 +172,6 @@ def compare(
     if output_dir is not None:
         _write(comparison, Path(output_dir))
     return comparison
-
-
-def _only(log, index: int):
-    """A budget log holding only entry ``index`` of ``log``."""
-    from ciess_env.budget_log import BudgetLog
-
-    single = BudgetLog(log.n_users, log.n_items, d_max=log.d_max)
-    e = log[index]
-    single.record(
-        episode=e.episode,
-        step=e.step,
-        user_sizes=e.user_sizes,
-        item_sizes=e.item_sizes,
-        sparsity=e.sparsity,
-        mean_quality=e.mean_quality,
-    )
-    return single
 
 
 def _write(comparison: Comparison, out: Path) -> None:

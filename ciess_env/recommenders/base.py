@@ -101,6 +101,21 @@ class Backbone(nn.Module, abc.ABC):
             self._generator.seed()
         return torch.rand(shape, generator=self._generator, device=self.device)
 
+    def _new_tables(
+        self, init_std: float | None = None, generator: torch.Generator | None = None
+    ) -> None:
+        """Allocate the (n, d_max) ``user_emb`` and ``item_emb`` parameters.
+
+        With ``init_std`` both are filled from N(0, init_std²), users first, drawn from
+        ``generator``; without it the caller initialises them.
+        """
+        self.user_emb = nn.Parameter(torch.empty(self.n_users, self.d_max))
+        self.item_emb = nn.Parameter(torch.empty(self.n_items, self.d_max))
+        if init_std is not None:
+            with torch.no_grad():
+                self.user_emb.normal_(0.0, init_std, generator=generator)
+                self.item_emb.normal_(0.0, init_std, generator=generator)
+
     # ------------------------------------------------------------------ sizes
     def set_sizes(
         self, user_sizes: np.ndarray | torch.Tensor, item_sizes: np.ndarray | torch.Tensor

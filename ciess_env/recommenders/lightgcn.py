@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ciess_env.data.interactions import InteractionData
 from ciess_env.recommenders.graph import GraphBackbone, propagate
@@ -57,11 +56,7 @@ class LightGCN(GraphBackbone):
             raise ValueError(msg)
         self.n_layers = int(n_layers)
         self.l2 = float(l2)
-        self.user_emb = nn.Parameter(torch.empty(self.n_users, self.d_max))
-        self.item_emb = nn.Parameter(torch.empty(self.n_items, self.d_max))
-        with torch.no_grad():
-            self.user_emb.normal_(0.0, init_std, generator=generator)
-            self.item_emb.normal_(0.0, init_std, generator=generator)
+        self._new_tables(init_std, generator)
         self._init_graph(data)
         self.to(device)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ciess_env.data.interactions import InteractionData
 from ciess_env.recommenders.base import Backbone, BPRLoss
@@ -43,11 +42,7 @@ class MF(Backbone):
     ) -> None:
         super().__init__(data.n_users, data.n_items, d_max=d_max, d_min=d_min, device=device)
         self.l2 = float(l2)
-        self.user_emb = nn.Parameter(torch.empty(self.n_users, self.d_max))
-        self.item_emb = nn.Parameter(torch.empty(self.n_items, self.d_max))
-        with torch.no_grad():
-            self.user_emb.normal_(0.0, init_std, generator=generator)
-            self.item_emb.normal_(0.0, init_std, generator=generator)
+        self._new_tables(init_std, generator)
         self.to(device)
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:

@@ -71,8 +71,7 @@ class NGCF(GraphBackbone):
         self.node_dropout = float(node_dropout)
         self.message_dropout = float(message_dropout)
         self.l2 = float(l2)
-        self.user_emb = nn.Parameter(torch.empty(self.n_users, self.d_max))
-        self.item_emb = nn.Parameter(torch.empty(self.n_items, self.d_max))
+        self._new_tables()  # Xavier-initialised below, with the layer weights
         self.w1 = nn.ModuleList(nn.Linear(self.d_max, self.d_max) for _ in range(self.n_layers))
         self.w2 = nn.ModuleList(nn.Linear(self.d_max, self.d_max) for _ in range(self.n_layers))
         with torch.no_grad():
