@@ -615,6 +615,8 @@ def machine_description(device: str) -> str:
     )
     if device.startswith("cuda") and torch.cuda.is_available():
         text += f" ({torch.cuda.get_device_name(torch.device(device))})"
+    if hasattr(os, "getloadavg"):  # timings on a shared machine are only comparable with this
+        text += f"; 1-min load average at start {os.getloadavg()[0]:.2f}"
     return text
 
 
@@ -658,6 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiny synthetic data, 1 episode: a seconds-long smoke run",
     )
     common.add_argument("--no-progress", action="store_true", help="no search progress bars")
+    common.add_argument(
+        "--note",
+        default=None,
+        help="a sentence written into the results file, e.g. what else shared the machine",
+    )
     common.add_argument("--step-progress", action="store_true",
                         help="a progress bar over the batches of every env step")  # fmt: skip
     parser = argparse.ArgumentParser(
@@ -707,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_batches = retrain_batches(run, best)
         design = "`fast` and `scratch`" if args.protocol == "fast-vs-scratch" else None
         report.settings = settings_lines(run, n_batches, data_line, agents=agents, design=design)
+        if args.note:
+            report.settings.append(f"Note: {args.note}")
         if args.protocol == "paper" and run.episodes != 30:
             report.settings.append(f"**Deviation**: {_episodes(run.episodes)} (the paper: 30).")
         report.write(["Run in progress."], False)

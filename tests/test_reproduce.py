@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -31,9 +32,9 @@ def cache_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("cache"))
 
 
-def _run(reproduce: ModuleType, protocol: str, out: Path, cache_dir: str) -> None:
+def _run(reproduce: ModuleType, protocol: str, out: Path, cache_dir: str, *extra: str) -> None:
     argv = [protocol, "--quick", "--output-dir", str(out), "--cache-dir", cache_dir,
-            "--no-progress", "--seed", "3"]  # fmt: skip
+            "--no-progress", "--seed", "3", *extra]  # fmt: skip
     assert reproduce.main(argv) == 0
 
 
@@ -45,6 +46,7 @@ def _check_header(text: str, protocol: str) -> None:
     assert "- Date: " in text
     assert "- Machine: " in text
     assert "device cpu" in text
+    assert re.search(r"1-min load average at start \d+\.\d\d", text)
     assert "- Total run time: " in text
     assert "(complete)" in text
 
@@ -129,9 +131,10 @@ def test_fast_vs_scratch_protocol_reports_quality_and_time_ratios(reproduce, tmp
 
 def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(reproduce, tmp_path, cache_dir):
     """``ablation`` runs RW-TD3 with and without the walk beside the paper's ML-1M Table 2."""
-    _run(reproduce, "ablation", tmp_path, cache_dir)
+    _run(reproduce, "ablation", tmp_path, cache_dir, "--note", "shared with another job")
     text = (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text()
     _check_header(text, "ablation")
+    assert "- Note: shared with another job\n" in text
     rows = _table_rows(text, "| c | noise | RW |")
     assert [(r[0], r[2]) for r in rows] == [
         (c, w) for c in ("80 %", "90 %", "95 %") for w in ("yes", "**no**")
