@@ -22,7 +22,7 @@ REAL_DATA_SKIP = (
 def _real_data_dir() -> Path | None:
     value = os.environ.get("CIESS_DATA_DIR", "").strip()
     if value and Path(value).expanduser().is_dir():
-        return Path(value).expanduser()
+        return Path(value).expanduser().resolve()  # tests symlink into it
     return None
 
 
