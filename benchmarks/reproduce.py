@@ -29,19 +29,21 @@ Protocols (details and the meaning of each table: ``benchmarks/REPRODUCING.md``)
     RandomWalkTD3, ``retrain="fast"`` (the env's nested-prefix fine-tuning, a documented
     deviation), 15 episodes instead of 30, top-3 at the paper's budgets, final retraining
     capped at 2,000 batches (the paper's per-step budget; the early-stopping count when lower).
-    Adds, per budget, whether RW-TD3 ≥ ES. Expected (estimated from per-step costs, not yet
-    run end to end): ML-100K ≈ 10–20 min, ML-1M ≈ 1.5 h (≈ 2–3 s per fast search step; the
-    final retraining, 30 trainings of ≤ 2,000 batches, dominates).
+    Adds, per budget, whether RW-TD3 ≥ ES. Measured with 2–3 jobs sharing 2 cores: ML-100K
+    16 min, ML-1M 1 h 54 min (the final retraining, 30 early-stopped trainings of ≤ 2,000
+    batches, dominates; the fast search took 8 min).
 ``fast-vs-scratch``
     The same RW-TD3 search (same seed, same episodes) with ``retrain="fast"`` and with the
     paper's ``retrain="scratch"`` on ML-100K and ML-1M; final test R@20/N@20 per budget, their
-    fast/scratch ratio, and the search-time ratio. Default 5 episodes. Expected (CPU):
-    ML-100K ≈ 30 min, ML-1M ≈ 2.5–3 h (50 scratch steps of ≈ 130 s dominate); on one H200
-    ≈ 15 min per data set (scratch steps ≈ 10 s, fast ≈ 0.1–0.2 s, measured).
+    fast/scratch ratio, and the search-time ratio. Default 5 episodes (RW-TD3 first reaches
+    95 % sparsity in episode 4; fewer episodes leave budgets empty). CPU, one thread: ML-100K
+    measured 65 min (50 scratch steps of ≈ 60 s), ML-1M ≈ 3.5 h (50 steps of ≈ 210 s); on one
+    H200 ≈ 15 min per data set (scratch steps ≈ 10 s, fast ≈ 0.1–0.2 s, measured).
 ``ablation``
     The paper's Table 2 for Gaussian noise: RandomWalkTD3 with and without the random walk
     (``random_walk=False``), R@20/N@20 per budget, next to the paper's ML-1M values and the
-    ratio without/with walk. Default ML-100K, ``retrain="fast"``, 15 episodes; ≈ 20–40 min (CPU).
+    ratio without/with walk. Default ML-100K, ``retrain="fast"``, 15 episodes; measured
+    (CPU, one thread) ML-100K 10 min, ML-1M ≈ 1.5 h.
 
 ``--quick`` replaces every data set by a tiny synthetic one (``preset="tiny"``, 1 episode,
 4-batch final retraining) and writes ``*.quick.md`` files: it checks the plumbing in seconds,
