@@ -343,10 +343,9 @@ def pretrained_facts(run: Run) -> tuple[int, str]:
                 f" Nested-prefix model for the fast mode: {nested.best_batches:,} batches "
                 f"({_cost(nested)}; not counted in search s)."
             )
-        line += (
-            f" Final retraining: early stopping per mask, cap {session.final_batches():,} batches."
-        )
-        return session.final_batches(), line
+        cap = session.final_batches()
+        line += f" Final retraining: early stopping per mask, cap {cap:,} batches."
+        return cap, line
     finally:
         session.close()
 

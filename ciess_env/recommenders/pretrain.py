@@ -313,15 +313,20 @@ def train_until_converged(
         logger.info("%s: %d batches, validation quality %.4f", model.name, trainer.batches_done, q)
         if q > best_q:
             best_q, best_eval, best_batches, bad = q, result, trainer.batches_done, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = _cpu_state(model)
         else:
             bad += 1
     if best_state is None:  # max_batches == 0: the untrained model
         best_eval = evaluate(model, data, "validation")
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        best_state = _cpu_state(model)
     model.load_state_dict(best_state)
     model.eval()
     return Converged(best_state, best_eval, best_batches, history)
+
+
+def _cpu_state(model: Backbone) -> dict:
+    """A CPU copy of the weights, safe from later training steps (and from GPU memory)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def _safe(name: str) -> str:
