@@ -36,9 +36,11 @@ from ciess_env._spaces import sizes_to_action
 __all__ = [
     "BASELINES",
     "EqualSize",
+    "FrequencyBaseline",
     "MixedRandom",
     "PopularityProportional",
     "SizeBaseline",
+    "fit_to_budget",
     "kept_budget",
 ]
 
@@ -66,10 +68,12 @@ def kept_budget(c: float, n_entities: int, d_max: int) -> int:
     return math.floor(round((1.0 - c) * d_max * n_entities, 9))
 
 
-def _fit_to_budget(weights: np.ndarray, cap: int, d_min: int, d_max: int) -> np.ndarray:
+def fit_to_budget(weights: np.ndarray, cap: int, d_min: int, d_max: int) -> np.ndarray:
     """Integer sizes ``≈ clip(s · w, d_min, d_max)`` whose sum is exactly ``cap``.
 
-    ``s`` is found by bisection (the clipped sum is non-decreasing in ``s``), then the
+    The one budget-exact rounding of the package: the baselines here and
+    :class:`agents.structured.StructuredSizes` all build their masks with it. ``s`` is found
+    by bisection (the clipped sum is non-decreasing in ``s``), then the
     largest-remainder rule makes the sizes integral without changing the total.
 
     Args:
@@ -80,7 +84,22 @@ def _fit_to_budget(weights: np.ndarray, cap: int, d_min: int, d_max: int) -> np.
 
     Returns:
         (N,) int64 sizes in [d_min, d_max] summing to ``cap``.
+
+    Raises:
+        ValueError: if a weight is not positive and finite, or ``cap`` is outside
+            ``[d_min · N, d_max · N]``.
     """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.size == 0 or not np.all(np.isfinite(weights) & (weights > 0)):
+        msg = "`weights` must be a non-empty array of positive finite numbers."
+        raise ValueError(msg)
+    n = weights.size
+    if not d_min * n <= cap <= d_max * n:
+        msg = (
+            f"`cap` must lie in [d_min · N, d_max · N] = [{d_min * n}, {d_max * n}] for "
+            f"{n} entities, got {cap}."
+        )
+        raise ValueError(msg)
     lo, hi = 0.0, d_max / float(weights.min())
     for _ in range(200):
         mid = 0.5 * (lo + hi)
@@ -286,10 +305,50 @@ class MixedRandom(SizeBaseline):
 
     def _assign(self) -> np.ndarray:
         weights = 1.0 - self._rng.random(self.n_entities)  # in (0, 1]
-        return _fit_to_budget(weights, self.budget, self.d_min, self.d_max)
+        return fit_to_budget(weights, self.budget, self.d_min, self.d_max)
 
 
-class PopularityProportional(SizeBaseline):
+class FrequencyBaseline(SizeBaseline):
+    """A baseline that reads the training frequencies of users and items (MDE, structured).
+
+    Args:
+        c: Target sparsity.
+        user_freq: (n_users,) training interaction counts of the users.
+        item_freq: (n_items,) training interaction counts of the items.
+        d_min: Smallest size.
+        d_max: Largest size.
+        flat_actions: See :class:`SizeBaseline`.
+
+    Raises:
+        ValueError: on a NaN/inf frequency, or as :class:`SizeBaseline`.
+    """
+
+    def __init__(
+        self,
+        c: float,
+        *,
+        user_freq: np.ndarray,
+        item_freq: np.ndarray,
+        d_min: int = 1,
+        d_max: int = 128,
+        flat_actions: bool = False,
+    ) -> None:
+        self.user_freq = np.asarray(user_freq, dtype=np.float64).ravel()
+        self.item_freq = np.asarray(item_freq, dtype=np.float64).ravel()
+        super().__init__(
+            c,
+            n_users=self.user_freq.size,
+            n_items=self.item_freq.size,
+            d_min=d_min,
+            d_max=d_max,
+            flat_actions=flat_actions,
+        )
+        if not np.all(np.isfinite(np.r_[self.user_freq, self.item_freq])):
+            msg = "`user_freq` and `item_freq` must be finite, got NaN or inf."
+            raise ValueError(msg)
+
+
+class PopularityProportional(FrequencyBaseline):
     """MDE-style sizes ``d ∝ f^α`` (Ginart et al. 2021), scaled to the cap and clipped.
 
     Args:
@@ -314,24 +373,19 @@ class PopularityProportional(SizeBaseline):
         alpha: float = 0.3,
         flat_actions: bool = False,
     ) -> None:
-        self.user_freq = np.asarray(user_freq, dtype=np.float64).ravel()
-        self.item_freq = np.asarray(item_freq, dtype=np.float64).ravel()
         super().__init__(
             c,
-            n_users=self.user_freq.size,
-            n_items=self.item_freq.size,
+            user_freq=user_freq,
+            item_freq=item_freq,
             d_min=d_min,
             d_max=d_max,
             flat_actions=flat_actions,
         )
-        if not np.all(np.isfinite(np.r_[self.user_freq, self.item_freq])):
-            msg = "`user_freq` and `item_freq` must be finite, got NaN or inf."
-            raise ValueError(msg)
         self.alpha = float(alpha)
 
     def _assign(self) -> np.ndarray:
         freq = np.maximum(np.r_[self.user_freq, self.item_freq], 1.0)
-        return _fit_to_budget(freq**self.alpha, self.budget, self.d_min, self.d_max)
+        return fit_to_budget(freq**self.alpha, self.budget, self.d_min, self.d_max)
 
 
 #: Baseline names (as used by :mod:`agents.compare`) → classes.
