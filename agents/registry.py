@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3 import DDPG, PPO, SAC, TD3
@@ -17,11 +18,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.esapn import make_esapn, wrap_esapn_env
 from agents.policies import EntityTD3Policy
 from agents.rw_td3 import RandomWalkTD3, _sizes_per_action_unit, env_size_bounds
 from ciess_env.errors import suggest
 
-__all__ = ["AGENTS", "make_agent"]
+__all__ = ["AGENTS", "ENV_WRAPPERS", "make_agent", "wrap_env_for"]
 
 
 def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
@@ -108,7 +110,20 @@ AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
     "ddpg": _make_ddpg,
     "sac": _make_sac,
     "ppo": _make_ppo,
+    "esapn": make_esapn,
 }
+
+#: Agents that see the env through a wrapper (their action space is not the env's Box):
+#: name → ``wrapper(env) -> env``, applied before the per-entity vector env is built.
+ENV_WRAPPERS: dict[str, Callable[[gym.Env], gym.Env]] = {
+    "esapn": wrap_esapn_env,
+}
+
+
+def wrap_env_for(name: str, env: gym.Env) -> gym.Env:
+    """``env`` as agent ``name`` needs it (wrapped for ``"esapn"``; unchanged otherwise)."""
+    wrapper = ENV_WRAPPERS.get(name)
+    return env if wrapper is None else wrapper(env)
 
 
 def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
@@ -121,6 +136,8 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
     * ``"sac"``: SB3 ``SAC`` with one shared 256-256 ``MlpPolicy`` (SAC's squashed-Gaussian
       actor has no two-sided variant here; the type flag is an input feature).
     * ``"ppo"``: SB3 ``PPO``, one rollout = one episode of 10 steps for every entity.
+    * ``"esapn"``: an ESAPN-style SB3 ``DQN`` over six candidate sizes
+      (:mod:`agents.esapn`); the env must be wrapped first (:func:`wrap_env_for`).
 
     Args:
         name: One of :data:`AGENTS`.
@@ -133,11 +150,20 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
 
     Raises:
         UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
-        ValueError: if ``env`` is not a VecEnv with a Box action space.
+        ValueError: if ``env`` is not a VecEnv with the action space the agent needs (Box;
+            Discrete for agents in :data:`ENV_WRAPPERS`).
     """
     if name not in AGENTS:
         raise suggest(name, AGENTS, what="agent")
-    if not isinstance(env, VecEnv) or not isinstance(env.action_space, spaces.Box):
-        msg = f"`env` must be a VecEnv with a Box action space, got {type(env).__name__}."
+    if name in ENV_WRAPPERS:
+        need, how = spaces.Discrete, f" (build it from wrap_env_for({name!r}, env))"
+    else:
+        need, how = spaces.Box, ""
+    if not isinstance(env, VecEnv) or not isinstance(env.action_space, need):
+        space = getattr(env, "action_space", None)
+        msg = (
+            f"`env` must be a VecEnv with a {need.__name__} action space for agent {name!r}"
+            f"{how}, got {type(env).__name__} with {space!r}."
+        )
         raise ValueError(msg)
     return AGENTS[name](env, **kwargs)

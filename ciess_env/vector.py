@@ -34,7 +34,9 @@ class EntityVecEnv(VecEnv):
     Sub-environment ``n`` is user ``n`` for ``n < n_users`` and item ``n − n_users`` otherwise;
     its observation is row ``n`` of the single env's ``(N, 4)`` observation (see
     :class:`~ciess_env.env.EmbeddingSizeEnv` for the columns), its action the scalar ``a_n``
-    in [−1, 1] and its reward the per-entity reward ``info["entity_rewards"][n]``.
+    in [−1, 1] and its reward the per-entity reward ``info["entity_rewards"][n]``. Wrapped in
+    :class:`~ciess_env.wrappers.DiscreteSizes` (a ``MultiDiscrete([K] * N)`` table action), each
+    sub-environment's action is instead ``Discrete(K)``, the index of its candidate size.
 
     All sub-environments step together and end their episodes together: on the step that
     truncates the single env, every ``done`` is True, every info holds
@@ -83,7 +85,7 @@ class EntityVecEnv(VecEnv):
         super().__init__(
             num_envs=int(base.n_entities),
             observation_space=spaces.Box(-1.0, 1.0, (4,), np.float32),
-            action_space=spaces.Box(-1.0, 1.0, (1,), np.float32),
+            action_space=_entity_action_space(env.action_space, int(base.n_entities)),
         )
 
     # ------------------------------------------------------------- stepping
@@ -97,7 +99,7 @@ class EntityVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Store the (N, 1) actions (or (N,)) for :meth:`step_wait`."""
+        """Store the (N, 1) actions (or (N,); candidate indices for a Discrete space)."""
         actions = np.asarray(actions)
         if actions.shape not in ((self.num_envs, 1), (self.num_envs,)):
             msg = (
@@ -184,3 +186,21 @@ class EntityVecEnv(VecEnv):
             msg = f"`mode` must be None or the render_mode {self.render_mode!r}, got {mode!r}."
             raise ValueError(msg)
         return self.env.render()
+
+
+def _entity_action_space(table: spaces.Space, n: int) -> spaces.Space:
+    """One entity's action space: ``Box(-1, 1, (1,))``, or ``Discrete(K)``.
+
+    ``Discrete(K)`` for a wrapper such as :class:`~ciess_env.wrappers.DiscreteSizes`, whose
+    table action is ``MultiDiscrete([K] * N)``.
+    """
+    if isinstance(table, spaces.MultiDiscrete):
+        nvec = np.asarray(table.nvec)
+        if nvec.shape != (n,) or np.any(nvec != nvec[0]):
+            msg = (
+                f"a MultiDiscrete action space must have {n} equal entries (one per user and "
+                f"item), got nvec of shape {nvec.shape}."
+            )
+            raise ValueError(msg)
+        return spaces.Discrete(int(nvec[0]))
+    return spaces.Box(-1.0, 1.0, (1,), np.float32)

@@ -9,13 +9,15 @@ the graph and the optimiser state are never rebuilt.
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-__all__ = ["BPRLoss", "Backbone"]
+__all__ = ["BPRLoss", "Backbone", "ElementMask"]
 
 
 class BPRLoss(NamedTuple):
@@ -33,6 +35,22 @@ class BPRLoss(NamedTuple):
     def total(self) -> torch.Tensor:
         """``bpr + reg``, the quantity the optimiser minimises."""
         return self.bpr + self.reg
+
+
+class ElementMask(nn.Module):
+    """A fixed 0/1 mask multiplied into an embedding table (a torch parametrization).
+
+    Registered on a table by :meth:`Backbone.set_element_masks`; every read of the table then
+    returns ``weight ⊙ mask``, so masked entries contribute nothing and get an exact zero
+    gradient, whatever the backbone does with the table.
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.float32))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return weight * self.mask
 
 
 class Backbone(nn.Module, abc.ABC):
@@ -54,6 +72,11 @@ class Backbone(nn.Module, abc.ABC):
     #: How many masked (n_users + n_items, d_max) tables the backbone holds: NeuMF has two
     #: (GMF and MLP towers, both masked with the same sizes), the others one.
     n_tables: int = 1
+    #: Per side, the names of the (n, d_max) parameters the masks apply to (``n_tables`` each).
+    masked_tables: ClassVar[dict[str, tuple[str, ...]]] = {
+        "user": ("user_emb",),
+        "item": ("item_emb",),
+    }
 
     def __init__(
         self,
@@ -185,6 +208,77 @@ class Backbone(nn.Module, abc.ABC):
     def invalidate_scoring(self) -> None:
         """Forget whatever :meth:`prepare_scoring` cached (sizes or weights changed)."""
 
+    # ------------------------------------------------------ elementwise masks
+    def parametrize_tables(self, make: Callable[[str, torch.Tensor], nn.Module]) -> None:
+        """Reparameterise every masked table: reads of it return ``make(side, weight)(weight)``.
+
+        The one hook for methods that prune individual weights rather than prefixes (PEP's
+        soft thresholds, fixed elementwise masks). It uses ``torch.nn.utils.parametrize``, so
+        the backbones' own code is unchanged and the prefix masks still apply on top. Learnable
+        parts of the returned modules become parameters of the model (and of its optimiser).
+
+        Args:
+            make: Called once per table with its side (``"user"`` or ``"item"``) and weight.
+        """
+        for side, names in self.masked_tables.items():
+            for name in names:
+                parametrize.register_parametrization(self, name, make(side, getattr(self, name)))
+        self.invalidate_scoring()
+
+    def clear_parametrizations(self) -> None:
+        """Remove every table parametrization, keeping the raw (unmasked) weights."""
+        for names in self.masked_tables.values():
+            for name in names:
+                if parametrize.is_parametrized(self, name):
+                    parametrize.remove_parametrizations(self, name, leave_parametrized=False)
+        self.invalidate_scoring()
+
+    def set_element_masks(
+        self, user_mask: np.ndarray | torch.Tensor, item_mask: np.ndarray | torch.Tensor
+    ) -> None:
+        """Keep only the ``True`` entries of every table (unstructured pruning, e.g. PEP).
+
+        Replaces any earlier table parametrization. The prefix sizes still apply, so with all
+        sizes at ``d_max`` the masks alone decide; memory accounting
+        (:meth:`kept_embedding_parameters`) then counts the entries both keep.
+
+        Args:
+            user_mask: (n_users, d_max) booleans.
+            item_mask: (n_items, d_max) booleans.
+
+        Raises:
+            ValueError: on a wrong shape or a non-boolean dtype.
+        """
+        masks = {
+            "user": self._check_mask(user_mask, self.n_users, "user_mask"),
+            "item": self._check_mask(item_mask, self.n_items, "item_mask"),
+        }
+        self.clear_parametrizations()
+        self.parametrize_tables(lambda side, _weight: ElementMask(masks[side]))
+
+    def _check_mask(self, mask: np.ndarray | torch.Tensor, n: int, what: str) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+        if t.dtype != torch.bool:
+            msg = f"{what} must be a boolean array, got dtype {t.dtype}; use `mask != 0`."
+            raise ValueError(msg)
+        if t.shape != (n, self.d_max):
+            msg = f"{what} must have shape ({n}, {self.d_max}), got {tuple(t.shape)}."
+            raise ValueError(msg)
+        return t.to(self.device)
+
+    def element_masks(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The (users, items) boolean masks set by :meth:`set_element_masks`, or ``None``."""
+        found = []
+        for side in ("user", "item"):
+            name = self.masked_tables[side][0]
+            if not parametrize.is_parametrized(self, name):
+                return None
+            module = getattr(self.parametrizations, name)[0]
+            if not isinstance(module, ElementMask):
+                return None
+            found.append(module.mask.bool())
+        return found[0], found[1]
+
     # --------------------------------------------------------------- training
     @abc.abstractmethod
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
@@ -208,8 +302,17 @@ class Backbone(nn.Module, abc.ABC):
 
     # ------------------------------------------------------------- accounting
     def kept_embedding_parameters(self) -> int:
-        """``n_tables`` × Σ d over users and items: the embedding parameters the masks keep."""
-        return self.n_tables * (int(self.user_sizes.sum()) + int(self.item_sizes.sum()))
+        """``n_tables`` × Σ d over users and items: the embedding parameters the masks keep.
+
+        With elementwise masks (:meth:`set_element_masks`), the entries kept by both the
+        element mask and the prefix mask, so both kinds of pruning are counted the same way.
+        """
+        masks = self.element_masks()
+        if masks is None:
+            return self.n_tables * (int(self.user_sizes.sum()) + int(self.item_sizes.sum()))
+        users, items = masks
+        kept = (users & self.user_mask().bool()).sum() + (items & self.item_mask().bool()).sum()
+        return self.n_tables * int(kept)
 
     def full_embedding_parameters(self) -> int:
         """Embedding parameters at full size: ``n_tables × d_max × (n_users + n_items)``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,10 @@ class NCF(Backbone):
 
     name = "ncf"
     n_tables = 2
+    masked_tables: ClassVar[dict[str, tuple[str, ...]]] = {
+        "user": ("gmf_user", "mlp_user"),
+        "item": ("gmf_item", "mlp_item"),
+    }
 
     def __init__(
         self,
