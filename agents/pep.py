@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.baselines import _fit_to_budget, kept_budget
+from agents.baselines import fit_to_budget, kept_budget
 from agents.retrain import PAPER_BUDGETS, BudgetResult
 from ciess_env.data import InteractionData
 from ciess_env.metrics import evaluate, ragged_storage_bytes
@@ -192,7 +192,7 @@ class PEPMask:
         users, items = self.row_counts()
         counts = np.concatenate([users, items]).astype(np.float64)
         cap = kept_budget(self.budget, counts.shape[0], self.d_max)
-        sizes = _fit_to_budget(np.maximum(counts, 1e-3), cap, self.d_min, self.d_max)
+        sizes = fit_to_budget(np.maximum(counts, 1e-3), cap, self.d_min, self.d_max)
         return sizes[: users.shape[0]], sizes[users.shape[0] :]
 
     def storage_bytes(self, dtype_bytes: int = 4) -> dict[str, int]:
