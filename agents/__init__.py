@@ -3,9 +3,10 @@
 Import :class:`RandomWalkTD3` and the heuristic baselines from here; :func:`make_agent` builds
 any supported SB3 agent with paper-like defaults for the per-entity vector env. The size-graph
 walk lives in :mod:`agents.random_walk` (not re-exported: the function shares the module's name).
+What is built *from* agents — search sessions, selective retraining, comparisons, plots and the
+``ciess`` CLI — lives one layer up, in :mod:`agents.experiments`.
 """
 
-from agents._runner import SearchSession, search_curve
 from agents.baselines import (
     BASELINES,
     EqualSize,
@@ -14,17 +15,13 @@ from agents.baselines import (
     SizeBaseline,
     kept_budget,
 )
-from agents.compare import Comparison
 from agents.policies import EntityTD3Policy, GroupScaledAdam
 from agents.registry import AGENTS, make_agent
-from agents.retrain import BudgetResult, selective_retrain
 from agents.rw_td3 import ExplorationStep, RandomWalkTD3
 
 __all__ = [
     "AGENTS",
     "BASELINES",
-    "BudgetResult",
-    "Comparison",
     "EntityTD3Policy",
     "EqualSize",
     "ExplorationStep",
@@ -32,10 +29,7 @@ __all__ = [
     "MixedRandom",
     "PopularityProportional",
     "RandomWalkTD3",
-    "SearchSession",
     "SizeBaseline",
     "kept_budget",
     "make_agent",
-    "search_curve",
-    "selective_retrain",
 ]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ciess_env._spaces import sizes_to_action
+from ciess_env.spaces import sizes_to_action, validate_size_range
 
 __all__ = [
     "BASELINES",
@@ -148,9 +148,7 @@ class SizeBaseline:
         if n_users < 1 or n_items < 1:
             msg = f"`n_users` and `n_items` must be ≥ 1, got {n_users} and {n_items}."
             raise ValueError(msg)
-        if not 1 <= d_min <= d_max:
-            msg = f"`d_min` and `d_max` must satisfy 1 ≤ d_min ≤ d_max, got {d_min}, {d_max}."
-            raise ValueError(msg)
+        d_min, d_max = validate_size_range(d_min, d_max)
         self.c = float(c)
         self.n_users, self.n_items = int(n_users), int(n_items)
         self.d_min, self.d_max = int(d_min), int(d_max)
@@ -388,7 +386,7 @@ class PopularityProportional(FrequencyBaseline):
         return fit_to_budget(freq**self.alpha, self.budget, self.d_min, self.d_max)
 
 
-#: Baseline names (as used by :mod:`agents.compare`) → classes.
+#: Baseline names (as used by :mod:`agents.experiments.compare`) → classes.
 BASELINES: dict[str, type[SizeBaseline]] = {
     "es": EqualSize,
     "mr": MixedRandom,

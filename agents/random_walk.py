@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ciess_env.spaces import validate_size_range
+
 __all__ = ["WalkTables", "random_walk", "transition_matrix", "walk_tables"]
 
 
@@ -49,12 +51,7 @@ class WalkTables(NamedTuple):
 
 
 def _check_graph_args(d_min: int, d_max: int, threshold: int) -> None:
-    if not (isinstance(d_min, int | np.integer) and isinstance(d_max, int | np.integer)):
-        msg = f"`d_min` and `d_max` must be integers, got {d_min!r} and {d_max!r}."
-        raise TypeError(msg)
-    if d_min < 1 or d_max <= d_min:
-        msg = f"`d_min` and `d_max` must satisfy 1 ≤ d_min < d_max, got {d_min} and {d_max}."
-        raise ValueError(msg)
+    validate_size_range(d_min, d_max)
     if not isinstance(threshold, int | np.integer) or threshold < 1:
         msg = f"`threshold` must be a positive integer, got {threshold!r}."
         raise ValueError(msg)
@@ -73,8 +70,8 @@ def walk_tables(d_min: int = 1, d_max: int = 128, threshold: int = 5) -> WalkTab
         Read-only :class:`WalkTables`.
 
     Raises:
-        ValueError: if ``1 ≤ d_min < d_max`` or ``threshold ≥ 1`` does not hold.
-        TypeError: if ``d_min`` or ``d_max`` is not an integer.
+        ValueError: if the size range breaks :func:`ciess_env.spaces.validate_size_range`
+            (``d_min == d_max`` is allowed: the walk then stays put) or ``threshold < 1``.
     """
     _check_graph_args(d_min, d_max, threshold)
     d_min, d_max, threshold = int(d_min), int(d_max), int(threshold)

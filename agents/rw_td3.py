@@ -48,7 +48,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.policies import EntityTD3Policy
 from agents.random_walk import random_walk as walk_sizes
 from agents.random_walk import walk_tables
-from ciess_env._spaces import action_to_sizes, sizes_to_action
+from ciess_env.spaces import action_to_sizes, sizes_to_action, validate_size_range
 
 __all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds"]
 
@@ -102,13 +102,7 @@ def env_size_bounds(
             msg = f"`{name}` must match the env's {name}={from_env[name]}, got {given}."
             raise ValueError(msg)
         resolved[name] = int(given) if given is not None else from_env.get(name, default)
-    if not 1 <= resolved["d_min"] < resolved["d_max"]:
-        msg = (
-            "`d_min` and `d_max` must satisfy 1 ≤ d_min < d_max, "
-            f"got {resolved['d_min']} and {resolved['d_max']}."
-        )
-        raise ValueError(msg)
-    return resolved["d_min"], resolved["d_max"]
+    return validate_size_range(resolved["d_min"], resolved["d_max"])
 
 
 def _sizes_per_action_unit(d_min: int, d_max: int) -> float:

@@ -5,7 +5,7 @@ final masks are retrained from scratch anyway, shared/findings.md). This script 
 assignments spread over 70–97 % sparsity — equal sizes (ES) at several sizes, mixed random
 (MR), popularity-proportional with positive and negative exponents, and random perturbations —
 once with the paper's scratch retraining and once with each candidate design, all through the
-env's own code (``ciess_env._retrain``), with the same seeds per assignment. It reports the
+env's own code (``ciess_env.retrain``), with the same seeds per assignment. It reports the
 Spearman correlation of the quality under each design with scratch quality, and the cost ratio.
 
 Run (the lead runs the full one on a GPU)::
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ciess_env import _spaces
-from ciess_env._retrain import RetrainDesign, retrain_and_evaluate
+from ciess_env import spaces
 from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
 RESULTS = Path(__file__).parent / "results" / "env_fast_mode.md"
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             ev = outcome.eval
             quality = np.concatenate([ev.user_quality, ev.item_quality])
             row[f"{design} quality"] = ev.mean_user_quality
-            row[f"{design} q̄"] = float(_spaces.quality_ratio(quality, full_q).mean())
+            row[f"{design} q̄"] = float(spaces.quality_ratio(quality, full_q).mean())
             row[f"{design} train_s"] = outcome.train_seconds
             row[f"{design} total_s"] = outcome.train_seconds + ev.seconds
         rows.append(row)

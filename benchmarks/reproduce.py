@@ -1,6 +1,6 @@
 """Reproduce the CIESS paper (Qu et al., SIGIR 2023) with four commands, one table each.
 
-Every protocol runs through :func:`agents.compare.compare` (same env, same budgets, same
+Every protocol runs through :func:`agents.experiments.compare` (same env, same budgets, same
 selective retraining for every agent), so the numbers here and ``ciess compare`` agree. Each
 data set's table goes to its own markdown file in ``--output-dir`` (default
 ``benchmarks/results``) together with the exact command, seed, date, machine and total run time.
@@ -80,9 +80,8 @@ import pandas as pd
 import torch
 
 import ciess_env
-from agents import SearchSession
-from agents.compare import HEURISTICS, compare
-from agents.retrain import PAPER_BUDGETS
+from agents.experiments import PAPER_BUDGETS, SearchSession
+from agents.experiments.compare import HEURISTICS, compare
 
 logger = logging.getLogger("reproduce")
 
@@ -364,7 +363,7 @@ def retrain_batches(run: Run, converged: int) -> int:
 
 def run_agent(run: Run, agent: str, *, n_batches: int, label: str | None = None,
               agent_kwargs: dict[str, Any] | None = None) -> pd.DataFrame:  # fmt: skip
-    """Run one agent through :func:`agents.compare.compare` and return its rows.
+    """Run one agent through :func:`agents.experiments.compare` and return its rows.
 
     Agents run one :func:`compare` call each (the env is memoised, so this costs nothing) so
     that the results file can be rewritten after every agent of a long run.

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from agents import SearchSession
+from agents.experiments import SearchSession
 
 RESULTS = Path(__file__).parent / "results" / "search_dynamics.md"
 COLUMNS = ["reward", "mean_quality", "mean_user_size", "mean_item_size", "sparsity"]

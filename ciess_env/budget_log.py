@@ -22,8 +22,10 @@ import numpy as np
 
 __all__ = ["BudgetEntry", "BudgetLog"]
 
-_FORMAT_VERSION = 1
-_SCALARS = ("episode", "step", "sparsity", "mean_quality", "recall_20", "ndcg_20")
+#: Version 2 added ``reward``; version-1 files load with a NaN reward.
+_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_SCALARS = ("episode", "step", "sparsity", "mean_quality", "recall_20", "ndcg_20", "reward")
 
 
 class BudgetEntry(NamedTuple):
@@ -38,6 +40,8 @@ class BudgetEntry(NamedTuple):
         ndcg_20: Validation NDCG@20 (mean over users with ground truth).
         user_sizes: (n_users,) sizes, ``uint8`` or ``int16``.
         item_sizes: (n_items,) sizes, ``uint8`` or ``int16``.
+        reward: The step's mean reward as the env computed it (``spaces.entity_rewards`` under
+            the env's ``reward`` variant, averaged over entities); NaN when not recorded.
     """
 
     episode: int
@@ -48,6 +52,7 @@ class BudgetEntry(NamedTuple):
     ndcg_20: float
     user_sizes: np.ndarray
     item_sizes: np.ndarray
+    reward: float = float("nan")
 
 
 def _size_dtype(d_max: int) -> type[np.integer]:
@@ -97,6 +102,7 @@ class BudgetLog:
         mean_quality: float,
         recall_20: float = float("nan"),
         ndcg_20: float = float("nan"),
+        reward: float = float("nan"),
     ) -> BudgetEntry:
         """Append one step; the sizes are copied, so the caller may reuse its arrays.
 
@@ -117,6 +123,7 @@ class BudgetLog:
             ndcg_20=float(ndcg_20),
             user_sizes=users,
             item_sizes=items,
+            reward=float(reward),
         )
         self._entries.append(entry)
         return entry
@@ -237,16 +244,17 @@ class BudgetLog:
         if base.suffix in (".npz", ".json"):
             base = base.with_suffix("")
         meta = json.loads(base.with_suffix(".json").read_text())
-        if meta.get("format_version") != _FORMAT_VERSION:
+        if meta.get("format_version") not in _READABLE_VERSIONS:
             msg = (
-                f"`format_version` must be {_FORMAT_VERSION}, got {meta.get('format_version')!r} "
-                f"in {base.with_suffix('.json')}."
+                f"`format_version` must be one of {_READABLE_VERSIONS}, got "
+                f"{meta.get('format_version')!r} in {base.with_suffix('.json')}."
             )
             raise ValueError(msg)
         log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])
         with np.load(base.with_suffix(".npz")) as z:
             arrays = {k: z[k] for k in z.files}
         n = arrays["user_sizes"].shape[0]
+        rewards = arrays.get("reward", np.full(n, np.nan))
         if len(meta["entries"]) != n:
             msg = f"{base}.json lists {len(meta['entries'])} entries but {base}.npz holds {n}."
             raise ValueError(msg)
@@ -260,5 +268,6 @@ class BudgetLog:
                 mean_quality=float(arrays["mean_quality"][i]),
                 recall_20=float(arrays["recall_20"][i]),
                 ndcg_20=float(arrays["ndcg_20"][i]),
+                reward=float(rewards[i]),
             )
         return log

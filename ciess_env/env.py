@@ -11,10 +11,8 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 
-from ciess_env import _spaces
-from ciess_env._retrain import RetrainDesign, StepOutcome, retrain_and_evaluate
+from ciess_env import spaces
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import canonical_name, load_dataset
 from ciess_env.data.interactions import InteractionData
@@ -22,6 +20,7 @@ from ciess_env.errors import suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
 from ciess_env.recommenders.pretrain import pretrain, pretrain_cache_key
+from ciess_env.retrain import RetrainDesign, StepOutcome, retrain_and_evaluate
 
 __all__ = ["EmbeddingSizeEnv"]
 
@@ -280,12 +279,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             msg = f"`lam` must be a finite number >= 0, got {lam!r}."
             raise ValueError(msg)
-        if not (isinstance(d_min, int) and isinstance(d_max, int) and 1 <= d_min <= d_max):
-            msg = (
-                "`d_min` and `d_max` must be integers with 1 <= d_min <= d_max, "
-                f"got {d_min!r}, {d_max!r}."
-            )
-            raise ValueError(msg)
+        d_min, d_max = spaces.validate_size_range(d_min, d_max)
         if not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
             msg = f"`max_episode_steps` must be an integer >= 1, got {max_episode_steps!r}."
             raise ValueError(msg)
@@ -344,14 +338,14 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self.n_entities = self.n_users + self.n_items
         self._n_tables = int(BACKBONES[self.backbone].n_tables)
 
-        self.observation_space = spaces.Box(-1.0, 1.0, (self.n_entities, 4), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (self.n_entities,), np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (self.n_entities, 4), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.n_entities,), np.float32)
 
         self._static = np.empty((self.n_entities, 2), dtype=np.float32)
         self._static[: self.n_users, 0] = -1.0
         self._static[self.n_users :, 0] = 1.0
-        self._static[: self.n_users, 1] = _spaces.scale_popularity(self.data.user_freq)
-        self._static[self.n_users :, 1] = _spaces.scale_popularity(self.data.item_freq)
+        self._static[: self.n_users, 1] = spaces.scale_popularity(self.data.user_freq)
+        self._static[self.n_users :, 1] = spaces.scale_popularity(self.data.item_freq)
 
         self.budget_log = BudgetLog(self.n_users, self.n_items, d_max=self.d_max)
         self._pretrained: PretrainResult | None = None
@@ -370,7 +364,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         Raises:
             ValueError: on a wrong shape or NaN/inf entries.
         """
-        sizes = _spaces.action_to_sizes(
+        sizes = spaces.action_to_sizes(
             action, n=self.n_entities, d_min=self.d_min, d_max=self.d_max
         )
         return sizes[: self.n_users], sizes[self.n_users :]
@@ -388,7 +382,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"({self.n_items},), got {users.shape} and {items.shape}."
             )
             raise ValueError(msg)
-        return _spaces.sizes_to_action(
+        return spaces.sizes_to_action(
             np.concatenate([users, items]), d_min=self.d_min, d_max=self.d_max
         )
 
@@ -447,7 +441,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode += 1
         self._t = 0
         self._sizes = np.full(self.n_entities, self.d_max, dtype=np.int64)
-        self._q = _spaces.quality_ratio(full_quality, full_quality)
+        self._q = spaces.quality_ratio(full_quality, full_quality)
         info = self._info(full.eval, train_seconds=0.0)
         self._last_info = info
         return self._observation(), _copy_info(info)
@@ -469,8 +463,8 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         ev = outcome.eval
         quality = np.concatenate([ev.user_quality, ev.item_quality])
         sizes = np.concatenate([user_sizes, item_sizes])
-        q = _spaces.quality_ratio(quality, self._full_quality_array())
-        rewards = _spaces.entity_rewards(
+        q = spaces.quality_ratio(quality, self._full_quality_array())
+        rewards = spaces.entity_rewards(
             q=q, quality=quality, sizes=sizes, lam=self.lam, d_max=self.d_max,
             variant=self.reward_variant,
         )  # fmt: skip
@@ -484,7 +478,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self.budget_log.record(
             episode=self._episode, step=self._t, user_sizes=user_sizes, item_sizes=item_sizes,
             sparsity=info["sparsity"], mean_quality=info["mean_quality_ratio"],
-            recall_20=info["recall@20"], ndcg_20=info["ndcg@20"],
+            recall_20=info["recall@20"], ndcg_20=info["ndcg@20"], reward=float(rewards.mean()),
         )  # fmt: skip
         return self._observation(), float(rewards.mean()), False, truncated, _copy_info(info)
 
@@ -505,7 +499,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observation(self) -> np.ndarray:
         obs = np.empty((self.n_entities, 4), dtype=np.float32)
         obs[:, :2] = self._static
-        obs[:, 2] = _spaces.scale_sizes(self._sizes, d_min=self.d_min, d_max=self.d_max)
+        obs[:, 2] = spaces.scale_sizes(self._sizes, d_min=self.d_min, d_max=self.d_max)
         obs[:, 3] = (2.0 * self._q - 1.0).astype(np.float32)
         return obs
 

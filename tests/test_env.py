@@ -10,10 +10,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import ciess_env
-from ciess_env import _spaces
-from ciess_env._retrain import RetrainDesign
+from ciess_env import spaces
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import DataNotFoundError
+from ciess_env.retrain import RetrainDesign
 
 TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
@@ -37,7 +37,7 @@ def env(tiny_kwargs: dict) -> EmbeddingSizeEnv:
 # ------------------------------------------------------------------ formulas
 def test_paper_reward_matches_eq10_on_known_values() -> None:
     """R = q − λ(d/d_max)²: q = (1, 0.5, 0), d = (128, 64, 1), λ = 0.4."""
-    r = _spaces.entity_rewards(
+    r = spaces.entity_rewards(
         q=np.array([1.0, 0.5, 0.0]),
         quality=np.array([0.3, 0.2, 0.1]),
         sizes=np.array([128, 64, 1]),
@@ -49,7 +49,7 @@ def test_paper_reward_matches_eq10_on_known_values() -> None:
 
 def test_code_reward_uses_raw_quality_and_d_minus_one() -> None:
     """The reference variant: r = quality − λ((d − 1)/d_max)², so size 1 costs nothing."""
-    r = _spaces.entity_rewards(
+    r = spaces.entity_rewards(
         q=np.array([1.0, 1.0]),
         quality=np.array([0.3, 0.2]),
         sizes=np.array([129, 1]),
@@ -62,24 +62,24 @@ def test_code_reward_uses_raw_quality_and_d_minus_one() -> None:
 
 def test_quality_ratio_is_capped_at_one_and_floored_denominator() -> None:
     """Q = min(quality / max(full, 1e-5), 1): above-full quality → 1, zero full → 0."""
-    q = _spaces.quality_ratio(np.array([0.2, 0.1, 0.0, 1e-6]), np.array([0.1, 0.2, 0.0, 0.0]))
+    q = spaces.quality_ratio(np.array([0.2, 0.1, 0.0, 1e-6]), np.array([0.1, 0.2, 0.0, 0.0]))
     np.testing.assert_allclose(q, [1.0, 0.5, 0.0, 0.1])
 
 
 def test_actions_map_to_sizes_and_back_exactly() -> None:
     """−1 → d_min, +1 → d_max, 0 → the rounded midpoint; sizes_to_action inverts every size."""
-    sizes = _spaces.action_to_sizes(np.array([-1.0, 1.0, 0.0]), n=3, d_min=1, d_max=128)
+    sizes = spaces.action_to_sizes(np.array([-1.0, 1.0, 0.0]), n=3, d_min=1, d_max=128)
     assert sizes.tolist() == [1, 128, 65]
     every = np.arange(1, 129)
-    back = _spaces.action_to_sizes(
-        _spaces.sizes_to_action(every, d_min=1, d_max=128), n=128, d_min=1, d_max=128
+    back = spaces.action_to_sizes(
+        spaces.sizes_to_action(every, d_min=1, d_max=128), n=128, d_min=1, d_max=128
     )
     assert back.tolist() == every.tolist()
 
 
 def test_out_of_range_actions_are_clipped() -> None:
     """Actions beyond [−1, 1] clip to d_min / d_max instead of failing."""
-    sizes = _spaces.action_to_sizes(np.array([-7.0, 3.5]), n=2, d_min=1, d_max=128)
+    sizes = spaces.action_to_sizes(np.array([-7.0, 3.5]), n=2, d_min=1, d_max=128)
     assert sizes.tolist() == [1, 128]
 
 
@@ -111,7 +111,7 @@ def test_step_returns_documented_info(env: EmbeddingSizeEnv) -> None:
     assert info["entity_rewards"].shape == (70,)
     assert reward == pytest.approx(float(info["entity_rewards"].astype(np.float64).mean()))
     assert info["user_sizes"].tolist() == [16] * 40
-    assert np.all(obs[:, 2] == np.float32(_spaces.scale_sizes(16, d_min=1, d_max=128)))
+    assert np.all(obs[:, 2] == np.float32(spaces.scale_sizes(16, d_min=1, d_max=128)))
     assert set(info) == {
         "entity_rewards", "user_quality", "item_quality", "mean_quality_ratio", "recall@20",
         "ndcg@20", "sparsity", "kept_parameters", "memory_bytes", "user_sizes", "item_sizes",

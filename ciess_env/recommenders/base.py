@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ciess_env._size_range import validate_size_range
+
 __all__ = ["BPRLoss", "Backbone", "ElementMask"]
 
 
@@ -88,12 +90,7 @@ class Backbone(nn.Module, abc.ABC):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
-        if not 1 <= d_min <= d_max:
-            msg = (
-                "d_min and d_max must satisfy 1 <= d_min <= d_max, "
-                f"got d_min={d_min}, d_max={d_max}."
-            )
-            raise ValueError(msg)
+        d_min, d_max = validate_size_range(d_min, d_max)
         self.n_users = int(n_users)
         self.n_items = int(n_items)
         self.d_max = int(d_max)

@@ -282,8 +282,8 @@ def train_until_converged(
     """Train with early stopping on validation mean user quality; leave the best state loaded.
 
     The one early-stopping loop of the package: full-size pretraining and the final
-    retraining of size assignments (``agents.retrain``) both use it, so "to convergence" means
-    the same thing everywhere.
+    retraining of size assignments (``ciess_env.retrain``, ``early_stopping=True``) both use
+    it, so "to convergence" means the same thing everywhere.
 
     Args:
         model: The backbone to train (its sizes already set).

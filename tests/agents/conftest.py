@@ -16,7 +16,7 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from ciess_env._spaces import action_to_sizes, scale_popularity, scale_sizes
+from ciess_env.spaces import action_to_sizes, scale_popularity, scale_sizes
 
 
 class FakeEntityVecEnv(VecEnv):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agents.baselines import EqualSize, MixedRandom, PopularityProportional, kept_budget
-from ciess_env._spaces import action_to_sizes
+from ciess_env.spaces import action_to_sizes
 
 BUDGETS = [0.8, 0.9, 0.95]
 SHAPES = [(6040, 3706), (31, 17)]

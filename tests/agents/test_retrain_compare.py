@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.cli import main
-from agents.compare import compare
-from agents.retrain import selective_retrain
+from agents.experiments import compare, selective_retrain
+from agents.experiments.cli import main
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import make_synthetic
 from ciess_env.recommenders import TrainConfig
@@ -100,7 +99,7 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     assert config["seed"] == 0
     assert config["env_kwargs"]["preset"] == "tiny"
     for name in ("budget_log.npz", "curve.csv", "agent.zip", "search_curves.png",
-                 "size_vs_popularity.png"):  # fmt: skip
+                 "size_vs_popularity.png", "best_step.json"):  # fmt: skip
         assert (run / name).is_file(), name
     assert len(pd.read_csv(run / "curve.csv")) == 10
 

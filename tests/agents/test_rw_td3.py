@@ -6,7 +6,7 @@ import torch as th
 
 from agents.registry import make_agent
 from agents.rw_td3 import RandomWalkTD3
-from ciess_env._spaces import action_to_sizes, sizes_to_action
+from ciess_env.spaces import action_to_sizes, sizes_to_action
 
 
 def _model(env, tiny_kwargs, **kw):

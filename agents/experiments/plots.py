@@ -32,8 +32,8 @@ def plot_search_curves(curve: pd.DataFrame, path: str | Path | None = None, *, t
     """Per-episode mean reward and mean user/item size (paper Fig. 3).
 
     Args:
-        curve: The per-step frame of :func:`agents._runner.search_curve` (or several, with an
-            ``agent`` column: one line per agent).
+        curve: The per-step frame of :func:`agents.experiments.session.search_curve` (or
+            several, with an ``agent`` column: one line per agent).
         path: Where to save the PNG, if given.
         title: Figure title.
     """

@@ -20,12 +20,12 @@ from tqdm import tqdm
 import ciess_env  # noqa: F401  (registers the env ids)
 from agents.baselines import BASELINES, PopularityProportional
 from agents.registry import make_agent
-from ciess_env.budget_log import BudgetLog
+from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import suggest
 from ciess_env.vector import EntityVecEnv
 
-__all__ = ["SearchSession", "search_curve"]
+__all__ = ["SearchSession", "best_entry", "search_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class SearchSession:
             )
         log = self.env.budget_log
         self.last_model = model
-        return log, search_curve(log, lam=self.env.lam, d_max=self.env.d_max)
+        return log, search_curve(log)
 
     # -------------------------------------------------------------- retrain
     def final_batches(self) -> int:
@@ -123,14 +123,13 @@ class SearchSession:
 
         The larger of the full-size model's early-stopping count and the paper's per-step
         scratch schedule, so small tables get the room they need: on ML-1M the full-size
-        LightGCN peaks after 200 batches, while ES at 80 % sparsity scored test Recall@20
-        0.163 after 200 batches here against 0.222 after 3,000 in the authors' code
-        (shared/findings.md). Each candidate then stops at its own best batch count.
+        LightGCN peaks after a few hundred batches, far too early for a pruned table. Each
+        candidate then stops at its own best batch count.
         """
         return max(1, int(self.env.pretrained.best_batches), int(self.env.train_config.n_batches))
 
     def retrain_kwargs(self, n_batches: int | None = None) -> dict[str, Any]:
-        """Keyword arguments of :func:`agents.retrain.selective_retrain` for this env.
+        """Keyword arguments of :func:`agents.experiments.selective.selective_retrain` here.
 
         Args:
             n_batches: Cap on each (early-stopped) retraining; default :meth:`final_batches`.
@@ -151,22 +150,23 @@ class SearchSession:
         self._gym_env.close()
 
 
-def search_curve(log: BudgetLog, *, lam: float, d_max: int) -> pd.DataFrame:
+def search_curve(log: BudgetLog) -> pd.DataFrame:
     """Per-step search statistics of a budget log (paper Fig. 3: reward and mean size).
 
-    The mean reward is the paper's (Eq. 10) averaged over entities: ``q̄ − λ·mean((d/d_max)²)``.
+    The reward column is the step's mean reward exactly as the env returned it, i.e.
+    :func:`ciess_env.spaces.entity_rewards` under the env's ``reward`` variant ("paper" or
+    "code") averaged over entities; it is never recomputed here with another formula.
     """
     rows = []
     # Episodes count from the env's first reset; a shared env has run other searches before.
     first = min((e.episode for e in log), default=0)
     for e in log:
-        sizes = np.concatenate([e.user_sizes, e.item_sizes]).astype(np.float64)
         rows.append(
             {
                 "episode": e.episode - first,
                 "step": e.step,
                 "mean_quality": e.mean_quality,
-                "reward": e.mean_quality - lam * float(np.mean((sizes / d_max) ** 2)),
+                "reward": e.reward,
                 "mean_user_size": float(np.mean(e.user_sizes)),
                 "mean_item_size": float(np.mean(e.item_sizes)),
                 "sparsity": e.sparsity,
@@ -174,6 +174,22 @@ def search_curve(log: BudgetLog, *, lam: float, d_max: int) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def best_entry(log: BudgetLog) -> BudgetEntry:
+    """The logged step with the highest mean reward (the "best step" of a search).
+
+    Raises:
+        ValueError: if the log is empty or no entry carries a reward.
+    """
+    rewards = log.column("reward")
+    if not np.any(~np.isnan(rewards)):
+        msg = (
+            f"`log` must hold at least one step with a reward, got {len(log)} entries without; "
+            "record a search through the env (heuristic logs carry no reward)."
+        )
+        raise ValueError(msg)
+    return log[int(np.nanargmax(rewards))]
 
 
 class _TqdmCallback(BaseCallback):

@@ -2,9 +2,10 @@
 
 A search logs every size assignment it tried with its validation quality. For each budget c,
 the l best assignments whose sparsity is at least c are retrained from scratch *to convergence*
-(``SearchSession.final_batches``: the larger of the full-size model's early-stopping count and
-the paper's per-step schedule) and the best one is reported on
-the test split, in the paper's Table 1 format.
+(:meth:`~agents.experiments.session.SearchSession.final_batches`: the larger of the full-size
+model's early-stopping count and the paper's per-step schedule) and the best one is reported
+on the test split, in the paper's Table 1 format. Every retraining goes through
+:func:`ciess_env.retrain.retrain_and_evaluate`, the one entry point for one mask.
 
 Selection never looks at the test split: each candidate is retrained on the training split and
 ranked by its validation quality (mean per-entity q̄ as in Eq. 15, here the mean user/item
@@ -23,15 +24,18 @@ import numpy as np
 
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.data import InteractionData
-from ciess_env.metrics import EvalResult, evaluate
-from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr, train_until_converged
+from ciess_env.recommenders import TrainConfig
+from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
-__all__ = ["BudgetResult", "retrain_sizes", "selective_retrain"]
+__all__ = ["PAPER_BUDGETS", "BudgetResult", "selective_retrain"]
 
 logger = logging.getLogger(__name__)
 
 #: The paper's budgets: 80, 90 and 95 % of the embedding parameters pruned.
 PAPER_BUDGETS: tuple[float, ...] = (0.8, 0.9, 0.95)
+
+#: Every final retraining starts from a fresh model with the paper's schedule.
+_SCRATCH = RetrainDesign("scratch")
 
 
 @dataclass(frozen=True)
@@ -60,57 +64,6 @@ class BudgetResult:
     def as_dict(self) -> dict[str, float]:
         """The row as a plain dict (for pandas / JSON)."""
         return asdict(self)
-
-
-def retrain_sizes(
-    data: InteractionData,
-    user_sizes: np.ndarray,
-    item_sizes: np.ndarray,
-    *,
-    backbone: str,
-    config: TrainConfig,
-    split: str = "validation",
-    early_stopping: bool = False,
-    seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: str = "cpu",
-    backbone_kwargs: dict | None = None,
-) -> tuple[EvalResult, int]:
-    """Train a fresh backbone with fixed sizes and evaluate it on ``split``.
-
-    Args:
-        data: The data set (its training split is what the model learns from).
-        user_sizes: (n_users,) sizes.
-        item_sizes: (n_items,) sizes.
-        backbone: Backbone name.
-        config: Schedule; ``config.n_batches`` is the budget, or the cap with early stopping.
-        split: Split to evaluate on.
-        early_stopping: Stop on validation quality (every 200 batches, patience 2) and keep
-            the best state; the ``split`` must then be "validation".
-        seed: Seeds the initialisation and the sampling.
-        d_max: Largest size.
-        d_min: Smallest size.
-        device: Torch device.
-        backbone_kwargs: Extra backbone hyperparameters.
-
-    Returns:
-        The metrics on ``split`` and the batches trained (to the best state, with early
-        stopping).
-    """
-    model = make_backbone(
-        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=device,
-        **(backbone_kwargs or {}),
-    )  # fmt: skip
-    model.set_sizes(user_sizes, item_sizes)
-    if early_stopping:
-        if split != "validation":
-            msg = f"early stopping needs split='validation', got {split!r}."
-            raise ValueError(msg)
-        best = train_until_converged(model, data, config, seed=seed, max_batches=config.n_batches)
-        return best.eval, best.best_batches
-    train_bpr(model, data, config, seed=seed)
-    return evaluate(model, data, split=split), config.n_batches
 
 
 def selective_retrain(
@@ -154,8 +107,8 @@ def selective_retrain(
         msg = f"top_l must be >= 1, got {top_l!r}."
         raise ValueError(msg)
     common = dict(
-        backbone=backbone, seed=seed, d_max=d_max, d_min=d_min, device=device,
-        backbone_kwargs=backbone_kwargs,
+        backbone=backbone, init_seed=seed, train_seed=seed, d_max=d_max, d_min=d_min,
+        device=device, backbone_kwargs=backbone_kwargs,
     )  # fmt: skip
     merged = data.merge_train_validation()
     results: list[BudgetResult | None] = []
@@ -169,24 +122,26 @@ def selective_retrain(
             scores, batches = [entries[0].mean_quality], [config.n_batches]
         else:
             runs = [
-                retrain_sizes(
-                    data,
-                    e.user_sizes,
-                    e.item_sizes,
-                    config=config,
+                retrain_and_evaluate(
+                    _SCRATCH,
+                    data=data,
+                    user_sizes=e.user_sizes,
+                    item_sizes=e.item_sizes,
+                    base_config=config,
                     early_stopping=early_stopping,
                     **common,
                 )
                 for e in entries
             ]
-            scores = [ev.mean_user_quality for ev, _ in runs]
-            batches = [n for _, n in runs]
+            scores = [run.eval.mean_user_quality for run in runs]
+            batches = [run.n_batches for run in runs]
         i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
         best = entries[i]
         final = replace(config, n_batches=max(1, batches[i]))
-        test, _ = retrain_sizes(
-            merged, best.user_sizes, best.item_sizes, config=final, split="test", **common
-        )
+        test = retrain_and_evaluate(
+            _SCRATCH, data=merged, user_sizes=best.user_sizes, item_sizes=best.item_sizes,
+            base_config=final, split="test", **common,
+        ).eval  # fmt: skip
         results.append(
             BudgetResult(
                 budget=float(c),

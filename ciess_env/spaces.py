@@ -1,7 +1,8 @@
-"""The env's pure array maps: actions ↔ sizes, observation features and rewards.
+"""The MDP's definition as pure array maps: actions ↔ sizes, observation features, rewards.
 
 They are free functions of arrays (no env, no model) so that the single env, the per-entity
-vector env, the baselines and the tests share exactly one definition of each formula.
+vector env, the agents, the baselines, the search curves and the tests share exactly one
+definition of each formula. :func:`validate_size_range` is the one rule for ``[d_min, d_max]``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
+from ciess_env._size_range import validate_size_range
 
 __all__ = [
     "QUALITY_FLOOR",
@@ -19,6 +22,7 @@ __all__ = [
     "scale_popularity",
     "scale_sizes",
     "sizes_to_action",
+    "validate_size_range",
 ]
 
 RewardVariant = Literal["paper", "code"]

@@ -89,8 +89,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Train one agent on one env; save log, model, curves, figures and config."""
-    from agents._runner import SearchSession
-    from agents.plots import plot_search_curves, plot_size_vs_popularity
+    from agents.experiments.plots import plot_search_curves, plot_size_vs_popularity
+    from agents.experiments.session import SearchSession, best_entry
 
     agent_kwargs = _kv(args.agent_kw)
     out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
@@ -102,7 +102,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     curve.to_csv(out / "curve.csv", index=False)
     session.last_model.save(out / "agent")
     plot_search_curves(curve, out / "search_curves.png", title=f"{args.agent} on {args.env_id}")
-    best = max(log, key=lambda e: e.mean_quality - session.env.lam * (1 - e.sparsity) ** 2)
+    best = best_entry(log)
+    fields = ("episode", "step", "reward", "sparsity", "mean_quality")
+    (out / "best_step.json").write_text(json.dumps({k: getattr(best, k) for k in fields}))
     plot_size_vs_popularity(
         best.user_sizes,
         best.item_sizes,
@@ -112,15 +114,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         title=f"sparsity {best.sparsity:.1%}",
     )
     print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
+    print(
+        f"best step: episode {best.episode} step {best.step}, reward {best.reward:.4f}, "
+        f"sparsity {best.sparsity:.1%}"
+    )
     print(curve.groupby("episode")[["reward", "sparsity", "mean_quality"]].mean().to_string())
     return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Selective retraining over a search run's budget log → Table 1 format."""
-    from agents._runner import SearchSession
-    from agents.compare import _markdown
-    from agents.retrain import selective_retrain
+    from agents.experiments.compare import _markdown
+    from agents.experiments.selective import selective_retrain
+    from agents.experiments.session import SearchSession
     from ciess_env.budget_log import BudgetLog
 
     run = Path(args.run)
@@ -153,7 +159,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Several agents on one env at the given budgets → markdown table + plot."""
-    from agents.compare import compare
+    from agents.experiments.compare import compare
 
     out, env_kwargs = _start_run("compare", args)
     result = compare(
@@ -170,7 +176,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if result.curves:
         import pandas as pd
 
-        from agents.plots import plot_search_curves
+        from agents.experiments.plots import plot_search_curves
 
         curves = pd.concat([c.assign(agent=n) for n, c in result.curves.items()])
         plot_search_curves(curves, out / "search_curves.png", title=args.env_id)

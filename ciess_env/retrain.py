@@ -1,9 +1,10 @@
-"""How one env step turns a size assignment into a trained, evaluated model.
+"""Retraining one size assignment (a mask): the one entry point, and the env's step designs.
 
 The paper retrains a fresh recommender for a fixed budget at every step (Algorithm 1, lines
-7–11): the dominant cost of the whole search. This module holds that procedure and the cheaper
-"fast" designs, behind one parser, so the env and ``benchmarks/fast_mode_fidelity.py`` run
-exactly the same code.
+7–11): the dominant cost of the whole search. :func:`retrain_and_evaluate` is that procedure
+for one mask, used by the env's steps, by selective retraining (early-stopped, on any split)
+and by ``benchmarks/fast_mode_fidelity.py``, so all of them run exactly the same code. The
+cheaper "fast" designs sit behind one parser.
 
 Designs (the ``retrain=`` strings of the env):
 
@@ -12,7 +13,7 @@ Designs (the ``retrain=`` strings of the env):
   schedule compressed by the same factor (decay every ``decay_batches / K`` batches), so the run
   ends at the same learning rate as the full one.
 * ``"nested:B"`` — start from the nested-prefix pretrained model (every prefix of every row was
-  trained, shared/findings.md), apply the mask, fine-tune ``B`` batches (0 = zero-shot) at the
+  trained), apply the mask, fine-tune ``B`` batches (0 = zero-shot) at the
   constant learning rate ``lr / 10``.
 * ``"fast"`` — the env's fast mode, an alias of :data:`FAST_DESIGN`.
 """
@@ -27,16 +28,22 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ciess_env.data.interactions import InteractionData
+from ciess_env.data.interactions import InteractionData, SplitName
 from ciess_env.metrics import EvalResult, evaluate
-from ciess_env.recommenders import Backbone, TrainConfig, make_backbone, train_bpr
+from ciess_env.recommenders import (
+    Backbone,
+    TrainConfig,
+    make_backbone,
+    train_bpr,
+    train_until_converged,
+)
 
 __all__ = ["FAST_DESIGN", "RetrainDesign", "StepOutcome", "retrain_and_evaluate"]
 
 #: The design ``retrain="fast"`` stands for. Chosen on measured rank fidelity against scratch
 #: (benchmarks/results/env_fast_mode_synthetic.md: Spearman 0.93 vs 0.39 for ``short:8``); the
 #: few fine-tuning batches are there to let the model adapt to the mask, which zero-shot nested
-#: models under-rate for popularity-skewed masks on ML-1M (shared/findings.md).
+#: models under-rate for popularity-skewed masks on ML-1M.
 FAST_DESIGN = "nested:20"
 
 
@@ -114,10 +121,11 @@ class StepOutcome:
     """What retraining for one size assignment produced.
 
     Attributes:
-        eval: Validation metrics of the retrained model.
-        model: The retrained model (eval mode).
-        train_seconds: Wall-clock seconds of model building and training (not evaluation).
-        n_batches: Training batches run.
+        eval: Metrics of the retrained model on the evaluated split.
+        model: The retrained model (eval mode; the best state with early stopping).
+        train_seconds: Wall-clock seconds of model building and training (not the final
+            evaluation; with early stopping, its validation checks are included).
+        n_batches: Training batches run (to the best state, with early stopping).
     """
 
     eval: EvalResult
@@ -142,6 +150,8 @@ def retrain_and_evaluate(
     backbone_kwargs: dict[str, Any] | None = None,
     nested_state: dict[str, torch.Tensor] | None = None,
     progress_bar: bool = False,
+    split: SplitName = "validation",
+    early_stopping: bool = False,
 ) -> StepOutcome:
     """Build, train and evaluate one model for a size assignment under ``design``.
 
@@ -160,10 +170,21 @@ def retrain_and_evaluate(
         backbone_kwargs: Backbone hyperparameters.
         nested_state: The nested-prefix pretrained weights (required by ``nested`` designs).
         progress_bar: Show a tqdm bar while training.
+        split: Split to evaluate on (selective retraining scores its winner on "test").
+        early_stopping: Train "to convergence": stop on validation quality (every 200 batches,
+            patience 2) with the design's ``n_batches`` as the cap, and keep the best state;
+            ``split`` must then be "validation".
 
     Returns:
         The evaluation, the model and the training time.
+
+    Raises:
+        ValueError: for early stopping on a split other than validation, or a nested design
+            without ``nested_state``.
     """
+    if early_stopping and split != "validation":
+        msg = f"early stopping needs split='validation', got {split!r}."
+        raise ValueError(msg)
     start = time.perf_counter()
     model = make_backbone(
         backbone, data, d_max=d_max, d_min=d_min, seed=init_seed, device=device,
@@ -176,9 +197,18 @@ def retrain_and_evaluate(
         model.load_state_dict(nested_state)
     model.set_sizes(user_sizes, item_sizes)
     config = design.config(base_config)
+    if early_stopping:
+        best = train_until_converged(
+            model, data, config, seed=train_seed, max_batches=config.n_batches,
+            progress_bar=progress_bar,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        return StepOutcome(
+            eval=best.eval, model=model, train_seconds=seconds, n_batches=best.best_batches
+        )
     if config.n_batches > 0:
         train_bpr(model, data, config, seed=train_seed, progress_bar=progress_bar)
     model.eval()
     seconds = time.perf_counter() - start
-    result = evaluate(model, data, "validation")
+    result = evaluate(model, data, split)
     return StepOutcome(eval=result, model=model, train_seconds=seconds, n_batches=config.n_batches)

@@ -6,7 +6,7 @@ Every agent is judged by the same protocol, so the comparison is fair:
 * RL agents search on the per-entity vector env for ``episodes`` episodes, and the env's budget
   log collects every size assignment they tried;
 * then each agent's assignments go through the same selective retraining (top-l per budget,
-  retrained from scratch, scored on test; :func:`agents.retrain.selective_retrain`).
+  retrained from scratch, scored on test; :func:`agents.experiments.selective.selective_retrain`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.experiments.selective import PAPER_BUDGETS, selective_retrain
 from agents.registry import AGENTS
-from agents.retrain import PAPER_BUDGETS, selective_retrain
 
 __all__ = ["HEURISTICS", "RL_AGENTS", "Comparison", "compare"]
 
@@ -65,7 +65,7 @@ class Comparison:
 
     def plot(self, path: str | Path | None = None):
         """Plot test Recall@20 against kept memory per agent; save to ``path`` if given."""
-        from agents.plots import plot_quality_vs_memory
+        from agents.experiments.plots import plot_quality_vs_memory
 
         return plot_quality_vs_memory(self.table, path)
 
@@ -119,7 +119,7 @@ def compare(
     Returns:
         A :class:`Comparison`.
     """
-    from agents._runner import SearchSession
+    from agents.experiments.session import SearchSession
 
     session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar)
     _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts

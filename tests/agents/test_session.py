@@ -1,0 +1,93 @@
+"""Search sessions: one reward everywhere, and same-seed searches identical across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.experiments.cli import main
+from ciess_env import spaces
+from ciess_env.budget_log import BudgetLog
+from ciess_env.env import EmbeddingSizeEnv
+
+ENV_ID = "CIESS-MF-Synthetic-v0"
+TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
+AGENT_KW = ["--agent-kw", "batch_size=64", "policy_kwargs={'net_arch': [16]}"]
+
+
+def _env_kw(tmp_path, **extra) -> list[str]:
+    kwargs = {"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path / "cache")}
+    return ["--env-kw", *(f"{k}={v!r}" for k, v in {**kwargs, **extra}.items())]
+
+
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_search_curve_and_cli_best_step_use_entity_rewards(variant, tmp_path, monkeypatch):
+    """The curve's reward and the CLI's best step equal mean ``entity_rewards`` of each step.
+
+    A spy on the env's retraining records every step's per-entity quality, from which the
+    expected reward is recomputed with :func:`ciess_env.spaces.entity_rewards` alone.
+    """
+    expected: list[float] = []
+    real_retrain = EmbeddingSizeEnv._retrain
+
+    def spy(self, user_sizes, item_sizes, **kwargs):
+        outcome = real_retrain(self, user_sizes, item_sizes, **kwargs)
+        quality = np.concatenate([outcome.eval.user_quality, outcome.eval.item_quality])
+        full = np.concatenate(
+            [self.pretrained.eval.user_quality, self.pretrained.eval.item_quality]
+        )
+        rewards = spaces.entity_rewards(
+            q=spaces.quality_ratio(quality, full), quality=quality,
+            sizes=np.concatenate([user_sizes, item_sizes]), lam=self.lam, d_max=self.d_max,
+            variant=variant,
+        )  # fmt: skip
+        expected.append(float(rewards.mean()))
+        return outcome
+
+    monkeypatch.setattr(EmbeddingSizeEnv, "_retrain", spy)
+    run = tmp_path / "run"
+    argv = ["search", ENV_ID, "--agent", "rw-td3", "--episodes", "2", "--output", str(run)]
+    assert main([*argv, *_env_kw(tmp_path, reward=variant), *AGENT_KW]) == 0
+
+    curve = pd.read_csv(run / "curve.csv")
+    assert len(expected) == len(curve) == 20
+    np.testing.assert_allclose(curve["reward"], expected, rtol=0, atol=1e-12)
+    best = json.loads((run / "best_step.json").read_text())
+    i = int(np.argmax(expected))
+    assert (best["episode"], best["step"]) == (i // 10, i % 10 + 1)
+    assert best["reward"] == pytest.approx(expected[i], abs=1e-12)
+    if variant == "code":  # the formula the curves used before: q̄ − λ·mean((d/d_max)²)
+        log = BudgetLog.load(run / "budget_log")
+        paper = [
+            e.mean_quality
+            - 0.4 * np.mean((np.r_[e.user_sizes, e.item_sizes].astype(float) / 128) ** 2)
+            for e in log
+        ]
+        assert not np.allclose(paper, expected)
+
+
+def test_same_seed_search_is_identical_across_processes(tmp_path):
+    """Two fresh interpreters running the same seeded search log bit-identical steps."""
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        cmd = [
+            sys.executable, "-m", "agents.experiments.cli", "search", ENV_ID, "--agent",
+            "rw-td3", "--episodes", "2", "--seed", "3", "--output", str(out),
+            *_env_kw(tmp_path / name), *AGENT_KW,
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+        subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
+        runs.append(np.load(out / "budget_log.npz"))
+    a, b = runs
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a["user_sizes"].shape[0] == 20
+    assert len(np.unique(a["reward"])) > 1  # the search moved, so equality is not trivial
