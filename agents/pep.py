@@ -24,8 +24,9 @@ weights, not prefixes, so it runs beside the env rather than through it:
    final cut at ``max_batches`` does whatever the thresholds did not).
 3. **Retrain (PEP's lottery-ticket step).** A fresh backbone with the *same* initialisation as
    the search (the ticket's original weights) is trained with only the kept entries, by the
-   package's final-retraining schedule (:func:`agents.retrain.selective_retrain`'s: early
-   stopping on validation, then train + validation for the best count, scored on test).
+   package's final-retraining schedule (that of
+   :func:`agents.experiments.selective.selective_retrain`: early stopping on validation, then
+   train + validation for the best count, scored on test).
 
 Memory is counted from the non-zero entries with the prefix masks' accounting
 (``1 − nnz / (d_max · N)``). Unstructured sparsity also needs a column index per kept entry,
@@ -47,7 +48,7 @@ import torch
 from torch import nn
 
 from agents.baselines import fit_to_budget, kept_budget
-from agents.retrain import PAPER_BUDGETS, BudgetResult
+from agents.experiments.selective import PAPER_BUDGETS, BudgetResult
 from ciess_env.data import InteractionData
 from ciess_env.metrics import evaluate, ragged_storage_bytes
 from ciess_env.recommenders import (
