@@ -1,8 +1,10 @@
 """Exception hierarchy of ciess-env.
 
 Every error a user can trigger at a public boundary derives from :class:`CIESSError`, and also
-from the built-in exception a caller would naturally catch (``ValueError``, ``FileNotFoundError``),
-so both ``except CIESSError`` and ``except ValueError`` work.
+from the built-in exception a caller would naturally catch (``ValueError``, ``TypeError``,
+``FileNotFoundError``), so both ``except CIESSError`` and ``except ValueError`` work, and the
+``ciess`` CLI can print any of them as one line. Messages follow one style: "`x` must be ...,
+got ...", then how to fix it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ __all__ = [
     "DataNotFoundError",
     "DatasetError",
     "DatasetIntegrityError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "NonFiniteError",
     "UnknownNameError",
     "suggest",
 ]
@@ -39,6 +44,18 @@ class DataFormatError(DatasetError):
 
 class DatasetIntegrityError(DatasetError):
     """A named data set parsed, but its counts differ from the canonical ones (truncated copy)."""
+
+
+class InvalidArgumentError(CIESSError, ValueError):
+    """An argument has a value outside what it accepts (range, choice, combination)."""
+
+
+class InvalidTypeError(CIESSError, TypeError):
+    """An argument has the wrong type (a string where a number goes, a bool as a size, ...)."""
+
+
+class NonFiniteError(CIESSError, ValueError):
+    """A score or loss that must be finite is NaN or infinite (usually: the model diverged)."""
 
 
 class UnknownNameError(CIESSError, ValueError):

@@ -17,6 +17,10 @@ Definitions (those of the LightGCN and CIESS code):
 * Users without ground-truth items in the split have no defined Recall/NDCG: their
   per-user values are 0, ``has_truth`` is ``False``, and they are left out of every mean and
   of the item averages (Eq. 9).
+* Non-finite scores are an error, not a ranking: a NaN would sort above every number in
+  ``torch.topk`` and give a diverged model a plausible Recall, so :func:`evaluate_scores`
+  raises :class:`~ciess_env.errors.NonFiniteError` if the scorer returns NaN or ±inf, and
+  :func:`top_k_items` refuses NaN (``-inf`` is how hidden items are marked there).
 * Ties: items with equal scores are ranked by increasing item index. This is exact, not
   "whatever ``torch.topk`` returns": the K-th largest score is found with ``topk``, all
   items strictly above it are kept, the tied items at the boundary are taken lowest index
@@ -34,6 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from ciess_env.data.interactions import InteractionData, SplitName
+from ciess_env.errors import NonFiniteError
 
 __all__ = [
     "EvalResult",
@@ -124,7 +129,18 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
 
     Returns:
         (B, k) int64 item indices, best first.
+
+    Raises:
+        NonFiniteError: If a score is NaN (``torch.topk`` would rank it first).
     """
+    nan = torch.isnan(scores)
+    if nan.any():
+        rows = nan.any(dim=1).nonzero()[:, 0]
+        msg = (
+            f"`scores` must not be NaN, got {int(nan.sum())} NaN in {rows.numel()} row(s) "
+            f"(first: row {int(rows[0])}); mark items to skip with -inf instead."
+        )
+        raise NonFiniteError(msg)
     n = scores.shape[1]
     k = min(k, n)
     # One extra place tells whether the k-th score is tied with one left out.
@@ -186,6 +202,7 @@ def evaluate_scores(
 
     Raises:
         ValueError: on an unknown split, ``"train"``, or bad ``ks``.
+        NonFiniteError: If the scorer returns NaN or ±inf (a diverged model).
     """
     if split not in ("validation", "test"):
         msg = f"split must be 'validation' or 'test', got {split!r}."
@@ -212,6 +229,7 @@ def evaluate_scores(
     for lo in range(0, eval_users.shape[0], batch_size):
         users = eval_users[lo : lo + batch_size]
         scores = scorer(torch.from_numpy(users).to(device))
+        _check_finite(scores, users)
         rows, cols = _rows(hidden, users)
         scores[
             torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)
@@ -248,6 +266,22 @@ def evaluate_scores(
         item_has_users=item_has_users,
         seconds=time.perf_counter() - start,
     )
+
+
+def _check_finite(scores: torch.Tensor, users: np.ndarray) -> None:
+    """Refuse NaN/±inf scores: a diverged model must not earn a plausible reward."""
+    finite = torch.isfinite(scores)
+    if bool(finite.all()):
+        return
+    n_nan = int(torch.isnan(scores).sum())
+    n_inf = int((~finite).sum()) - n_nan
+    first = int(users[int((~finite).any(dim=1).nonzero()[0, 0])])
+    msg = (
+        f"Scores must be finite, got {n_nan} NaN and {n_inf} infinite of {scores.numel()} "
+        f"in a batch of {len(users)} users (first: user {first}): the model diverged. Lower the "
+        "learning rate or check the weights it was loaded from."
+    )
+    raise NonFiniteError(msg)
 
 
 def evaluate(

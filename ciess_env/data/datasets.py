@@ -32,7 +32,13 @@ from ciess_env.data.interactions import InteractionData, Interactions
 from ciess_env.data.readers import read_lightgcn, read_ml1m_ratings, read_ml100k
 from ciess_env.data.split import carve_validation, check_ratios, split_per_user
 from ciess_env.data.synthetic import make_synthetic
-from ciess_env.errors import DataNotFoundError, DatasetIntegrityError, suggest
+from ciess_env.errors import (
+    DataFormatError,
+    DataNotFoundError,
+    DatasetError,
+    DatasetIntegrityError,
+    suggest,
+)
 
 __all__ = [
     "CANONICAL_STATS",
@@ -240,31 +246,53 @@ def _not_found(name: str, root: Path, looked: list[Path], data_dir: Path | None)
     return DataNotFoundError(msg)
 
 
+def _downloadable(name: str, files: list[Path], root: Path) -> bool:
+    """Whether ``files`` are exactly the official downloads of ``name`` (hash-checkable)."""
+    official = {root / REMOTE_FILES[k].relpath for k in DATASET_FILES[name]}
+    return set(files) == official
+
+
 def _find_and_read(
     name: str, root: Path, *, data_dir: Path | None, download: bool
 ) -> tuple[_Parsed, list[Path]]:
-    """Try every present source in order; return the first that passes the integrity check."""
+    """Try every present source in order; return the first that passes the integrity check.
+
+    With ``download=True`` the official files are hash-checked (and fetched again when
+    corrupt) before they are read, and if no present copy can be read the official files are
+    fetched as a last resort; without it nothing touches the network.
+    """
     present, looked = [], []
     for source in SOURCES[name]:
         files, paths = _locate(source, root)
         looked += paths
         if files is not None:
             present.append((source, files))
-    if not present and download:
-        fetch_dataset(name, root)
-        return _find_and_read(name, root, data_dir=data_dir, download=False)
-    if not present:
+    if not present and not download:
         raise _not_found(name, root, looked, data_dir)
-    errors: list[DatasetIntegrityError] = []
+    errors: list[DatasetError] = []
+    tried_official = False
     for source, files in present:
-        parsed = _read_source(source, files)
+        official = download and _downloadable(name, files, root)
+        if official:
+            fetch_dataset(name, root)  # verifies the hashes; replaces a corrupt copy
+            tried_official = True
         try:
+            parsed = _read_source(source, files)
             _check_stats(name, parsed.pairs, files)
         except DatasetIntegrityError as err:
             logger.warning("%s", err)
             errors.append(err)
             continue
+        except DataFormatError as err:
+            if not download:
+                raise
+            logger.warning("%s", err)
+            errors.append(err)
+            continue
         return parsed, files
+    if download and not tried_official:
+        fetch_dataset(name, root)
+        return _find_and_read(name, root, data_dir=data_dir, download=False)
     raise errors[0]
 
 
@@ -338,7 +366,10 @@ def load_dataset(
         ratios: (train, validation, test) proportions (paper: 50/25/25).
         min_rating: Keep only ratings ≥ this; ``None`` (the paper) keeps every rating as a
             positive. Needs a source with ratings (``ratings.dat``, ``u.data``).
-        download: Download the official files into the data directory if none is found.
+        download: Download the official files into the data directory if none is found; an
+            official file already there is checked against its SHA-256 and fetched again if
+            it is corrupt (a truncated earlier download), and if no copy present can be read
+            the official files are fetched.
         keep_test: For LightGCN ``train.txt``/``test.txt`` sources, keep the given test split
             and carve validation from train instead of re-splitting the union.
         **synthetic_kwargs: Passed to :func:`~ciess_env.data.synthetic.make_synthetic`; only for

@@ -1,9 +1,13 @@
 """Downloading the public data sets into the data directory, with integrity checks.
 
-Downloads go through :func:`pooch.retrieve`, which streams into a temporary file *in the target
-folder* and moves it into place only after the hash matched; on a hash mismatch or a broken
-connection the temporary file is deleted. So the data directory never holds a partial or
-corrupt file under the real name, and a rerun simply tries again.
+A download streams (pooch's :class:`~pooch.HTTPDownloader`) into ``<name>.<pid>.ciess-partial``
+next to the target and is moved into place only after its SHA-256 matched; on a hash mismatch,
+a broken connection or an interrupt the partial file is deleted. So the data directory never
+holds a partial or corrupt file under the real name, and a rerun simply tries again. A process
+killed outright cannot clean up, which is why the partial carries a fixed suffix and its pid:
+the next :func:`fetch` of that file removes partials whose process is gone (POSIX) or that have
+not been written to for an hour. An existing file with the wrong hash (a corrupt or truncated
+copy) is downloaded again.
 
 The table of remote files is the module-level dict :data:`REMOTE_FILES`; tests (and mirrors)
 replace entries with ``monkeypatch.setitem`` or pass ``url=`` to :func:`fetch`.
@@ -17,8 +21,10 @@ checks the SHA-256. The Yelp2018 hashes are those of the LightGCN authors' files
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
+import os
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,7 +89,46 @@ DATASET_FILES: dict[str, tuple[str, ...]] = {
     "yelp2018": ("yelp2018/train.txt", "yelp2018/test.txt"),
 }
 
-_FOUND_HASH = re.compile(r"but got ([0-9a-fA-F]+)")
+_PARTIAL = ".ciess-partial"
+_STALE_SECONDS = 3600  # a live download writes every few seconds (HTTP timeout: 60 s)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (POSIX); unknown elsewhere, so treated as alive."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete partial downloads of ``target`` left by killed processes."""
+    if not target.parent.is_dir():
+        return
+    now = time.time()
+    for part in target.parent.glob(f"{target.name}.*{_PARTIAL}"):
+        pid_text = part.name[len(target.name) + 1 : -len(_PARTIAL)]
+        try:
+            stale = not (pid_text.isdigit() and _pid_alive(int(pid_text)))
+            stale = stale or now - part.stat().st_mtime > _STALE_SECONDS
+            if stale:
+                part.unlink()
+                logger.info("removed %s, left by an interrupted download", part)
+        except OSError:  # vanished meanwhile, or not ours to delete
+            continue
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fetch(
@@ -97,7 +142,8 @@ def fetch(
     """Download one file of :data:`REMOTE_FILES` into ``data_dir`` unless a verified copy is there.
 
     An existing file with the right hash is reused without network access; one with a wrong
-    hash is downloaded again (pooch's "update" action).
+    hash (corrupt, truncated) is downloaded again. Partial files of killed earlier downloads
+    of the same file are removed first (see the module docstring).
 
     Args:
         key: Key of :data:`REMOTE_FILES`, e.g. ``"ml-1m.zip"``.
@@ -120,39 +166,45 @@ def fetch(
     url = url or remote.url
     expected = (sha256 or remote.sha256).lower()
     target = Path(data_dir).expanduser() / remote.relpath
+    _remove_stale_partials(target)
+    if target.is_file():
+        found = _sha256(target)
+        if found == expected:
+            logger.info("%s is at %s (sha256 verified).", key, target)
+            return target
+        logger.warning(
+            "%s has SHA-256 %s, expected %s (corrupt or truncated); downloading it again.",
+            target, found, expected,
+        )  # fmt: skip
     # Imported here: pooch imports tqdm.auto, which warns in notebooks without ipywidgets,
     # and loading data from disk never needs it.
     import pooch
 
     downloader = pooch.HTTPDownloader(progressbar=progress_bar, timeout=60)
+    part = target.with_name(f"{target.name}.{os.getpid()}{_PARTIAL}")
     try:
-        path = pooch.retrieve(
-            url,
-            known_hash=f"sha256:{expected}",
-            fname=target.name,
-            path=target.parent,
-            downloader=downloader,
-            progressbar=progress_bar,
-        )
-    except ValueError as err:
-        if "hash" not in str(err):
-            raise
-        found = _FOUND_HASH.search(str(err))
-        msg = (
-            f"Downloaded {url} has SHA-256 {found.group(1) if found else '(unknown)'}, "
-            f"expected {expected}; the file was not saved to {str(target)!r}. "
-            "The download was corrupted or the server's file changed; retry, or put a "
-            "verified copy there by hand."
-        )
-        raise DatasetIntegrityError(msg) from err
+        target.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("downloading %s to %s", url, target)
+        downloader(url, str(part), None)
+        found = _sha256(part)
+        if found != expected:
+            msg = (
+                f"Downloaded {url} has SHA-256 {found}, expected {expected}; the file was not "
+                f"saved to {str(target)!r}. The download was corrupted or the server's file "
+                "changed; retry, or put a verified copy there by hand."
+            )
+            raise DatasetIntegrityError(msg)
+        os.replace(part, target)
     except (requests.exceptions.RequestException, OSError) as err:
         msg = (
             f"Could not download {url} ({type(err).__name__}: {err}). "
             f"Download it by hand and save it as {str(target)!r}."
         )
         raise DataNotFoundError(msg) from err
-    logger.info("%s is at %s (sha256 verified).", key, path)
-    return Path(path)
+    finally:
+        part.unlink(missing_ok=True)
+    logger.info("%s is at %s (sha256 verified).", key, target)
+    return target
 
 
 def fetch_dataset(name: str, data_dir: str | Path, *, progress_bar: bool = True) -> list[Path]:

@@ -24,12 +24,16 @@ Why the rules below:
 
 from __future__ import annotations
 
+import bz2
+import csv
 import gzip
 import io
 import logging
+import lzma
 import re
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +47,17 @@ logger = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
+_BZ2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+#: File-name suffix -> the magic bytes such a file must start with.
+_SUFFIX_MAGIC = {".gz": _GZIP_MAGIC, ".zip": _ZIP_MAGIC, ".bz2": _BZ2_MAGIC, ".xz": _XZ_MAGIC}
 _RATING_COLUMNS = ("user", "item", "rating", "timestamp")
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_REMEDY = (
+    "Delete it and download it again (for the official archives, "
+    "load_dataset(..., download=True) re-downloads a file whose checksum is wrong), "
+    "or replace it with an intact copy"
+)
 
 
 # ----------------------------------------------------------------------------- raw bytes
@@ -56,39 +70,73 @@ def _require_file(path: str | Path) -> Path:
     return path
 
 
-def _read_bytes(path: Path, member: str | None = None) -> tuple[bytes, str]:
-    """Return the decompressed bytes of ``path`` and a name for messages.
+def _unreadable(path: Path, kind: str, err: BaseException) -> DataFormatError:
+    msg = f"{str(path)!r} is not a readable {kind} (truncated or corrupt?): {err}. {_REMEDY}."
+    return DataFormatError(msg)
 
-    A zip archive is opened and its member ``member`` read (the name may also match at the end
-    of a longer member path, e.g. ``ml-1m/ratings.dat``); gzip is decompressed.
-    """
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head.startswith(_ZIP_MAGIC):
-        if member is None:
-            msg = f"{str(path)!r} is a zip archive; this reader expects a plain or .gz file."
-            raise DataFormatError(msg)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-                matches = [n for n in names if n == member or n.endswith("/" + member)]
-                if not matches:
+
+def _read_zip_member(path: Path, member: str | None) -> tuple[bytes, str]:
+    """Read ``member`` of a zip archive (or its only file when ``member`` is None)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            if member is None:
+                matches = names
+                if len(names) != 1:
                     msg = (
-                        f"Zip archive {str(path)!r} has no member {member!r} "
-                        f"(members: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''})."
+                        f"Zip archive {str(path)!r} must hold exactly one file, got "
+                        f"{len(names)} ({', '.join(names[:10])}); unpack the one you mean."
                     )
                     raise DataFormatError(msg)
-                return zf.read(min(matches, key=len)), f"{path}:{min(matches, key=len)}"
-        except zipfile.BadZipFile as err:
-            msg = f"{str(path)!r} is not a readable zip archive: {err}."
-            raise DataFormatError(msg) from err
+            else:
+                matches = [n for n in names if n == member or n.endswith("/" + member)]
+            if not matches:
+                msg = (
+                    f"Zip archive {str(path)!r} has no member {member!r} "
+                    f"(members: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''})."
+                )
+                raise DataFormatError(msg)
+            chosen = min(matches, key=len)
+            return zf.read(chosen), f"{path}:{chosen}"
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise _unreadable(path, "zip archive", err) from err
+
+
+def _read_bytes(
+    path: Path, member: str | None = None, *, any_member: bool = False
+) -> tuple[bytes, str]:
+    """Return the decompressed bytes of ``path`` and a name for messages.
+
+    Compression is told by the magic bytes (gzip, zip, bzip2, xz), and a name that promises a
+    compression the bytes do not have is refused. A zip archive is opened and its member
+    ``member`` read (the name may also match at the end of a longer member path, e.g.
+    ``ml-1m/ratings.dat``); with ``any_member`` an archive of exactly one file is read.
+    Damaged compressed data of any kind becomes a :class:`DataFormatError` naming the file.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(6)
+    promised = _SUFFIX_MAGIC.get(path.suffix.lower())
+    if promised is not None and not head.startswith(promised):
+        kind = path.suffix.lower().lstrip(".")
+        msg = f"{str(path)!r} is named like a .{kind} file but is not one. {_REMEDY}."
+        raise DataFormatError(msg)
+    if head.startswith(_ZIP_MAGIC):
+        if member is None and not any_member:
+            msg = f"{str(path)!r} is a zip archive; this reader expects a plain or .gz file."
+            raise DataFormatError(msg)
+        return _read_zip_member(path, member)
     data = path.read_bytes()
-    if head.startswith(_GZIP_MAGIC):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
-            msg = f"{str(path)!r} is not a readable gzip file (truncated or corrupt?): {err}."
-            raise DataFormatError(msg) from err
+    codecs = (
+        (_GZIP_MAGIC, gzip.decompress, "gzip file"),
+        (_BZ2_MAGIC, bz2.decompress, "bzip2 file"),
+        (_XZ_MAGIC, lzma.decompress, "xz file"),
+    )
+    for magic, decompress, kind in codecs:
+        if head.startswith(magic):
+            try:
+                return decompress(data), str(path)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as err:
+                raise _unreadable(path, kind, err) from err
     return data, str(path)
 
 
@@ -99,11 +147,85 @@ def _line_text(buf: bytes, line: int) -> str:
     return text.decode("latin-1").rstrip("\r")[:200]
 
 
+def _field_counts(buf: bytes, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fields per record of delimited text and the byte offset where each record starts.
+
+    Vectorised over the bytes: separators and newlines inside double quotes (pandas' default
+    quoting, ``""`` escapes included) are ignored, by the parity of the quotes before them.
+    """
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    is_nl = raw == ord("\n")
+    is_sep = raw == ord(sep)
+    if b'"' in buf:
+        quote = raw == ord('"')
+        inside = (np.cumsum(quote) - quote) % 2 == 1
+        is_nl &= ~inside
+        is_sep &= ~inside
+    ends = np.flatnonzero(is_nl)
+    n_records = ends.size + (0 if buf.endswith(b"\n") else 1)
+    counts = np.bincount(np.searchsorted(ends, np.flatnonzero(is_sep)), minlength=n_records) + 1
+    starts = np.concatenate([[0], ends + 1])[:n_records]
+    return counts, starts
+
+
+def _check_field_counts(
+    buf: bytes, sep: str, *, source: str, expected: int | None, only_more: bool = False
+) -> None:
+    """Refuse the first record whose field count differs from ``expected`` (else record 0's).
+
+    ``expected=None`` takes the count of the first record (the header). ``only_more`` refuses
+    only records with too many fields (headerless formats report short rows by the first
+    missing column instead).
+    """
+    counts, starts = _field_counts(buf, sep)
+    if counts.size == 0:
+        return
+    want = int(counts[0]) if expected is None else expected
+    bad = counts > want if only_more else counts != want
+    if not bad.any():
+        return
+    rec = int(np.argmax(bad))
+    line = buf.count(b"\n", 0, int(starts[rec])) + 1
+    of = f"the header has {want}" if expected is None else f"expected {want}"
+    problem = f"wrong number of fields: {int(counts[rec])}, {of}"
+    raise _format_error(source, line, problem, _line_text(buf, line))
+
+
 # ------------------------------------------------------------------------ validation
 def _format_error(source: str, line: int | None, problem: str, text: str | None) -> DataFormatError:
     where = f"{source}, line {line}" if line is not None else source
     shown = f": {text!r}" if text is not None else ""
     return DataFormatError(f"Malformed data in {where}: {problem}{shown}.")
+
+
+_DECIMAL = r"\s*[+-]?[0-9]+\s*"
+
+
+def _first_bad_token(col: str, tokens: pd.Series) -> tuple[int, str] | None:
+    """First row whose token is not a decimal integer within int64, and what is wrong.
+
+    The slow path, only taken once the fast path (pandas inferred int64) failed; vectorised
+    except for the rare tokens with 19 or more digits, which Python compares exactly.
+    """
+    tokens = tokens.fillna("").astype(str).reset_index(drop=True)
+    decimal = tokens.str.fullmatch(_DECIMAL).to_numpy(dtype=bool)
+    digits = tokens.str.strip().str.lstrip("+-").str.lstrip("0")
+    long_rows = np.flatnonzero(decimal & (digits.str.len().to_numpy() >= 19))
+    too_big = np.zeros(len(tokens), dtype=bool)
+    too_big[[r for r in long_rows if abs(int(tokens[r])) > _INT64_MAX]] = True
+    bad = ~decimal | too_big
+    if not bad.any():
+        return None
+    row = int(np.argmax(bad))
+    token = tokens[row].strip()
+    if too_big[row]:
+        return row, f"{col!r} must fit in int64 (at most {_INT64_MAX}), got {token}"
+    number = pd.to_numeric(pd.Series([token]), errors="coerce").to_numpy(dtype=np.float64)[0]
+    if token and np.isfinite(number):
+        if number != np.floor(number):
+            return row, f"{col!r} must be an integer, got {token}"
+        return row, f"{col!r} must be an integer written in decimal digits, got {token}"
+    return row, f"missing or non-numeric {col!r} field"
 
 
 def _validate_int_columns(
@@ -113,8 +235,14 @@ def _validate_int_columns(
     source: str,
     first_line: int | None,
     buf: bytes | None = None,
+    tokens: Callable[[str], pd.Series] | None = None,
 ) -> pd.DataFrame:
-    """Check that ``columns`` are complete non-negative integers and make them int64.
+    """Check that ``columns`` are complete decimal integers within int64 and make them int64.
+
+    Text files take a fast path when pandas already inferred int64 (every token was a decimal
+    integer in range); anything else (floats, ``1e3``, ``2**63``, text) goes to
+    :func:`_first_bad_token` over the raw tokens, so ``1e3`` is never user 1000 and ``2**63``
+    never wraps around to ``-2**63``. Ids must also be non-negative.
 
     Args:
         df: The parsed frame.
@@ -122,6 +250,8 @@ def _validate_int_columns(
         source: File name for messages.
         first_line: 1-based line number of row 0 (None when rows are not lines, e.g. Parquet).
         buf: The raw text, to quote the offending line.
+        tokens: Returns the raw string tokens of a column (text files); ``None`` for typed
+            sources (Parquet), where integral floats below 2**53 are exact and accepted.
 
     Returns:
         ``df`` with those columns as int64.
@@ -137,20 +267,33 @@ def _validate_int_columns(
     out = {}
     for col in columns:
         values = df[col]
-        if not pd.api.types.is_numeric_dtype(values.dtype):
-            values = pd.to_numeric(values, errors="coerce")
-        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(arr)
-        if missing.any():
-            row = int(np.argmax(missing))
-            raise fail(row, f"missing or non-numeric {col!r} field")
-        if np.any(arr != np.floor(arr)):
-            row = int(np.argmax(arr != np.floor(arr)))
-            raise fail(row, f"{col!r} must be an integer, got {float(arr[row])!r}")
+        kind = values.dtype.kind
+        if kind == "u" and len(values) and int(values.max()) > _INT64_MAX:
+            row = int(np.argmax(values.to_numpy() > _INT64_MAX))
+            raise fail(row, f"{col!r} must fit in int64 (at most {_INT64_MAX}), got {values[row]}")
+        if kind == "f" and tokens is None:
+            arr = values.to_numpy(dtype=np.float64)
+            checks = (
+                (np.isnan(arr), f"missing or non-numeric {col!r} field"),
+                (arr != np.floor(arr), f"{col!r} must be an integer, got {{}}"),
+                (np.abs(arr) >= 2.0**53, f"{col!r} must be an exact integer (store ids as an "
+                                         "integer column, not floats), got {}"),
+            )  # fmt: skip
+            for mask, problem in checks:
+                if mask.any():
+                    row = int(np.argmax(mask))
+                    raise fail(row, problem.format(float(arr[row])))
+            kind = "i"
+        if kind not in "iu":
+            found = _first_bad_token(col, tokens(col) if tokens else values.astype(str))
+            if found is None:  # e.g. an object column of Python ints
+                found = (0, f"{col!r} must hold integers, got dtype {values.dtype}")
+            raise fail(*found)
+        arr = values.to_numpy(dtype=np.int64)
         if col in ("user", "item") and np.any(arr < 0):
             row = int(np.argmax(arr < 0))
             raise fail(row, f"{col!r} id must be non-negative, got {int(arr[row])}")
-        out[col] = values.to_numpy(np.int64) if values.dtype.kind in "iu" else arr.astype(np.int64)
+        out[col] = arr
     return pd.DataFrame(out)
 
 
@@ -170,12 +313,43 @@ def _finish(df: pd.DataFrame, *, source: str, min_rating: float | None) -> pd.Da
         if df.empty:
             msg = f"No interaction in {source!r} has a rating ≥ {min_rating!r}."
             raise DataFormatError(msg)
-    key = df["user"].to_numpy() * (int(df["item"].max()) + 1) + df["item"].to_numpy()
-    dup = pd.Series(key).duplicated().to_numpy()
+    users, items = df["user"].to_numpy(), df["item"].to_numpy()
+    width = int(items.max()) + 1
+    if (int(users.max()) + 1) * width <= _INT64_MAX:  # one int64 key per pair, no overflow
+        dup = pd.Series(users * width + items).duplicated().to_numpy()
+    else:  # ids near 2**63: hash the two columns
+        dup = df.duplicated(["user", "item"]).to_numpy()
     if dup.any():
         logger.warning("%s: dropped %d duplicate (user, item) pairs.", source, int(dup.sum()))
         df = df[~dup]
     return df.reset_index(drop=True)
+
+
+def _csv_tokens(buf: bytes, **read_kw) -> Callable[[str], pd.Series]:
+    """The raw string tokens of one column, re-read from ``buf`` (error path only)."""
+
+    def tokens(col: str) -> pd.Series:
+        frame = pd.read_csv(io.BytesIO(buf), dtype=str, keep_default_na=False, **read_kw)
+        return frame[col]
+
+    return tokens
+
+
+def _read_csv_bytes(buf: bytes, *, source: str, original: bytes, **read_kw) -> pd.DataFrame:
+    """``pandas.read_csv`` on ``buf`` with its errors as :class:`DataFormatError` (line named).
+
+    ``original`` is the text as in the file, quoted in messages when ``buf`` was rewritten.
+    """
+    try:
+        return pd.read_csv(io.BytesIO(buf), **read_kw)
+    except pd.errors.ParserError as err:
+        found = re.search(r"line (\d+)", str(err))
+        line = int(found.group(1)) if found else None
+        text = _line_text(original, line) if line else None
+        raise _format_error(source, line, f"wrong number of fields ({err})", text) from err
+    except (UnicodeDecodeError, ValueError) as err:
+        msg = f"Could not read {source!r} as delimited text: {err}."
+        raise DataFormatError(msg) from err
 
 
 def _parse_delimited(
@@ -190,22 +364,14 @@ def _parse_delimited(
     if not buf:
         msg = f"Data file {source!r} contains no interactions."
         raise DataFormatError(msg)
-    try:
-        df = pd.read_csv(
-            io.BytesIO(buf),
-            sep=sep,
-            header=None,
-            names=list(names),
-            engine="c",
-            skip_blank_lines=False,  # keeps row i == line i + 1, so errors name the right line
-            encoding="latin-1",
-        )
-    except pd.errors.ParserError as err:
-        found = re.search(r"line (\d+)", str(err))
-        line = int(found.group(1)) if found else None
-        text = _line_text(original, line) if line else None
-        raise _format_error(source, line, f"wrong number of fields ({err})", text) from err
-    return _validate_int_columns(df, names, source=source, first_line=1, buf=original)
+    _check_field_counts(buf, sep, source=source, expected=len(names), only_more=True)
+    read_kw = dict(sep=sep, header=None, names=list(names), engine="c",
+                   skip_blank_lines=False, encoding="latin-1")  # fmt: skip
+    # skip_blank_lines=False keeps row i == line i + 1, so errors name the right line.
+    df = _read_csv_bytes(buf, source=source, original=original, **read_kw)
+    return _validate_int_columns(
+        df, names, source=source, first_line=1, buf=original, tokens=_csv_tokens(buf, **read_kw)
+    )
 
 
 # --------------------------------------------------------------------------- readers
@@ -292,6 +458,7 @@ def read_lightgcn(path: str | Path) -> pd.DataFrame:
         )
         raise _format_error(source, line, problem, _line_text(buf, line))
     starts = np.flatnonzero(is_digit & np.concatenate([[True], is_space[:-1]]))
+    _check_lightgcn_range(buf, raw, starts, is_digit, source=source)
     values = np.fromstring(buf, dtype=np.int64, sep=" ") if starts.size else np.zeros(0, np.int64)
     if values.size != starts.size:  # cannot happen for digits+whitespace; guards numpy changes
         msg = f"Could not parse {source!r}: {starts.size} numbers found, {values.size} parsed."
@@ -305,7 +472,26 @@ def read_lightgcn(path: str | Path) -> pd.DataFrame:
     return _finish(df, source=source, min_rating=None)
 
 
-def _table_sep(path: Path, sep: str | None) -> str | None:
+def _check_lightgcn_range(
+    buf: bytes, raw: np.ndarray, starts: np.ndarray, is_digit: np.ndarray, *, source: str
+) -> None:
+    """Refuse ids above int64 (numpy would clamp them to 2**63 - 1 or overflow).
+
+    Only tokens of 19 or more characters can be out of range; those few are compared exactly.
+    """
+    if not starts.size:
+        return
+    ends = np.flatnonzero(is_digit & ~np.concatenate([is_digit[1:], [False]])) + 1
+    for pos in np.flatnonzero(ends - starts >= 19):
+        token = buf[starts[pos] : ends[pos]].decode("ascii")
+        if int(token) > _INT64_MAX:
+            line = int(np.count_nonzero(raw[: starts[pos]] == ord("\n"))) + 1
+            problem = f"ids must fit in int64 (at most {_INT64_MAX}), got {token}"
+            raise _format_error(source, line, problem, _line_text(buf, line))
+
+
+def _table_sep(path: Path, sep: str | None, buf: bytes, source: str) -> str:
+    """The field separator: given, from the name (.csv/.tsv/.tab), or sniffed from the header."""
     if sep is not None:
         return sep
     suffixes = [s.lower() for s in path.suffixes]
@@ -313,7 +499,36 @@ def _table_sep(path: Path, sep: str | None) -> str | None:
         return "\t"
     if ".csv" in suffixes:
         return ","
-    return None  # let pandas sniff (Python engine)
+    header = buf.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",;\t| ").delimiter
+    except csv.Error as err:
+        msg = (
+            f"Could not tell the field separator of {source!r} from its header line "
+            f"{header[:200]!r}; pass `sep=` (e.g. sep=',')."
+        )
+        raise DataFormatError(msg) from err
+
+
+def _read_delimited_table(path: Path, sep: str | None) -> tuple[pd.DataFrame, bytes, dict]:
+    """Read a delimited table with a header row; every row must have the header's field count.
+
+    pandas alone would turn a table whose rows have one field more than the header into one
+    indexed by its first column, shifting every column by one; the count is checked first.
+    """
+    buf, source = _read_bytes(path, any_member=True)
+    buf = buf.rstrip(b"\r\n")
+    if not buf:
+        msg = f"Data file {source!r} contains no interactions."
+        raise DataFormatError(msg)
+    chosen = _table_sep(path, sep, buf, source)
+    if len(chosen) == 1:
+        _check_field_counts(buf, chosen, source=source, expected=None)
+        read_kw = dict(sep=chosen, engine="c")
+    else:  # a regular expression: pandas' Python engine, which refuses long rows itself
+        read_kw = dict(sep=chosen, engine="python", index_col=False)
+    read_kw["skip_blank_lines"] = False
+    return _read_csv_bytes(buf, source=source, original=buf, **read_kw), buf, read_kw
 
 
 def read_table(
@@ -328,12 +543,14 @@ def read_table(
     """Read interactions from any CSV/TSV (with a header row) or Parquet file.
 
     The escape hatch for data sets without a dedicated reader: name the columns and get the same
-    validated frame as the other readers. Ids must already be non-negative integers (map string
-    ids with ``pandas.factorize`` first).
+    validated frame as the other readers. Ids must already be non-negative integers written in
+    decimal digits and within int64 (map string ids with ``pandas.factorize`` first). Every row
+    of a delimited file must have as many fields as the header (quoted separators do not
+    count); the first that does not is named with its line.
 
     Args:
-        path: ``.csv``, ``.tsv``/``.tab`` (optionally ``.gz``/``.zip``/...; pandas infers the
-            compression) or ``.parquet``/``.pq``.
+        path: ``.csv``, ``.tsv``/``.tab`` (optionally gzip, bzip2, xz or a one-file zip,
+            told by the magic bytes) or ``.parquet``/``.pq``.
         user_col: Column holding the user ids.
         item_col: Column holding the item ids.
         rating_col: Optional column holding ratings (needed for ``min_rating``).
@@ -346,7 +563,8 @@ def read_table(
 
     Raises:
         DataNotFoundError: If ``path`` does not exist.
-        DataFormatError: If a column is missing, a line is malformed, or no row remains.
+        DataFormatError: If a column is missing, a line is malformed (field count, id not a
+            decimal int64), the file is a damaged archive, or no row remains.
     """
     path = _require_file(path)
     source = str(path)
@@ -360,21 +578,16 @@ def read_table(
     if rating_col is not None:
         wanted[rating_col] = "rating"
     is_parquet = path.suffix.lower() in (".parquet", ".pq")
-    try:
-        if is_parquet:
+    tokens = None
+    if is_parquet:
+        try:
             df = pd.read_parquet(path)
-        else:
-            chosen = _table_sep(path, sep)
-            df = pd.read_csv(
-                path, sep=chosen, engine="c" if chosen else "python", skip_blank_lines=False
-            )
-    except pd.errors.ParserError as err:
-        found = re.search(r"line (\d+)", str(err))
-        line = int(found.group(1)) if found else None
-        raise _format_error(source, line, f"wrong number of fields ({err})", None) from err
-    except (ValueError, OSError) as err:
-        msg = f"Could not read table {source!r}: {err}."
-        raise DataFormatError(msg) from err
+        except (ValueError, OSError, ImportError) as err:
+            msg = f"Could not read table {source!r}: {err}. {_REMEDY}."
+            raise DataFormatError(msg) from err
+    else:
+        df, buf, read_kw = _read_delimited_table(path, sep)
+        tokens = _csv_tokens(buf, **read_kw)
     missing = [c for c in wanted if c not in df.columns]
     if missing:
         msg = (
@@ -382,18 +595,25 @@ def read_table(
             f"its columns are {', '.join(map(str, df.columns))}."
         )
         raise DataFormatError(msg)
+    columns = {v: k for k, v in wanted.items()}
     df = df[list(wanted)].rename(columns=wanted)
     if df.empty:
         msg = f"Data file {source!r} contains no interactions."
         raise DataFormatError(msg)
     first_line = None if is_parquet else 2  # row 0 is on line 2, after the header
-    out = _validate_int_columns(df, ["user", "item"], source=source, first_line=first_line)
+    text = None if is_parquet else buf
+    out = _validate_int_columns(
+        df, ["user", "item"], source=source, first_line=first_line, buf=text,
+        tokens=None if tokens is None else (lambda col: tokens(columns[col])),
+    )  # fmt: skip
     if rating_col is not None:
         rating = pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(rating).any():
-            row = int(np.argmax(np.isnan(rating)))
+        if not np.isfinite(rating).all():
+            row = int(np.argmax(~np.isfinite(rating)))
             line = None if first_line is None else first_line + row
             where = "" if line is not None else f"row {row}: "
-            raise _format_error(source, line, f"{where}missing or non-numeric rating", None)
+            problem = f"{where}missing, non-numeric or infinite rating"
+            raise _format_error(source, line, problem, None if text is None else
+                                _line_text(text, line))  # fmt: skip
         out["rating"] = rating
     return _finish(out, source=source, min_rating=min_rating)

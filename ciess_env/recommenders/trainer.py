@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import suggest
+from ciess_env.errors import NonFiniteError, suggest
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.sampling import BPRSampler
 
@@ -200,6 +200,7 @@ class BPRTrainer:
             model.user_sizes.copy_(saved[0])
             model.item_sizes.copy_(saved[1])
         model.eval()
+        _check_finite_losses(losses, self.batches_done - n)
         seconds = time.perf_counter() - start
         logger.debug("trained %s for %d batches in %.2f s", model.name, n, seconds)
         return TrainResult(
@@ -219,6 +220,19 @@ class BPRTrainer:
         model.item_sizes.copy_(
             torch.randint(lo, hi, (model.n_items,), generator=gen, device=model.device)
         )
+
+
+def _check_finite_losses(losses: torch.Tensor, first_batch: int) -> None:
+    """Refuse a run whose loss went NaN/inf (checked once per run: no sync per batch)."""
+    bad = ~torch.isfinite(losses)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        msg = (
+            f"BPR loss must be finite, got {float(losses[i])} at batch {first_batch + i + 1} "
+            f"of {first_batch + losses.numel()}: training diverged. Lower the learning rate "
+            "(TrainConfig.lr) or check the initial weights."
+        )
+        raise NonFiniteError(msg)
 
 
 def train_bpr(
