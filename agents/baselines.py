@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import sizes_to_action, validate_size_range
 
 __all__ = [
@@ -64,7 +65,7 @@ def kept_budget(c: float, n_entities: int, d_max: int) -> int:
     """
     if not 0.0 <= c < 1.0:
         msg = f"`c` (target sparsity) must be in [0, 1), got {c!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return math.floor(round((1.0 - c) * d_max * n_entities, 9))
 
 
@@ -92,14 +93,14 @@ def fit_to_budget(weights: np.ndarray, cap: int, d_min: int, d_max: int) -> np.n
     weights = np.asarray(weights, dtype=np.float64)
     if weights.size == 0 or not np.all(np.isfinite(weights) & (weights > 0)):
         msg = "`weights` must be a non-empty array of positive finite numbers."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     n = weights.size
     if not d_min * n <= cap <= d_max * n:
         msg = (
             f"`cap` must lie in [d_min · N, d_max · N] = [{d_min * n}, {d_max * n}] for "
             f"{n} entities, got {cap}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     lo, hi = 0.0, d_max / float(weights.min())
     for _ in range(200):
         mid = 0.5 * (lo + hi)
@@ -147,7 +148,7 @@ class SizeBaseline:
     ) -> None:
         if n_users < 1 or n_items < 1:
             msg = f"`n_users` and `n_items` must be ≥ 1, got {n_users} and {n_items}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         d_min, d_max = validate_size_range(d_min, d_max)
         self.c = float(c)
         self.n_users, self.n_items = int(n_users), int(n_items)
@@ -159,7 +160,7 @@ class SizeBaseline:
                 f"`c` must leave at least d_min={self.d_min} per entity, got c={c} "
                 f"(cap {self.budget} < {self.d_min} × {self.n_entities})."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self._sizes: np.ndarray | None = None
 
     @property
@@ -216,13 +217,13 @@ class SizeBaseline:
                 f"`observation` must have shape ({self.n_entities}, obs_dim) (one row per user "
                 f"and item), got {obs.shape}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if np.any(obs[: self.n_users, 0] >= 0) or np.any(obs[self.n_users :, 0] <= 0):
             msg = (
                 "`observation` rows must be users (type −1) first, then items (type +1), "
                 "got a different type column."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         actions = sizes_to_action(self._all_sizes(), d_min=self.d_min, d_max=self.d_max)
         return (actions if self.flat_actions else actions[:, None]), None
 
@@ -343,7 +344,7 @@ class FrequencyBaseline(SizeBaseline):
         )
         if not np.all(np.isfinite(np.r_[self.user_freq, self.item_freq])):
             msg = "`user_freq` and `item_freq` must be finite, got NaN or inf."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
 
 class PopularityProportional(FrequencyBaseline):

@@ -50,6 +50,7 @@ from torch import nn
 from agents.baselines import fit_to_budget, kept_budget
 from agents.experiments.selective import PAPER_BUDGETS, BudgetResult
 from ciess_env.data import InteractionData
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import evaluate, ragged_storage_bytes
 from ciess_env.recommenders import (
     Backbone,
@@ -95,7 +96,7 @@ class SoftThreshold(nn.Module):
         }
         if granularity not in shapes:
             msg = f"`granularity` must be one of {sorted(shapes)}, got {granularity!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.s = nn.Parameter(torch.full(shapes[granularity], float(init)))
         self.gk = float(gk)
         # The annealed common offset τ (not learned; see the module docstring).
@@ -138,7 +139,7 @@ class PEPConfig:
                 "check_every and max_batches must be >= 1, got "
                 f"{self.check_every!r} and {self.max_batches!r}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ def pep_search(
             f"PEP here prunes one table per side; backbone {backbone!r} has {model.n_tables} "
             "(NCF's GMF and MLP towers). Use LightGCN, NGCF or MF."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     n = data.n_users + data.n_items
     caps = {float(c): kept_budget(c, n, d_max) for c in budgets}
     model.parametrize_tables(

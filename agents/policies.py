@@ -34,6 +34,8 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, ContinuousCritic, TD3Policy
 from torch import nn
 
+from ciess_env.errors import InvalidArgumentError
+
 __all__ = ["EntityTD3Policy", "GroupScaledAdam", "RoutedActor", "RoutedCritic"]
 
 #: Observation layout of the per-entity vector env: [type, popularity, size, quality].
@@ -228,14 +230,14 @@ class EntityTD3Policy(TD3Policy):
         _check_spaces(observation_space, action_space)
         if share_features_extractor:
             msg = "`share_features_extractor` must be False for EntityTD3Policy, got True."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         needs_groups = critic_lr_scale != 1.0 or max_grad_norm is not None
         if needs_groups and not issubclass(optimizer_class, GroupScaledAdam):
             msg = (
                 "`optimizer_class` must be GroupScaledAdam when critic_lr_scale ≠ 1 or "
                 f"max_grad_norm is set, got {optimizer_class.__name__}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         # Set before super().__init__, which calls _build.
         self.critic_lr_scale = float(critic_lr_scale)
         self.max_grad_norm = max_grad_norm
@@ -337,7 +339,7 @@ def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -
             "`observation_space` must be a Box of shape (4,) ([type, popularity, size, "
             f"quality], the per-entity vector env's), got {observation_space!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not isinstance(action_space, spaces.Box) or action_space.shape != (1,):
         msg = f"`action_space` must be a Box of shape (1,), got {action_space!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import validate_size_range
 
 __all__ = ["WalkTables", "random_walk", "transition_matrix", "walk_tables"]
@@ -54,7 +55,7 @@ def _check_graph_args(d_min: int, d_max: int, threshold: int) -> None:
     validate_size_range(d_min, d_max)
     if not isinstance(threshold, int | np.integer) or threshold < 1:
         msg = f"`threshold` must be a positive integer, got {threshold!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
 
 
 @functools.lru_cache(maxsize=16)
@@ -147,7 +148,7 @@ def random_walk(
     start = np.asarray(start_sizes)
     if start.ndim != 1:
         msg = f"`start_sizes` must be 1-D (one size per entity), got shape {start.shape}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if start.size and (
         not np.all(start == np.round(start)) or start.min() < d_min or start.max() > d_max
     ):
@@ -155,10 +156,10 @@ def random_walk(
             f"`start_sizes` must be whole numbers in [{d_min}, {d_max}], "
             f"got values in [{start.min()}, {start.max()}]."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not isinstance(n_steps, int | np.integer) or n_steps < 0:
         msg = f"`n_steps` must be a non-negative integer, got {n_steps!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     path = np.empty((start.size, n_steps + 1), dtype=np.int64)
     path[:, 0] = start
     draws = rng.random((n_steps, start.size))

@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.esapn import make_esapn, wrap_esapn_env
 from agents.policies import EntityTD3Policy
 from agents.rw_td3 import RandomWalkTD3, _sizes_per_action_unit, env_size_bounds
-from ciess_env.errors import suggest
+from ciess_env.errors import InvalidArgumentError, suggest
 
 __all__ = ["AGENTS", "ENV_WRAPPERS", "make_agent", "wrap_env_for"]
 
@@ -165,5 +165,5 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
             f"`env` must be a VecEnv with a {need.__name__} action space for agent {name!r}"
             f"{how}, got {type(env).__name__} with {space!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return AGENTS[name](env, **kwargs)

@@ -48,6 +48,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.policies import EntityTD3Policy
 from agents.random_walk import random_walk as walk_sizes
 from agents.random_walk import walk_tables
+from ciess_env.errors import CallOrderError, InvalidArgumentError
 from ciess_env.spaces import action_to_sizes, sizes_to_action, validate_size_range
 
 __all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds"]
@@ -100,7 +101,7 @@ def env_size_bounds(
     for name, given, default in (("d_min", d_min, 1), ("d_max", d_max, 128)):
         if given is not None and name in from_env and int(given) != from_env[name]:
             msg = f"`{name}` must match the env's {name}={from_env[name]}, got {given}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         resolved[name] = int(given) if given is not None else from_env.get(name, default)
     return validate_size_range(resolved["d_min"], resolved["d_max"])
 
@@ -229,7 +230,7 @@ class RandomWalkTD3(TD3):
         )
         if self.env is not None and self.action_space.shape != (1,):
             msg = f"`env.action_space` must be a Box of shape (1,), got {self.action_space!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.d_min, self.d_max = env_size_bounds(self.env, d_min, d_max)
         if buffer_size is None:
             self.buffer_size = 100 * (self.n_envs if self.env is not None else 1)
@@ -269,7 +270,7 @@ class RandomWalkTD3(TD3):
                         f"`{name}` must be None unless the policy is an EntityTD3Policy, "
                         f"got {value!r} with {self.policy_class.__name__}. Pass {name}=None."
                     )
-                    raise ValueError(msg)
+                    raise InvalidArgumentError(msg)
             return
         if critic_learning_rate is not None:
             base = learning_rate if not callable(learning_rate) else learning_rate(1.0)
@@ -356,7 +357,7 @@ class RandomWalkTD3(TD3):
             return super()._sample_action(learning_starts, action_noise, n_envs)
         if self._last_obs is None:
             msg = "`_last_obs` must be set before sampling actions; call learn(), got None."
-            raise RuntimeError(msg)
+            raise CallOrderError(msg)
         step = self.explore(self._last_obs)  # type: ignore[arg-type]
         self._last_exploration = step
         buffer_action = sizes_to_action(step.executed, d_min=self.d_min, d_max=self.d_max)
@@ -377,14 +378,14 @@ def _check_options(
 ) -> None:
     if noise not in ("per_entity", "shared"):
         msg = f"`noise` must be 'per_entity' or 'shared', got {noise!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if noise_stage not in ("after_critic", "before_walk"):
         msg = f"`noise_stage` must be 'after_critic' or 'before_walk', got {noise_stage!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     walk_tables(1, 2, walk_threshold)  # validates the threshold
     if not isinstance(walk_steps, int) or walk_steps < 1:
         msg = f"`walk_steps` must be a positive integer, got {walk_steps!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not sigma >= 0:
         msg = f"`exploration_noise_sizes` must be ≥ 0, got {sigma!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from agents.baselines import FrequencyBaseline, PopularityProportional, fit_to_budget
+from ciess_env.errors import CallOrderError, InvalidArgumentError
 
 __all__ = ["PARAMETER_RANGES", "StructuredSearch", "StructuredSizes", "item_share"]
 
@@ -115,10 +116,10 @@ class StructuredSizes(FrequencyBaseline):
         for name, value in params.items():
             if not math.isfinite(float(value)):
                 msg = f"`{name}` must be a finite number, got {value!r}."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
         if not 0.0 <= float(floor) <= 1.0:
             msg = f"`floor` must be in [0, 1] (a fraction of the side's mean size), got {floor!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.params = {k: float(v) for k, v in params.items()}
 
     @classmethod
@@ -127,7 +128,7 @@ class StructuredSizes(FrequencyBaseline):
         unknown = set(params) - set(PARAMETER_RANGES)
         if unknown:
             msg = f"`params` keys must be among {sorted(PARAMETER_RANGES)}, got {sorted(unknown)}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return cls(c, **dict(params), **kwargs)
 
     def side_caps(self) -> tuple[int, int]:
@@ -174,10 +175,10 @@ class _CEM:
     def __init__(self, dim: int, *, population: int, elite: float, seed: int | None) -> None:
         if population < 2:
             msg = f"`population` must be >= 2, got {population!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if not 0.0 < elite <= 1.0:
             msg = f"`elite` must be in (0, 1], got {elite!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.population = population
         self.n_elite = max(2, round(elite * population))
         self.mean = np.full(dim, 0.5)
@@ -242,7 +243,7 @@ class StructuredSearch:
     ) -> None:
         if method not in ("tpe", "cem"):
             msg = f"`method` must be 'tpe' or 'cem', got {method!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.env = env
         base = env.unwrapped
         self.c = float(c)
@@ -301,7 +302,7 @@ class StructuredSearch:
         """
         if not isinstance(n_trials, int) or n_trials < 1:
             msg = f"`n_trials` must be a positive integer, got {n_trials!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         from tqdm import tqdm
 
         for _ in tqdm(range(n_trials), desc=f"structured {self.method}", disable=not progress_bar):
@@ -348,7 +349,7 @@ class StructuredSearch:
         """
         if self._best is None:
             msg = "No trial has run yet; call learn(n_trials) first."
-            raise RuntimeError(msg)
+            raise CallOrderError(msg)
         return self._best
 
     def sizes(self) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,16 @@ from collections.abc import Iterable
 
 __all__ = [
     "CIESSError",
+    "CallOrderError",
     "DataFormatError",
     "DataNotFoundError",
     "DatasetError",
     "DatasetIntegrityError",
     "InvalidArgumentError",
+    "InvalidIndexError",
     "InvalidTypeError",
     "NonFiniteError",
+    "UnknownIdError",
     "UnknownNameError",
     "suggest",
 ]
@@ -52,6 +55,21 @@ class InvalidArgumentError(CIESSError, ValueError):
 
 class InvalidTypeError(CIESSError, TypeError):
     """An argument has the wrong type (a string where a number goes, a bool as a size, ...)."""
+
+
+class InvalidIndexError(CIESSError, IndexError):
+    """An index (e.g. of a sub-environment) lies outside the valid range."""
+
+
+class CallOrderError(CIESSError, RuntimeError):
+    """A method was called out of order (``step`` before ``reset``, a result before ``learn``)."""
+
+
+class UnknownIdError(CIESSError, KeyError):
+    """A raw user or item id that the data set does not hold."""
+
+    def __str__(self) -> str:  # KeyError's own str() wraps the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class NonFiniteError(CIESSError, ValueError):

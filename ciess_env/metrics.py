@@ -38,7 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from ciess_env.data.interactions import InteractionData, SplitName
-from ciess_env.errors import NonFiniteError
+from ciess_env.errors import InvalidArgumentError, NonFiniteError
 
 __all__ = [
     "EvalResult",
@@ -206,11 +206,11 @@ def evaluate_scores(
     """
     if split not in ("validation", "test"):
         msg = f"split must be 'validation' or 'test', got {split!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
         msg = f"ks must be positive integers, got {ks!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     start = time.perf_counter()
     n_users, n_items, max_k = data.n_users, data.n_items, ks[-1]
     if batch_size is None:

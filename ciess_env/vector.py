@@ -25,6 +25,13 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
+from ciess_env.errors import (
+    CallOrderError,
+    InvalidArgumentError,
+    InvalidIndexError,
+    InvalidTypeError,
+)
+
 __all__ = ["EntityVecEnv"]
 
 
@@ -71,12 +78,12 @@ class EntityVecEnv(VecEnv):
             env = gym.make(env or "CIESS-LightGCN-ML1M-v0", **kwargs)
         elif kwargs:
             msg = f"keyword arguments are only allowed with an env id, got {sorted(kwargs)}."
-            raise TypeError(msg)
+            raise InvalidTypeError(msg)
         base = env.unwrapped
         for attr in ("n_users", "n_items", "n_entities"):
             if not hasattr(base, attr):
                 msg = f"`env` must be an EmbeddingSizeEnv (or wrap one), got {type(base).__name__}."
-                raise TypeError(msg)
+                raise InvalidTypeError(msg)
         self.env = env
         self.n_users = int(base.n_users)
         self.n_items = int(base.n_items)
@@ -106,14 +113,14 @@ class EntityVecEnv(VecEnv):
                 f"`actions` must have shape ({self.num_envs}, 1), one per user and item, "
                 f"got {actions.shape}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self._actions = actions.reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Step the shared env once; per-entity obs, rewards, dones and infos."""
         if self._actions is None:
             msg = "step_async() must be called before step_wait()."
-            raise RuntimeError(msg)
+            raise CallOrderError(msg)
         actions, self._actions = self._actions, None
         obs, _, terminated, truncated, info = self.env.step(actions)
         self.last_info = info
@@ -142,7 +149,7 @@ class EntityVecEnv(VecEnv):
         for i in out:
             if not 0 <= int(i) < self.num_envs:
                 msg = f"`indices` must lie in [0, {self.num_envs}), got {i!r}."
-                raise IndexError(msg)
+                raise InvalidIndexError(msg)
         return out
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
@@ -184,7 +191,7 @@ class EntityVecEnv(VecEnv):
         """Render the shared env once (tiling N copies of one frame would be pointless)."""
         if mode is not None and mode != self.render_mode:
             msg = f"`mode` must be None or the render_mode {self.render_mode!r}, got {mode!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return self.env.render()
 
 
@@ -201,6 +208,6 @@ def _entity_action_space(table: spaces.Space, n: int) -> spaces.Space:
                 f"a MultiDiscrete action space must have {n} equal entries (one per user and "
                 f"item), got nvec of shape {nvec.shape}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return spaces.Discrete(int(nvec[0]))
     return spaces.Box(-1.0, 1.0, (1,), np.float32)

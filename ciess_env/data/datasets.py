@@ -37,6 +37,8 @@ from ciess_env.errors import (
     DataNotFoundError,
     DatasetError,
     DatasetIntegrityError,
+    InvalidArgumentError,
+    InvalidTypeError,
     suggest,
 )
 
@@ -127,7 +129,7 @@ def canonical_name(name: str) -> str:
     """
     if not isinstance(name, str):
         msg = f"`name` must be a string, got {name!r}."
-        raise TypeError(msg)
+        raise InvalidTypeError(msg)
     key = "".join(ch for ch in name.lower() if ch.isalnum())
     if key not in _ALIASES:
         raise suggest(name, DATASETS, what="data set")
@@ -317,7 +319,7 @@ def _load_named(
                 f"{', '.join(map(str, files))}, which has none; got min_rating={min_rating!r}. "
                 "Use the official ratings file, or min_rating=None."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         pairs = pairs[pairs["rating"].to_numpy() >= min_rating]
     if not keep_test:
         return from_pairs(pairs["user"].to_numpy(), pairs["item"].to_numpy(),
@@ -327,7 +329,7 @@ def _load_named(
             f"`keep_test=True` needs a given train/test split, but {name} was read from "
             f"{files[0]}, which has none; got keep_test=True."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     user_ids = np.unique(pairs["user"].to_numpy())
     item_ids = np.unique(pairs["item"].to_numpy())
 
@@ -394,14 +396,14 @@ def load_dataset(
                 "`min_rating` must be None for 'synthetic' (it has no ratings), "
                 f"got {min_rating!r}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return make_synthetic(ratios=ratios, split_seed=split_seed, **synthetic_kwargs)
     if synthetic_kwargs:
         msg = (
             f"load_dataset({canonical!r}) got unexpected keyword arguments "
             f"{sorted(synthetic_kwargs)}; only 'synthetic' takes extra arguments."
         )
-        raise TypeError(msg)
+        raise InvalidTypeError(msg)
     return _load_named(
         canonical,
         data_dir=data_dir,

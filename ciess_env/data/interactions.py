@@ -15,6 +15,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from ciess_env.errors import InvalidArgumentError, UnknownIdError
+
 __all__ = ["InteractionData", "Interactions", "SplitName"]
 
 SplitName = Literal["train", "validation", "test"]
@@ -115,7 +117,7 @@ class InteractionData:
         """Return the interactions of split ``name`` ("train", "validation" or "test")."""
         if name not in ("train", "validation", "test"):
             msg = f"split must be 'train', 'validation' or 'test', got {name!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return getattr(self, name)
 
     def csr(self, name: SplitName) -> sp.csr_matrix:
@@ -172,7 +174,10 @@ def _lookup(known: np.ndarray, raw_ids: np.ndarray | list, what: str) -> np.ndar
     idx = order[pos]
     bad = known[idx] != raw
     if np.any(bad):
-        first = raw[np.argmax(bad)]
-        msg = f"Unknown raw {what} id {first!r} ({int(bad.sum())} unknown in total)."
-        raise KeyError(msg)
+        first = np.asarray(raw).reshape(-1)[np.argmax(np.reshape(bad, -1))].item()
+        msg = (
+            f"Unknown raw {what} id {first!r} ({int(bad.sum())} unknown in total); "
+            f"`data.{what}_ids` lists the known ones."
+        )
+        raise UnknownIdError(msg)
     return idx.astype(np.int64)

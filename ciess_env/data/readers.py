@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ciess_env.errors import DataFormatError, DataNotFoundError
+from ciess_env.errors import DataFormatError, DataNotFoundError, InvalidArgumentError
 
 __all__ = ["read_lightgcn", "read_ml1m_ratings", "read_ml100k", "read_table"]
 
@@ -308,7 +308,7 @@ def _finish(df: pd.DataFrame, *, source: str, min_rating: float | None) -> pd.Da
                 f"`min_rating` needs ratings, but {source!r} has none; "
                 f"got min_rating={min_rating!r}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         df = df[df["rating"].to_numpy() >= min_rating]
         if df.empty:
             msg = f"No interaction in {source!r} has a rating ≥ {min_rating!r}."
@@ -573,7 +573,7 @@ def read_table(
             "`user_col`, `item_col` and `rating_col` must be different columns, got "
             f"{user_col!r}, {item_col!r}, {rating_col!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     wanted = {user_col: "user", item_col: "item"}
     if rating_col is not None:
         wanted[rating_col] = "rating"

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ciess_env.data.interactions import Interactions
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["carve_validation", "check_ratios", "per_user_quotas", "split_per_user"]
 
@@ -59,19 +60,19 @@ def check_ratios(ratios: Sequence[float]) -> np.ndarray:
         arr = np.asarray(ratios, dtype=np.float64)
     except (TypeError, ValueError) as err:
         msg = f"`ratios` must be three numbers (train, validation, test), got {ratios!r}."
-        raise ValueError(msg) from err
+        raise InvalidArgumentError(msg) from err
     if arr.shape != (3,):
         msg = f"`ratios` must be three numbers (train, validation, test), got {ratios!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         msg = f"`ratios` must be non-negative finite numbers, got {ratios!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not math.isclose(float(arr.sum()), 1.0, abs_tol=1e-6):
         msg = f"`ratios` must sum to 1, got {ratios!r} (sum {float(arr.sum()):g})."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if arr[0] <= 0:
         msg = f"`ratios` must have a positive train ratio (first entry), got {ratios!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return arr
 
 
@@ -115,14 +116,14 @@ def _as_index_array(values: np.ndarray, what: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         msg = f"`{what}` must be a 1-D array, got shape {arr.shape}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         msg = f"`{what}` must hold integer indices, got dtype {arr.dtype}."
-        raise TypeError(msg)
+        raise InvalidTypeError(msg)
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
         msg = f"`{what}` must be non-negative indices, got minimum {int(arr.min())}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return arr
 
 
@@ -197,7 +198,7 @@ def split_per_user(
             "`users` and `items` must have the same length, "
             f"got {users.shape[0]} and {items.shape[0]}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return _split_sorted(Interactions.from_arrays(users, items), r, seed)
 
 

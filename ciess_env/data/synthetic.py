@@ -37,6 +37,7 @@ import numpy as np
 
 from ciess_env.data.interactions import InteractionData
 from ciess_env.data.split import check_ratios, split_per_user
+from ciess_env.errors import InvalidArgumentError
 
 __all__ = ["make_synthetic"]
 
@@ -62,7 +63,7 @@ def _activity_counts(
 def _check_positive_int(value: int, name: str, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         msg = f"`{name}` must be an integer ≥ {minimum}, got {value!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
 
 
 def make_synthetic(
@@ -119,7 +120,7 @@ def make_synthetic(
             "`mean_interactions` must lie in [min_interactions, n_items // 2] = "
             f"[{min_interactions}, {cap}], got {mean_interactions!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     for value, label in (
         (popularity_exponent, "popularity_exponent"),
         (activity_exponent, "activity_exponent"),
@@ -127,7 +128,7 @@ def make_synthetic(
     ):
         if not np.isfinite(value) or value < 0:
             msg = f"`{label}` must be a finite number ≥ 0, got {value!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
     rng = np.random.default_rng(seed)
     counts = _activity_counts(

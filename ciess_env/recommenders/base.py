@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ciess_env._size_range import validate_size_range
+from ciess_env.errors import InvalidArgumentError
 
 __all__ = ["BPRLoss", "Backbone", "ElementMask"]
 
@@ -157,25 +158,25 @@ class Backbone(nn.Module, abc.ABC):
             t = torch.as_tensor(np.array(sizes) if not torch.is_tensor(sizes) else sizes)
         except (TypeError, ValueError, RuntimeError) as err:
             msg = f"{what} must be an array of integers, got {type(sizes).__name__}."
-            raise ValueError(msg) from err
+            raise InvalidArgumentError(msg) from err
         if t.dtype == torch.bool or t.is_complex():
             msg = f"{what} must be an array of integers, got dtype {t.dtype}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if t.shape != (n,):
             msg = f"{what} must have shape ({n},), got {tuple(t.shape)}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if t.is_floating_point():
             if not torch.all(torch.isfinite(t) & (t == torch.round(t))):
                 bad = t[~(torch.isfinite(t) & (t == torch.round(t)))][0].item()
                 msg = f"{what} must be whole numbers, got {bad!r}; round them first."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
         t = t.to(torch.long)
         if n == 0:
             return t.to(self.user_sizes.device)
         lo, hi = int(t.min()), int(t.max())
         if lo < self.d_min or hi > self.d_max:
             msg = f"{what} must lie in [{self.d_min}, {self.d_max}], got values in [{lo}, {hi}]."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return t.to(self.user_sizes.device)
 
     def user_mask(self) -> torch.Tensor:
@@ -257,10 +258,10 @@ class Backbone(nn.Module, abc.ABC):
         t = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
         if t.dtype != torch.bool:
             msg = f"{what} must be a boolean array, got dtype {t.dtype}; use `mask != 0`."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if t.shape != (n, self.d_max):
             msg = f"{what} must have shape ({n}, {self.d_max}), got {tuple(t.shape)}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return t.to(self.device)
 
     def element_masks(self) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ciess_env.data.interactions import InteractionData
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders.graph import GraphBackbone, adjacency_edge_ids, propagate
 
 __all__ = ["NGCF"]
@@ -66,7 +67,7 @@ class NGCF(GraphBackbone):
         for what, p in (("node_dropout", node_dropout), ("message_dropout", message_dropout)):
             if not 0.0 <= p < 1.0:
                 msg = f"{what} must lie in [0, 1), got {p!r}."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
         self.n_layers = int(n_layers)
         self.node_dropout = float(node_dropout)
         self.message_dropout = float(message_dropout)

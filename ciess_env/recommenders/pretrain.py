@@ -23,6 +23,7 @@ import platformdirs
 import torch
 
 from ciess_env.data.interactions import InteractionData
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.registry import make_backbone
@@ -191,7 +192,7 @@ def pretrain(
     """
     if eval_every < 1 or patience < 1:
         msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     config = config or paper_train_config(backbone, data)
     max_batches = 3 * config.n_batches if max_batches is None else int(max_batches)
     start = time.perf_counter()
@@ -301,7 +302,7 @@ def train_until_converged(
     """
     if eval_every < 1 or patience < 1:
         msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     trainer = BPRTrainer(model, data, config, seed=seed, nested=nested, progress_bar=progress_bar)
     best_q, best_state, best_eval, best_batches, bad = -np.inf, None, None, 0, 0
     history: list[tuple[int, float]] = []

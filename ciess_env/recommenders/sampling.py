@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ciess_env.data.interactions import InteractionData
+from ciess_env.errors import InvalidArgumentError
 
 __all__ = ["BPRBatch", "BPRSampler"]
 
@@ -57,7 +58,7 @@ class BPRSampler:
                 "data.train must give at least one user both a positive and a negative item, "
                 f"got {len(data.train)} training pairs over {data.n_users} users."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) bool: whether each (user, item) pair is a training interaction."""

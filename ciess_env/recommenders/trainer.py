@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import NonFiniteError, suggest
+from ciess_env.errors import InvalidArgumentError, NonFiniteError, suggest
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.sampling import BPRSampler
 
@@ -51,13 +51,13 @@ class TrainConfig:
             low = 0 if name == "n_batches" else 1
             if not isinstance(value, (int, np.integer)) or value < low:
                 msg = f"{name} must be an integer >= {low}, got {value!r}."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
         if not (self.lr > 0 and 0 < self.lr_decay <= 1 and self.lr_floor >= 0):
             msg = (
                 "lr, lr_decay and lr_floor must satisfy lr > 0, 0 < lr_decay <= 1, lr_floor >= 0, "
                 f"got lr={self.lr!r}, lr_decay={self.lr_decay!r}, lr_floor={self.lr_floor!r}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
     def lr_at(self, batch: int) -> float:
         """Learning rate of 0-based batch ``batch``."""
@@ -158,7 +158,7 @@ class BPRTrainer:
                 f"model and data must have the same shape, got model ({model.n_users}, "
                 f"{model.n_items}) and data ({data.n_users}, {data.n_items})."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.model = model
         self.config = config
         self.nested = nested
