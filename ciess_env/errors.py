@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "CIESSError",
+    "CacheWriteWarning",
     "CallOrderError",
     "DataFormatError",
     "DataNotFoundError",
@@ -78,6 +79,10 @@ class NonFiniteError(CIESSError, ValueError):
 
 class UnknownNameError(CIESSError, ValueError):
     """An unknown name (data set, backbone, agent, ...); the message suggests close ones."""
+
+
+class CacheWriteWarning(UserWarning):
+    """A cache file could not be written; the result is kept in memory, only reuse is lost."""
 
 
 def suggest(name: str, choices: Iterable[str], *, what: str) -> UnknownNameError:

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +24,7 @@ import platformdirs
 import torch
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import InvalidArgumentError
+from ciess_env.errors import CacheWriteWarning, InvalidArgumentError
 from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.registry import make_backbone
@@ -57,7 +58,8 @@ class PretrainResult:
             to convergence", the budget for final retraining).
         history: (batches, validation mean user quality) at every evaluation.
         from_cache: Whether the result was loaded rather than trained.
-        path: The cache file (``None`` when caching is off).
+        path: The cache file (``None`` when caching is off or the file could not be written,
+            which warns with :class:`~ciess_env.errors.CacheWriteWarning`).
         seconds: Wall-clock seconds (training + evaluation, or loading).
     """
 
@@ -234,7 +236,7 @@ def pretrain(
         best.history,
     )
     if path is not None:
-        _save(path, {
+        path = _try_save(path, {
             "format": _FORMAT, "key": key, "backbone": backbone.lower(),
             "state_dict": best_state, "eval": _eval_to_dict(best_eval),
             "best_batches": best_batches, "history": [list(h) for h in history],
@@ -345,6 +347,21 @@ def _save(path: Path, payload: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _try_save(path: Path, payload: dict) -> Path | None:
+    """:func:`_save`, but a write failure warns and returns ``None``: the model is kept."""
+    try:
+        _save(path, payload)
+    except OSError as err:
+        msg = (
+            f"Could not write the pretrain cache {str(path)!r} ({type(err).__name__}: {err}); "
+            "the trained model is kept in memory but will be trained again next time. Pass "
+            "cache_dir= a writable folder or set CIESS_CACHE_DIR."
+        )
+        warnings.warn(msg, CacheWriteWarning, stacklevel=3)
+        return None
+    return path
 
 
 def _load(path: Path, key: str) -> dict | None:
