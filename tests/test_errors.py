@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,13 @@ def test_call_order_error_is_a_runtime_error():
     """Calls out of order (a result before learn) are RuntimeErrors and CIESSErrors."""
     assert issubclass(CallOrderError, RuntimeError)
     assert issubclass(CallOrderError, CIESSError)
+
+
+@pytest.mark.parametrize(("seed", "cls"), [(-1, InvalidArgumentError), (1.5, InvalidTypeError)])
+def test_split_seed_is_checked_before_numpy_sees_it(seed, cls):
+    """split_seed=-1 / 1.5 used to end in a numpy traceback; now the argument is named."""
+    with pytest.raises(cls, match=re.escape("`split_seed` must be an integer")):
+        load_dataset("synthetic", split_seed=seed, n_users=30, n_items=20, mean_interactions=5)
+    pairs = np.array([0, 0, 1]), np.array([0, 1, 1])
+    with pytest.raises(cls, match=re.escape("`seed` must be an integer")):
+        split_per_user(*pairs, seed=seed)

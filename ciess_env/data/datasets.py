@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import platformdirs
 
+from ciess_env.checks import check_seed
 from ciess_env.data.download import DATASET_FILES, REMOTE_FILES, fetch_dataset
 from ciess_env.data.interactions import InteractionData, Interactions
 from ciess_env.data.readers import read_lightgcn, read_ml1m_ratings, read_ml100k
@@ -390,6 +391,7 @@ def load_dataset(
     """
     canonical = canonical_name(name)
     check_ratios(ratios)
+    check_seed(split_seed, "split_seed")
     if canonical == "synthetic":
         if min_rating is not None:
             msg = (

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ciess_env.checks import check_seed
 from ciess_env.data.interactions import Interactions
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
@@ -191,6 +192,7 @@ def split_per_user(
         TypeError: If the arrays are not integer.
     """
     r = check_ratios(ratios)
+    check_seed(seed, "seed")
     users = _as_index_array(users, "users")
     items = _as_index_array(items, "items")
     if users.shape != items.shape:
@@ -229,6 +231,7 @@ def carve_validation(
         ``(train, validation, test)``; ``test`` is the given one, sorted and deduplicated.
     """
     r = check_ratios(ratios)
+    check_seed(seed, "seed")
     test = Interactions.from_arrays(test.users, test.items)
     train = Interactions.from_arrays(train.users, train.items)
     if len(train) and len(test):

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ciess_env.checks import check_seed
 from ciess_env.data.interactions import InteractionData
 from ciess_env.data.split import check_ratios, split_per_user
 from ciess_env.errors import InvalidArgumentError
@@ -114,6 +115,8 @@ def make_synthetic(
     _check_positive_int(min_interactions, "min_interactions")
     _check_positive_int(n_factors, "n_factors")
     check_ratios(ratios)
+    check_seed(seed, "seed", allow_none=False)
+    check_seed(split_seed, "split_seed")
     cap = n_items // 2
     if not min_interactions <= mean_interactions <= cap:
         msg = (
