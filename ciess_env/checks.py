@@ -9,11 +9,14 @@ module level (torch is imported inside :func:`check_device`), so the data layer 
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any
+
+import numpy as np
 
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["check_device", "check_int", "check_seed"]
+__all__ = ["check_device", "check_int", "check_real_array", "check_seed"]
 
 
 def check_int(
@@ -108,3 +111,37 @@ def check_device(device: Any, name: str = "device") -> Any:
         msg = f"`{name}` must be 'cpu', 'cuda[:N]' or 'mps', got {str(device)!r}."
         raise InvalidArgumentError(msg)
     return dev
+
+
+def check_real_array(value: Any, name: str, *, hint: str = "") -> np.ndarray:
+    """Return ``value`` as a float64 array if it holds real numbers, refusing silent casts.
+
+    numpy would turn ``True`` into 1.0, drop the imaginary part of a complex number (with a
+    warning at most) and parse ``"0.5"``; torch refuses ``numpy()`` on a tensor that requires
+    grad with its own traceback. Each of these is a clear error here instead.
+
+    Raises:
+        InvalidTypeError: Bool, complex, string or object entries, or a tensor that requires grad.
+    """
+    if "torch" in sys.modules:  # a tensor can only exist once torch is imported
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if value.requires_grad:
+                msg = (
+                    f"`{name}` is a tensor that requires grad; pass `{name}.detach()` (the env "
+                    "never backpropagates into the policy)."
+                )
+                raise InvalidTypeError(msg)
+            value = value.cpu().numpy()
+    if isinstance(value, (str, bytes)):
+        msg = f"`{name}` must be an array of real numbers, got a string {value!r}."
+        raise InvalidTypeError(msg)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        what = {"b": "bool", "c": "complex", "U": "string", "S": "bytes", "O": "object"}.get(
+            arr.dtype.kind, str(arr.dtype)
+        )
+        msg = f"`{name}` must be an array of real numbers, got {what} entries (dtype {arr.dtype})."
+        raise InvalidTypeError(msg + (f" {hint}" if hint else ""))
+    return arr.astype(np.float64, copy=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ciess_env.checks import check_device, check_int, check_seed
+from ciess_env.checks import check_device, check_int, check_real_array, check_seed
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -60,3 +60,29 @@ def test_check_device_bogus_and_unavailable():
     else:
         with pytest.raises(InvalidArgumentError, match="CUDA device"):
             check_device(f"cuda:{torch.cuda.device_count()}")
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        (np.array([True, False]), "got bool entries"),
+        (np.array([0.5 + 1j, 0.0]), "got complex entries"),
+        (np.array(["0.5", "1"]), "got string entries"),
+        ("0.5", "got a string '0.5'"),
+        ([object(), 1.0], "got object entries"),
+    ],
+)
+def test_check_real_array_refuses_silent_casts(value, what):
+    """Bool, complex, string and object arrays are not actions."""
+    with pytest.raises(InvalidTypeError, match=re.escape(what)):
+        check_real_array(value, "action")
+
+
+def test_check_real_array_tensors():
+    """A tensor that requires grad is refused with the fix; a plain tensor converts."""
+    with pytest.raises(InvalidTypeError, match=re.escape("pass `action.detach()`")):
+        check_real_array(torch.zeros(3, requires_grad=True), "action")
+    out = check_real_array(torch.tensor([0.5, -1.0]), "action")
+    assert out.dtype == np.float64
+    assert out.tolist() == [0.5, -1.0]
+    assert check_real_array(np.array([1, 2], dtype=np.int32), "action").tolist() == [1.0, 2.0]
