@@ -20,12 +20,37 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["BudgetEntry", "BudgetLog"]
 
 #: Version 2 added ``reward``; version-1 files load with a NaN reward.
 _FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _SCALARS = ("episode", "step", "sparsity", "mean_quality", "recall_20", "ndcg_20", "reward")
+
+
+def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``<path>.npz`` and ``<path>.json``; a given ``.npz``/``.json`` ending is the only one cut.
+
+    Appending (not ``with_suffix``) keeps dotted names apart: ``run.seed0`` and ``run.seed1``
+    are two logs, not both ``run``.
+    """
+    base = Path(path)
+    if base.suffix in (".npz", ".json"):
+        base = base.with_name(base.stem)
+    return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
+def _json_safe(value: object) -> object:
+    """NaN/inf floats as ``null`` (strict JSON has neither); the npz keeps the exact values."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 class BudgetEntry(NamedTuple):
@@ -130,6 +155,13 @@ class BudgetLog:
 
     def _as_sizes(self, sizes: np.ndarray, n: int, what: str) -> np.ndarray:
         arr = np.asarray(sizes)
+        if arr.dtype.kind not in "iuf":
+            msg = f"`{what}` must hold integers, got dtype {arr.dtype}."
+            raise InvalidTypeError(msg)
+        if arr.dtype.kind == "f" and arr.size and not np.all(arr == np.round(arr)):
+            bad = arr.reshape(-1)[np.argmax(np.reshape(arr != np.round(arr), -1))]
+            msg = f"`{what}` must be whole numbers, got {float(bad)!r}; round them first."
+            raise InvalidArgumentError(msg)
         if arr.shape != (n,):
             msg = f"`{what}` must have shape ({n},), got {arr.shape}."
             raise ValueError(msg)
@@ -199,15 +231,15 @@ class BudgetLog:
         """Write the log as ``<path>.npz`` (sizes and scalars) plus ``<path>.json`` (metadata).
 
         The scalars are stored in both files: the npz copy is what :meth:`load` reads (exact
-        float64), the JSON copy is for people and other tools.
+        float64), the JSON copy is for people and other tools (strict JSON: NaN is ``null``).
+        ``path`` may end in ``.npz``/``.json``; any other dotted name is kept whole
+        (``run.seed0`` writes ``run.seed0.npz``).
 
         Returns:
             The path of the npz file.
         """
-        base = Path(path)
-        if base.suffix in (".npz", ".json"):
-            base = base.with_suffix("")
-        base.parent.mkdir(parents=True, exist_ok=True)
+        npz_path, json_path = _paths(path)
+        npz_path.parent.mkdir(parents=True, exist_ok=True)
         n = len(self._entries)
         arrays = {name: self.column(name) for name in _SCALARS}
         arrays["user_sizes"] = (
@@ -220,7 +252,6 @@ class BudgetLog:
             if n
             else np.zeros((0, self.n_items), self._dtype)
         )
-        npz_path = base.with_suffix(".npz")
         np.savez_compressed(npz_path, **arrays)
         meta = {
             "format_version": _FORMAT_VERSION,
@@ -229,7 +260,7 @@ class BudgetLog:
             "d_max": self.d_max,
             "entries": [{name: getattr(e, name) for name in _SCALARS} for e in self._entries],
         }
-        base.with_suffix(".json").write_text(json.dumps(meta, indent=1, allow_nan=True))
+        json_path.write_text(json.dumps(_json_safe(meta), indent=1, allow_nan=False))
         return npz_path
 
     @classmethod
@@ -240,23 +271,21 @@ class BudgetLog:
             FileNotFoundError: if the npz or json file is missing.
             ValueError: if the files come from an unknown format version or disagree.
         """
-        base = Path(path)
-        if base.suffix in (".npz", ".json"):
-            base = base.with_suffix("")
-        meta = json.loads(base.with_suffix(".json").read_text())
+        npz_path, json_path = _paths(path)
+        meta = json.loads(json_path.read_text())
         if meta.get("format_version") not in _READABLE_VERSIONS:
             msg = (
                 f"`format_version` must be one of {_READABLE_VERSIONS}, got "
-                f"{meta.get('format_version')!r} in {base.with_suffix('.json')}."
+                f"{meta.get('format_version')!r} in {json_path}."
             )
             raise ValueError(msg)
         log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])
-        with np.load(base.with_suffix(".npz")) as z:
+        with np.load(npz_path) as z:
             arrays = {k: z[k] for k in z.files}
         n = arrays["user_sizes"].shape[0]
         rewards = arrays.get("reward", np.full(n, np.nan))
         if len(meta["entries"]) != n:
-            msg = f"{base}.json lists {len(meta['entries'])} entries but {base}.npz holds {n}."
+            msg = f"{json_path} lists {len(meta['entries'])} entries but {npz_path} holds {n}."
             raise ValueError(msg)
         for i in range(n):
             log.record(
