@@ -1,13 +1,15 @@
 """The one rule for a size range ``[d_min, d_max]``, shared by every layer.
 
-It lives in a leaf module (numpy only) so that backbones, which sit below the MDP, can check
-their range with the same rule as the env, the agents and the baselines; the public name is
-:func:`ciess_env.spaces.validate_size_range`.
+It lives in a leaf module (numpy and the error classes only) so that backbones, which sit
+below the MDP, can check their range with the same rule as the env, the agents and the
+baselines; the public name is :func:`ciess_env.spaces.validate_size_range`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ciess_env.errors import InvalidArgumentError
 
 __all__ = ["validate_size_range"]
 
@@ -36,5 +38,5 @@ def validate_size_range(d_min: object, d_max: object) -> tuple[int, int]:
             "`d_min` and `d_max` must be integers with 1 <= d_min <= d_max, "
             f"got d_min={d_min!r}, d_max={d_max!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return int(d_min), int(d_max)  # type: ignore[call-overload]

@@ -105,10 +105,10 @@ class BudgetLog:
     def __init__(self, n_users: int, n_items: int, *, d_max: int = 128) -> None:
         if n_users < 0 or n_items < 0:
             msg = f"n_users and n_items must be >= 0, got {n_users} and {n_items}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if not 1 <= d_max <= np.iinfo(np.int16).max:
             msg = f"d_max must be in [1, {np.iinfo(np.int16).max}], got {d_max!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.n_users = int(n_users)
         self.n_items = int(n_items)
         self.d_max = int(d_max)
@@ -164,10 +164,10 @@ class BudgetLog:
             raise InvalidArgumentError(msg)
         if arr.shape != (n,):
             msg = f"`{what}` must have shape ({n},), got {arr.shape}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if n and (arr.min() < 1 or arr.max() > self.d_max):
             msg = f"`{what}` must lie in [1, {self.d_max}], got [{arr.min()}, {arr.max()}]."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         out = arr.astype(self._dtype)
         out.flags.writeable = False
         return out
@@ -192,7 +192,7 @@ class BudgetLog:
         """One scalar field of every entry as an array, e.g. ``log.column("sparsity")``."""
         if name not in _SCALARS:
             msg = f"`name` must be one of {', '.join(_SCALARS)}, got {name!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         dtype = np.int64 if name in ("episode", "step") else np.float64
         return np.array([getattr(e, name) for e in self._entries], dtype=dtype)
 
@@ -212,10 +212,10 @@ class BudgetLog:
         """
         if not 0.0 <= c <= 1.0:
             msg = f"`c` must be in [0, 1], got {c!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if l < 1:
             msg = f"`l` must be >= 1, got {l!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if not self._entries:
             return []
         sparsity = self.column("sparsity")
@@ -278,7 +278,7 @@ class BudgetLog:
                 f"`format_version` must be one of {_READABLE_VERSIONS}, got "
                 f"{meta.get('format_version')!r} in {json_path}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])
         with np.load(npz_path) as z:
             arrays = {k: z[k] for k in z.files}
@@ -286,7 +286,7 @@ class BudgetLog:
         rewards = arrays.get("reward", np.full(n, np.nan))
         if len(meta["entries"]) != n:
             msg = f"{json_path} lists {len(meta['entries'])} entries but {npz_path} holds {n}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         for i in range(n):
             log.record(
                 episode=int(arrays["episode"][i]),

@@ -16,7 +16,7 @@ from ciess_env import spaces
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import canonical_name, load_dataset
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import suggest
+from ciess_env.errors import CallOrderError, InvalidArgumentError, suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
 from ciess_env.recommenders.pretrain import pretrain, pretrain_cache_key
@@ -278,17 +278,17 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             raise suggest(backbone, BACKBONES, what="backbone")
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             msg = f"`lam` must be a finite number >= 0, got {lam!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         d_min, d_max = spaces.validate_size_range(d_min, d_max)
         if not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
             msg = f"`max_episode_steps` must be an integer >= 1, got {max_episode_steps!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if reward not in ("paper", "code"):
             msg = f"`reward` must be 'paper' or 'code', got {reward!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if render_mode is not None and render_mode not in _RENDER_MODES:
             msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         for name, value in (
             ("batches_per_step", batches_per_step),
             ("batch_size", batch_size),
@@ -297,7 +297,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         ):
             if value is not None and not (isinstance(value, int) and value >= 0):
                 msg = f"`{name}` must be a non-negative integer or None, got {value!r}."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
 
         self.backbone = backbone.lower()
         self.design = RetrainDesign.parse(retrain)
@@ -381,7 +381,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"`user_sizes` and `item_sizes` must have shapes ({self.n_users},) and "
                 f"({self.n_items},), got {users.shape} and {items.shape}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return spaces.sizes_to_action(
             np.concatenate([users, items]), d_min=self.d_min, d_max=self.d_max
         )
@@ -450,13 +450,13 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         """Apply the sizes, retrain, evaluate on validation; see the class docstring."""
         if self._episode < 0:
             msg = "Call reset() before step()."
-            raise RuntimeError(msg)
+            raise CallOrderError(msg)
         if self._t >= self.max_episode_steps:
             msg = (
                 f"The episode was truncated after {self.max_episode_steps} steps; "
                 "call reset() before stepping again."
             )
-            raise RuntimeError(msg)
+            raise CallOrderError(msg)
         user_sizes, item_sizes = self.action_to_sizes(action)
         init_seed, train_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=2))
         outcome = self._retrain(user_sizes, item_sizes, init_seed=init_seed, train_seed=train_seed)

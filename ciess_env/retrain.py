@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ciess_env.data.interactions import InteractionData, SplitName
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders import (
     Backbone,
@@ -70,7 +71,7 @@ class RetrainDesign:
         """
         if not isinstance(spec, str):
             msg = f"`retrain` must be a string, got {spec!r}."
-            raise TypeError(msg)
+            raise InvalidTypeError(msg)
         text = FAST_DESIGN if spec == "fast" else spec
         kind, _, arg = text.partition(":")
         try:
@@ -86,7 +87,7 @@ class RetrainDesign:
             "`retrain` must be 'scratch', 'fast', 'short:K' (K >= 1) or 'nested:B' (B >= 0), "
             f"got {spec!r}."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
 
     def __str__(self) -> str:
         if self.kind == "short":
@@ -184,7 +185,7 @@ def retrain_and_evaluate(
     """
     if early_stopping and split != "validation":
         msg = f"early stopping needs split='validation', got {split!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     start = time.perf_counter()
     model = make_backbone(
         backbone, data, d_max=d_max, d_min=d_min, seed=init_seed, device=device,
@@ -193,7 +194,7 @@ def retrain_and_evaluate(
     if design.needs_nested_model:
         if nested_state is None:
             msg = f"`nested_state` must be given for retrain design {design}, got None."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         model.load_state_dict(nested_state)
     model.set_sizes(user_sizes, item_sizes)
     config = design.config(base_config)

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from ciess_env._size_range import validate_size_range
+from ciess_env.errors import InvalidArgumentError
 
 __all__ = [
     "QUALITY_FLOOR",
@@ -54,16 +55,16 @@ def action_to_sizes(action: np.ndarray, *, n: int, d_min: int, d_max: int) -> np
         arr = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError) as err:
         msg = f"`action` must be a real array of shape ({n},), got {type(action).__name__}."
-        raise ValueError(msg) from err
+        raise InvalidArgumentError(msg) from err
     if arr.shape == (n, 1):
         arr = arr[:, 0]
     if arr.shape != (n,):
         msg = f"`action` must have shape ({n},) (one value per user and item), got {arr.shape}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         msg = f"`action` must be finite (NaN and inf are not allowed), got {bad} non-finite values."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     arr = np.clip(arr, -1.0, 1.0)
     sizes = np.floor(d_min + (arr + 1.0) / 2.0 * (d_max - d_min) + 0.5)
     return np.clip(sizes, d_min, d_max).astype(np.int64)
@@ -89,7 +90,7 @@ def sizes_to_action(sizes: np.ndarray, *, d_min: int, d_max: int) -> np.ndarray:
             f"`sizes` must be whole numbers in [{d_min}, {d_max}], "
             f"got values in [{arr.min()}, {arr.max()}]."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return scale_sizes(arr, d_min=d_min, d_max=d_max)
 
 
@@ -157,4 +158,4 @@ def entity_rewards(
     if variant == "code":
         return np.asarray(quality, dtype=np.float64) - lam * ((d - 1.0) / d_max) ** 2
     msg = f"`reward` must be 'paper' or 'code', got {variant!r}."
-    raise ValueError(msg)
+    raise InvalidArgumentError(msg)

@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["ESAPN_SIZES", "DiscreteSizes"]
 
 #: Six candidate sizes, as ESAPN (Liu et al., SIGIR 2020) has six choices (CIESS paper §6).
@@ -39,7 +41,7 @@ class DiscreteSizes(gym.ActionWrapper):
         for attr in ("n_users", "n_items", "d_min", "d_max", "sizes_to_action"):
             if not hasattr(base, attr):
                 msg = f"`env` must be an EmbeddingSizeEnv (or wrap one), got {type(base).__name__}."
-                raise TypeError(msg)
+                raise InvalidTypeError(msg)
         arr = np.asarray(sizes)
         if (
             arr.ndim != 1
@@ -48,13 +50,13 @@ class DiscreteSizes(gym.ActionWrapper):
             or np.any(np.diff(arr) <= 0)
         ):
             msg = f"`sizes` must be strictly increasing integers, got {list(sizes)!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if arr[0] < base.d_min or arr[-1] > base.d_max:
             msg = (
                 f"`sizes` must lie in [d_min, d_max] = [{base.d_min}, {base.d_max}], "
                 f"got {arr.tolist()}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.sizes = arr.astype(np.int64)
         self.sizes.setflags(write=False)
         self._n_users = int(base.n_users)
@@ -71,18 +73,18 @@ class DiscreteSizes(gym.ActionWrapper):
         n, k = self.action_space.shape[0], self.sizes.size
         if a.shape not in ((n,), (n, 1)):
             msg = f"`action` must have shape ({n},), one candidate index per entity, got {a.shape}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         a = a.reshape(n)
         if a.dtype.kind not in "iu" and not (
             a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a))
         ):
             msg = f"`action` must hold integer candidate indices, got dtype {a.dtype}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         idx = a.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= k):
             msg = (
                 f"`action` indices must lie in [0, {k}), got values in [{idx.min()}, {idx.max()}]."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         sizes = self.sizes[idx]
         return self.env.unwrapped.sizes_to_action(sizes[: self._n_users], sizes[self._n_users :])

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ciess_env._spaces import action_to_sizes, sizes_to_action
 from ciess_env.data import read_lightgcn, read_ml1m_ratings, read_ml100k, read_table
 from ciess_env.data.split import per_user_quotas, split_per_user
 from ciess_env.errors import DataFormatError
+from ciess_env.spaces import action_to_sizes, sizes_to_action
 
 INT64_MAX = 2**63 - 1
 FAST = settings(

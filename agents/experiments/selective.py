@@ -24,6 +24,7 @@ import numpy as np
 
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.data import InteractionData
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
@@ -105,7 +106,7 @@ def selective_retrain(
     """
     if top_l < 1:
         msg = f"top_l must be >= 1, got {top_l!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     common = dict(
         backbone=backbone, init_seed=seed, train_seed=seed, d_max=d_max, d_min=d_min,
         device=device, backbone_kwargs=backbone_kwargs,

@@ -22,7 +22,7 @@ from agents.baselines import BASELINES, PopularityProportional
 from agents.registry import make_agent
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
-from ciess_env.errors import suggest
+from ciess_env.errors import InvalidArgumentError, suggest
 from ciess_env.vector import EntityVecEnv
 
 __all__ = ["SearchSession", "best_entry", "search_curve"]
@@ -96,7 +96,7 @@ class SearchSession:
         """
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
         vec = EntityVecEnv(self.env)
         vec.seed(self.seed)
@@ -188,7 +188,7 @@ def best_entry(log: BudgetLog) -> BudgetEntry:
             f"`log` must hold at least one step with a reward, got {len(log)} entries without; "
             "record a search through the env (heuristic logs carry no reward)."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return log[int(np.nanargmax(rewards))]
 
 
