@@ -22,7 +22,10 @@ import numpy as np
 
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["BudgetEntry", "BudgetLog"]
+__all__ = ["MAX_D_MAX", "BudgetEntry", "BudgetLog"]
+
+#: The widest table a log can hold: sizes are stored as int16 above 255.
+MAX_D_MAX = int(np.iinfo(np.int16).max)
 
 #: Version 2 added ``reward``; version-1 files load with a NaN reward.
 _FORMAT_VERSION = 2
@@ -106,8 +109,8 @@ class BudgetLog:
         if n_users < 0 or n_items < 0:
             msg = f"n_users and n_items must be >= 0, got {n_users} and {n_items}."
             raise InvalidArgumentError(msg)
-        if not 1 <= d_max <= np.iinfo(np.int16).max:
-            msg = f"d_max must be in [1, {np.iinfo(np.int16).max}], got {d_max!r}."
+        if not 1 <= d_max <= MAX_D_MAX:
+            msg = f"`d_max` must be in [1, {MAX_D_MAX}], got {d_max!r}."
             raise InvalidArgumentError(msg)
         self.n_users = int(n_users)
         self.n_items = int(n_items)

@@ -13,13 +13,15 @@ import numpy as np
 import torch
 
 from ciess_env import spaces
-from ciess_env.budget_log import BudgetLog
+from ciess_env.budget_log import MAX_D_MAX, BudgetLog
+from ciess_env.checks import check_device, check_int, check_seed
 from ciess_env.data import canonical_name, load_dataset
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CallOrderError, InvalidArgumentError, suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
 from ciess_env.recommenders.pretrain import pretrain, pretrain_cache_key
+from ciess_env.recommenders.registry import check_hparams
 from ciess_env.retrain import RetrainDesign, StepOutcome, retrain_and_evaluate
 
 __all__ = ["EmbeddingSizeEnv"]
@@ -280,24 +282,26 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             msg = f"`lam` must be a finite number >= 0, got {lam!r}."
             raise InvalidArgumentError(msg)
         d_min, d_max = spaces.validate_size_range(d_min, d_max)
-        if not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
-            msg = f"`max_episode_steps` must be an integer >= 1, got {max_episode_steps!r}."
-            raise InvalidArgumentError(msg)
+        check_int(d_max, "d_max", maximum=MAX_D_MAX, hint="(sizes are logged as int16).")
+        check_int(max_episode_steps, "max_episode_steps", minimum=1)
         if reward not in ("paper", "code"):
             msg = f"`reward` must be 'paper' or 'code', got {reward!r}."
             raise InvalidArgumentError(msg)
         if render_mode is not None and render_mode not in _RENDER_MODES:
             msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
             raise InvalidArgumentError(msg)
-        for name, value in (
-            ("batches_per_step", batches_per_step),
-            ("batch_size", batch_size),
-            ("pretrain_max_batches", pretrain_max_batches),
-            ("pretrain_eval_every", pretrain_eval_every),
+        for name, value, low, why in (
+            ("batches_per_step", batches_per_step, 1, "(0 would score an untrained model)."),
+            ("batch_size", batch_size, 1, ""),
+            ("pretrain_max_batches", pretrain_max_batches, 0, "(0: the untrained model)."),
+            ("pretrain_eval_every", pretrain_eval_every, 1, "(None: the preset's default)."),
         ):
-            if value is not None and not (isinstance(value, int) and value >= 0):
-                msg = f"`{name}` must be a non-negative integer or None, got {value!r}."
-                raise InvalidArgumentError(msg)
+            check_int(value, name, minimum=low, allow_none=True, hint=why)
+        check_int(pretrain_patience, "pretrain_patience", minimum=1)
+        check_seed(pretrain_seed, "pretrain_seed", allow_none=False)
+        check_seed(split_seed, "split_seed")
+        device = check_device(device)
+        backbone_kwargs = check_hparams(backbone, backbone_kwargs)
 
         self.backbone = backbone.lower()
         self.design = RetrainDesign.parse(retrain)

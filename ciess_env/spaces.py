@@ -12,7 +12,8 @@ from typing import Literal
 import numpy as np
 
 from ciess_env._size_range import validate_size_range
-from ciess_env.errors import InvalidArgumentError
+from ciess_env.checks import check_real_array
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "QUALITY_FLOOR",
@@ -49,13 +50,20 @@ def action_to_sizes(action: np.ndarray, *, n: int, d_min: int, d_max: int) -> np
         (n,) int64 sizes in [d_min, d_max].
 
     Raises:
-        ValueError: on a wrong shape, a non-numeric array, or a NaN/inf entry.
+        InvalidTypeError: on bool, complex, string or object entries, a tensor that requires
+            grad (numpy would cast the first three silently), or integers outside [−1, 1]
+            (sizes passed where actions belong).
+        InvalidArgumentError: on a wrong shape or a NaN/inf entry.
     """
-    try:
-        arr = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        msg = f"`action` must be a real array of shape ({n},), got {type(action).__name__}."
-        raise InvalidArgumentError(msg) from err
+    raw = np.asarray(action) if isinstance(action, np.ndarray) else action
+    arr = check_real_array(raw, "action", hint="Actions are real numbers in [-1, 1].")
+    if np.asarray(raw).dtype.kind in "iu" and arr.size and (arr.min() < -1 or arr.max() > 1):
+        msg = (
+            f"`action` holds integers that look like sizes ({int(arr.min())} to "
+            f"{int(arr.max())}), not actions in [-1, 1]; convert sizes with "
+            "sizes_to_action() (env.unwrapped.sizes_to_action(user_sizes, item_sizes))."
+        )
+        raise InvalidTypeError(msg)
     if arr.shape == (n, 1):
         arr = arr[:, 0]
     if arr.shape != (n,):

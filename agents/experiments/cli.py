@@ -215,8 +215,22 @@ def _start_run(command: str, args: argparse.Namespace, **extra: Any) -> tuple[Pa
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     env_kwargs = _kv(args.env_kw)
+    _check_env_kwargs(env_kwargs)
     _write_config(out, command, args, env_kwargs=env_kwargs, **extra)
     return out, env_kwargs
+
+
+def _check_env_kwargs(env_kwargs: dict[str, Any]) -> None:
+    """Refuse an env argument the env does not take, with the closest valid name."""
+    import inspect
+
+    from ciess_env.env import EmbeddingSizeEnv
+    from ciess_env.errors import suggest
+
+    known = set(inspect.signature(EmbeddingSizeEnv.__init__).parameters) - {"self"}
+    for key in env_kwargs:
+        if key not in known:
+            raise suggest(key, known, what="env argument")
 
 
 def _write_config(out: Path, command: str, args: argparse.Namespace, **extra: Any) -> None:
@@ -309,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CIESSError as err:
-        print(f"ciess: error: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).splitlines())
+        print(f"ciess: error: {one_line}", file=sys.stderr)
         return 2
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ciess_env.checks import check_int
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders.graph import GraphBackbone, propagate
 
 __all__ = ["LightGCN"]
@@ -52,10 +52,7 @@ class LightGCN(GraphBackbone):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(data.n_users, data.n_items, d_max=d_max, d_min=d_min, device=device)
-        if n_layers < 0:
-            msg = f"n_layers must be >= 0, got {n_layers!r}."
-            raise InvalidArgumentError(msg)
-        self.n_layers = int(n_layers)
+        self.n_layers = check_int(n_layers, "n_layers", minimum=0)
         self.l2 = float(l2)
         self._new_tables(init_std, generator)
         self._init_graph(data)

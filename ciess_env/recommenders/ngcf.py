@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ciess_env.checks import check_int
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders.graph import GraphBackbone, adjacency_edge_ids, propagate
@@ -68,7 +69,7 @@ class NGCF(GraphBackbone):
             if not 0.0 <= p < 1.0:
                 msg = f"{what} must lie in [0, 1), got {p!r}."
                 raise InvalidArgumentError(msg)
-        self.n_layers = int(n_layers)
+        self.n_layers = check_int(n_layers, "n_layers", minimum=0)
         self.node_dropout = float(node_dropout)
         self.message_dropout = float(message_dropout)
         self.l2 = float(l2)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import numpy as np
 import torch
 
-from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import suggest
+from ciess_env.data.interactions import InteractionData, Interactions
+from ciess_env.errors import CIESSError, InvalidArgumentError, suggest
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.lightgcn import LightGCN
 from ciess_env.recommenders.mf import MF
 from ciess_env.recommenders.ncf import NCF
 from ciess_env.recommenders.ngcf import NGCF
 
-__all__ = ["BACKBONES", "make_backbone"]
+__all__ = ["BACKBONES", "check_hparams", "make_backbone"]
 
 #: Registered backbones by lowercase name (used in env ids, configs and the CLI).
 BACKBONES: dict[str, type[Backbone]] = {
@@ -65,3 +67,47 @@ def make_backbone(
     return BACKBONES[key](
         data, d_max=d_max, d_min=d_min, generator=generator, device=device, **hparams
     )
+
+
+#: Arguments every backbone takes from the factory, not from ``hparams``.
+_FACTORY_ARGS = frozenset({"self", "data", "d_max", "d_min", "generator", "device"})
+
+
+def check_hparams(name: str, hparams: dict[str, Any] | None) -> dict[str, Any]:
+    """Check backbone hyperparameters up front, so a bad one fails where it was given.
+
+    Unknown keys are found from the backbone's signature; values are checked by building the
+    backbone once on a two-user, two-item data set (milliseconds), so the rule is exactly the
+    constructor's own.
+
+    Args:
+        name: A key of :data:`BACKBONES`.
+        hparams: The hyperparameters (``None``: none).
+
+    Returns:
+        A copy of ``hparams``.
+
+    Raises:
+        InvalidArgumentError: naming ``backbone_kwargs``, the backbone and the bad key or value.
+    """
+    key = name.lower()
+    if key not in BACKBONES:
+        raise suggest(name, BACKBONES, what="backbone")
+    hparams = dict(hparams or {})
+    params = inspect.signature(BACKBONES[key].__init__).parameters
+    known = sorted(set(params) - _FACTORY_ARGS)
+    for k in hparams:
+        if k not in known:
+            msg = (
+                f"`backbone_kwargs` has unknown key {k!r} for backbone {key!r}; "
+                f"it takes {', '.join(known)}."
+            )
+            raise InvalidArgumentError(msg)
+    pairs = Interactions.from_arrays(np.array([0, 1]), np.array([0, 1]))
+    probe = InteractionData("probe", 2, 2, pairs, pairs, pairs, np.arange(2), np.arange(2))
+    try:
+        BACKBONES[key](probe, d_max=2, d_min=1, **hparams)
+    except (CIESSError, TypeError, ValueError) as err:
+        msg = f"`backbone_kwargs` are invalid for backbone {key!r}: {err}"
+        raise InvalidArgumentError(msg) from err
+    return hparams
