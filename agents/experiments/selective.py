@@ -2,9 +2,9 @@
 
 A search logs every size assignment it tried with its validation quality. For each budget c,
 the l best assignments whose sparsity is at least c are retrained from scratch *to convergence*
-(:meth:`~agents.experiments.session.SearchSession.final_batches`: the larger of the full-size
-model's early-stopping count and the paper's per-step schedule) and the best one is reported
-on the test split, in the paper's Table 1 format. Every retraining goes through
+(:func:`ciess_env.retrain.final_retrain`: validation every 50 batches, patience 8, best state
+kept, capped at :meth:`~agents.experiments.session.SearchSession.final_batches`) and the best
+one is reported on the test split, in the paper's Table 1 format. Every retraining goes through
 :func:`ciess_env.retrain.retrain_and_evaluate`, the one entry point for one mask.
 
 Selection never looks at the test split: each candidate is retrained on the training split and
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -26,7 +26,13 @@ from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders import TrainConfig
-from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
+from ciess_env.retrain import (
+    FinalRetrainRule,
+    RetrainDesign,
+    final_retrain,
+    retrain_and_evaluate,
+    score_on_test,
+)
 
 __all__ = ["PAPER_BUDGETS", "BudgetResult", "selective_retrain"]
 
@@ -81,6 +87,7 @@ def selective_retrain(
     d_min: int = 1,
     device: str = "cpu",
     backbone_kwargs: dict | None = None,
+    rule: FinalRetrainRule | None = None,
 ) -> list[BudgetResult | None]:
     """Retrain the top-``l`` logged masks per budget and report the best on test.
 
@@ -93,13 +100,16 @@ def selective_retrain(
         budgets: Target sparsities c.
         top_l: How many masks per budget to retrain (the authors' code: 3).
         early_stopping: Train each candidate "to convergence" on the training split, stopping
-            on validation quality; the winner is retrained on train + validation for its own
-            best batch count. Without it every run trains exactly ``config.n_batches``.
+            on validation quality by ``rule``; the winner is retrained on train + validation
+            for its own best batch count scaled to the larger split
+            (:func:`ciess_env.retrain.merged_batches`). Without it every run trains exactly
+            ``config.n_batches``.
         seed: Seed of every retraining (same seed for all candidates: a fair comparison).
         d_max: Largest size.
         d_min: Smallest size.
         device: Torch device.
         backbone_kwargs: Extra backbone hyperparameters.
+        rule: Final-retraining rule (default :class:`~ciess_env.retrain.FinalRetrainRule`).
 
     Returns:
         One :class:`BudgetResult` per budget, or ``None`` where no logged mask met the budget.
@@ -111,7 +121,6 @@ def selective_retrain(
         backbone=backbone, init_seed=seed, train_seed=seed, d_max=d_max, d_min=d_min,
         device=device, backbone_kwargs=backbone_kwargs,
     )  # fmt: skip
-    merged = data.merge_train_validation()
     results: list[BudgetResult | None] = []
     for c in budgets:
         entries = _candidates(log, c, top_l)
@@ -119,37 +128,41 @@ def selective_retrain(
             logger.warning("No logged mask reaches sparsity %.2f; skipping this budget.", c)
             results.append(None)
             continue
-        if len(entries) == 1 and not early_stopping:  # nothing to choose or to measure
-            scores, batches = [entries[0].mean_quality], [config.n_batches]
-        else:
+        if early_stopping:
             runs = [
-                retrain_and_evaluate(
-                    _SCRATCH,
-                    data=data,
-                    user_sizes=e.user_sizes,
-                    item_sizes=e.item_sizes,
-                    base_config=config,
-                    early_stopping=early_stopping,
-                    **common,
+                final_retrain(
+                    data, e.user_sizes, e.item_sizes, backbone=backbone, config=config,
+                    rule=rule, seed=seed, d_max=d_max, d_min=d_min, device=device,
+                    backbone_kwargs=backbone_kwargs, test=False,
                 )
                 for e in entries
-            ]
-            scores = [run.eval.mean_user_quality for run in runs]
-            batches = [run.n_batches for run in runs]
+            ]  # fmt: skip
+            scores = [r.validation.mean_user_quality for r in runs]
+        elif len(entries) == 1:  # nothing to choose or to measure
+            scores = [entries[0].mean_quality]
+        else:
+            scores = [
+                retrain_and_evaluate(
+                    _SCRATCH, data=data, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
+                    base_config=config, **common,
+                ).eval.mean_user_quality
+                for e in entries
+            ]  # fmt: skip
         i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
         best = entries[i]
-        final = replace(config, n_batches=max(1, batches[i]))
-        test = retrain_and_evaluate(
-            _SCRATCH, data=merged, user_sizes=best.user_sizes, item_sizes=best.item_sizes,
-            base_config=final, split="test", **common,
-        ).eval  # fmt: skip
+        n_final = runs[i].final_batches if early_stopping else config.n_batches
+        test, _ = score_on_test(
+            data, best.user_sizes, best.item_sizes, max(1, n_final), backbone=backbone,
+            config=config, seed=seed, d_max=d_max, d_min=d_min, device=device,
+            backbone_kwargs=backbone_kwargs,
+        )  # fmt: skip
         results.append(
             BudgetResult(
                 budget=float(c),
                 sparsity=float(best.sparsity),
                 candidates=len(entries),
                 validation_quality=_nanmax(scores),
-                batches=int(final.n_batches),
+                batches=int(max(1, n_final)),
                 recall_5=test.recall(5),
                 recall_20=test.recall(20),
                 ndcg_5=test.ndcg(5),

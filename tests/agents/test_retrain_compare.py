@@ -13,6 +13,7 @@ from agents.experiments.cli import main
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import make_synthetic
 from ciess_env.recommenders import TrainConfig
+from ciess_env.retrain import FinalRetrainRule
 
 ENV_ID = "CIESS-MF-Synthetic-v0"
 TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
@@ -128,14 +129,21 @@ def test_cli_lists_all_sixteen_env_ids(capsys) -> None:
 
 
 def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
-    """Early stopping ends at a validation checkpoint ≤ the cap; without it, at the cap."""
+    """Early stopping picks a 50-batch checkpoint; the merged run trains that many passes."""
     data = make_synthetic(**TINY_DATA, seed=1)
     log = _log_with(data, [(4, 0.8)])
     config = TrainConfig(n_batches=500, batch_size=64, decay_batches=100)
     (stopped,) = selective_retrain(log, data, backbone="mf", config=config, budgets=[0.7], d_max=16)
     assert stopped is not None
-    assert 200 <= stopped.batches <= 500
-    assert stopped.batches in (200, 400, 500)  # evaluated every 200 batches, and at the cap
+    ratio = (len(data.train) + len(data.validation)) / len(data.train)
+    assert stopped.batches % 50 == 0  # the evaluation grid of the default rule
+    assert 50 <= stopped.batches <= 50 * round(500 * ratio / 50)
+    (legacy,) = selective_retrain(
+        log, data, backbone="mf", config=config, budgets=[0.7], d_max=16,
+        rule=FinalRetrainRule.legacy(),
+    )  # fmt: skip
+    assert legacy is not None
+    assert legacy.batches in (200, 400, 500)  # evaluated every 200 batches, and at the cap
     (fixed,) = selective_retrain(
         log, data, backbone="mf", config=config, budgets=[0.7], d_max=16, early_stopping=False
     )

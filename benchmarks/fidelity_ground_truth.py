@@ -1,0 +1,262 @@
+"""What does a search step measure? Step designs scored against final-retrained ground truth.
+
+Issue 14, items 1–2. A fixed, committed set of size assignments (``fidelity_masks.py``:
+ES, MDE, MR, user/item splits, per-side popularity powers, masks from real RW-TD3 search logs;
+80 / 90 / 95 % sparsity) is final-retrained exactly as selective retraining does it
+(``ciess_env.retrain.final_retrain``: early stopping on validation, then train + validation → test).
+The per-step retraining designs of the env are then run on the same masks and ranked against
+that ground truth.
+
+One *probe* per (mask, seed) trains LightGCN on the training split with the env's scratch
+schedule for up to 2,000 batches (the code's step), evaluating validation every 50 batches,
+then retrains on train + validation and evaluates test every 50 batches. Evaluating never
+touches the training random streams (``tests/test_final_retrain.py`` checks it), so from one
+probe we replay exactly:
+
+* the ground truth under any stopping rule of ``final_retraining.py`` (the default rule of
+  :class:`~ciess_env.retrain.FinalRetrainRule` is the reported one);
+* the ``scratch`` design (the point at 2,000 batches) and the early-stopped step
+  ``converge:50/4`` (this study's own design: evaluate every 50 batches, patience 4, the best
+  validation quality is the step's quality).
+
+Designs that need their own runs (``epochs:E``, ``nested:B``) are cached per (design, mask).
+Every unit of work goes to a committed JSONL file as soon as it finishes, so the study resumes
+across sessions.
+
+Run (each stage resumes; ``--report`` writes the results file and the plot)::
+
+    python benchmarks/fidelity_ground_truth.py --data-dir ../shared/data --dataset ml-100k \
+        --probe --seeds 0
+    python benchmarks/fidelity_ground_truth.py ... --designs epochs:1,epochs:5,nested:20
+    python benchmarks/fidelity_ground_truth.py ... --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fidelity_masks import BUDGETS, Mask, load_masks, save_masks, structured_masks
+
+from agents.baselines import fit_to_budget, kept_budget
+from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.metrics import evaluate
+from ciess_env.recommenders import BPRTrainer, make_backbone
+from ciess_env.retrain import (
+    FinalRetrainRule,
+    RetrainDesign,
+    merged_batches,
+    retrain_and_evaluate,
+    score_on_test,
+)
+
+RESULTS = Path(__file__).parent / "results"
+EVERY = 50
+
+#: Stopping rules replayed from probes: label -> (eval_every, patience, scale_to_merged).
+RULES: dict[str, tuple[int, int, bool]] = {
+    "legacy (every 200, patience 2, same count)": (200, 2, False),
+    "every 200, patience 2, scaled": (200, 2, True),
+    "every 100, patience 4, scaled": (100, 4, True),
+    "every 50, patience 4, scaled": (50, 4, True),
+    "every 50, patience 8, same count": (50, 8, False),
+    "every 50, patience 8, scaled (default)": (50, 8, True),
+}
+FIXED = (400, 800)  # fixed train + validation counts, for reference
+DEFAULT = "every 50, patience 8, scaled (default)"
+ITEM0 = ("ES", "MR", "pop 0.5", "split 0.2")
+
+
+# ------------------------------------------------------------------------------ replaying
+def replay(history: list, every: int, patience: int, cap: int) -> tuple[int, bool]:
+    """(best batch, stopped) of "evaluate every ``every``, stop after ``patience``" on a curve.
+
+    ``stopped`` is False when the curve ended before the rule would have stopped (the probe was
+    cut short): the rule's choice is then the best so far.
+    """
+    best_q, best_b, bad, last = -np.inf, 0, 0, 0
+    for row in history:
+        b, q = int(row[0]), float(row[1])
+        if b % every or b > cap:
+            continue
+        last = b
+        if q > best_q:
+            best_q, best_b, bad = q, b, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                return best_b, True
+    return best_b, last >= cap
+
+
+def rule_count(history: list, data, rule: str, cap: int) -> tuple[int, int, bool]:
+    """(best batch on validation, train + validation batches, stopped) of ``rule``."""
+    every, patience, scale = RULES[rule]
+    best, stopped = replay(history, every, patience, cap)
+    return best, merged_batches(best, data, FinalRetrainRule(every, patience, scale)), stopped
+
+
+# --------------------------------------------------------------------------------- probing
+def probe(env: EmbeddingSizeEnv, mask: Mask, seed: int, *, full: bool) -> dict:
+    """Validation curve (to 2,000 batches if ``full``, else until every rule stopped) + test."""
+    data, config = env.data, env.train_config
+    cap = config.n_batches
+    kw = dict(d_max=env.d_max, d_min=env.d_min, seed=seed, device=env.device)
+    start = time.perf_counter()
+    model = make_backbone(env.backbone, data, **kw, **(env.backbone_kwargs or {}))
+    model.set_sizes(mask.user_sizes, mask.item_sizes)
+    trainer = BPRTrainer(model, data, config, seed=seed)
+    history, train_s = [], 0.0
+    while trainer.batches_done < cap:
+        t0 = time.perf_counter()
+        trainer.run(EVERY)
+        train_s += time.perf_counter() - t0
+        ev = evaluate(model, data, "validation")
+        history.append([trainer.batches_done, round(ev.mean_user_quality, 6),
+                        round(ev.recall(20), 6), round(ev.ndcg(20), 6), round(train_s, 2),
+                        round(ev.seconds, 3)])  # fmt: skip
+        if not full and all(rule_count(history, data, r, cap)[2] for r in RULES):
+            break
+    counts = [rule_count(history, data, r, cap)[1] for r in RULES]
+    n_default = rule_count(history, data, DEFAULT, cap)[1]
+    _, trace = score_on_test(
+        data, mask.user_sizes, mask.item_sizes, n_default, backbone=env.backbone, config=config,
+        **kw, backbone_kwargs=env.backbone_kwargs, trace_test_every=EVERY,
+        trace_until=max([*counts, *FIXED]),
+    )  # fmt: skip
+    return {
+        "mask": mask.name, "digest": mask.digest, "budget": mask.budget, "seed": seed,
+        "full": full, "history": history,
+        "test": [[b, round(ev.recall(20), 6), round(ev.ndcg(20), 6)] for b, ev in trace],
+        "seconds": round(time.perf_counter() - start, 1), "load": round(os.getloadavg()[0], 2),
+        "torch_threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def run_design(env: EmbeddingSizeEnv, mask: Mask, design: str, nested_state) -> dict:
+    d = RetrainDesign.parse(design)
+    out = retrain_and_evaluate(
+        d, backbone=env.backbone, data=env.data, user_sizes=mask.user_sizes,
+        item_sizes=mask.item_sizes, base_config=env.train_config, init_seed=0, train_seed=0,
+        d_min=env.d_min, d_max=env.d_max, device=env.device, backbone_kwargs=env.backbone_kwargs,
+        nested_state=nested_state,
+    )  # fmt: skip
+    return {
+        "mask": mask.name, "digest": mask.digest, "design": design,
+        "quality": round(out.eval.mean_user_quality, 6), "recall_20": round(out.eval.recall(20), 6),
+        "batches": out.n_batches, "train_s": round(out.train_seconds, 3),
+        "eval_s": round(out.eval.seconds, 3), "load": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
+
+
+# -------------------------------------------------------------------------------- masks
+def search_masks(env_id: str, args: argparse.Namespace, data) -> list[Mask]:
+    """Best logged mask per budget of a short fast-mode RW-TD3 search, rescaled onto the budget.
+
+    A logged mask rarely lands within ±0.5 % of a budget; the best one with sparsity ≥ c is
+    rescaled (sizes as weights, ``fit_to_budget``), which keeps its shape.
+    """
+    from agents.experiments import SearchSession
+
+    session = SearchSession(env_id, seed=args.search_seed, progress_bar=False,
+                            env_kwargs=dict(retrain="fast", data_dir=args.data_dir))  # fmt: skip
+    log, _ = session.search("rw-td3", episodes=args.add_search)
+    out = []
+    n = data.n_users + data.n_items
+    for c in BUDGETS:
+        for rank, e in enumerate(log.top_masks(c, args.search_per_budget)):
+            sizes = np.concatenate([e.user_sizes, e.item_sizes]).astype(np.float64)
+            fitted = fit_to_budget(sizes, kept_budget(c, n, env_id_dmax(session)), 1, 128)
+            name = f"RW-TD3 #{rank + 1} (s={e.sparsity:.3f}) @{round(c * 100)}%"
+            out.append(Mask(name, "RW-TD3", c, fitted[: data.n_users], fitted[data.n_users :]))
+    session.close()
+    return out
+
+
+def env_id_dmax(session) -> int:
+    return int(session.env.d_max)
+
+
+# ------------------------------------------------------------------------------- report
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def append(path: Path, row: dict) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--probe", action="store_true", help="run missing probes")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--only", choices=["item0", "all"], default="all")
+    p.add_argument("--designs", default="", help="comma-separated designs to run on every mask")
+    p.add_argument("--add-search", type=int, default=0, help="RW-TD3 fast-search episodes")
+    p.add_argument("--search-seed", type=int, default=0)
+    p.add_argument("--search-per-budget", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="at most this many masks (in order)")
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    tag = args.dataset
+    masks_path = RESULTS / f"fidelity_masks_{tag}.json"
+    probes_path = RESULTS / f"fidelity_probes_{tag}.jsonl"
+    designs_path = RESULTS / f"fidelity_designs_{tag}.jsonl"
+    env_id = {"ml-100k": "CIESS-LightGCN-ML100K-v0", "ml-1m": "CIESS-LightGCN-ML1M-v0"}[tag]
+    env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir)
+    data = env.data
+    if not masks_path.is_file():
+        masks = structured_masks(data.user_freq, data.item_freq)
+        # Interleave budgets so that a partial run covers all three.
+        masks = sorted(masks, key=lambda m: ([x.name.split(" @")[0] for x in masks].index(
+            m.name.split(" @")[0]), m.budget))  # fmt: skip
+        save_masks(masks, masks_path, dataset=tag)
+    masks = load_masks(masks_path)
+    if args.add_search and not any(m.family == "RW-TD3" for m in masks):
+        masks += search_masks(env_id, args, data)
+        save_masks(masks, masks_path, dataset=tag)
+        print(f"added RW-TD3 masks; {len(masks)} masks", flush=True)
+    chosen = [m for m in masks if args.only == "all" or m.name.split(" @")[0] in ITEM0]
+    chosen = chosen[: args.limit] if args.limit else chosen
+    if args.probe:
+        done = {(r["digest"], r["seed"]) for r in read_jsonl(probes_path)}
+        for seed in args.seeds:
+            for m in chosen:
+                if (m.digest, seed) in done:
+                    continue
+                row = probe(env, m, seed, full=(seed == 0))
+                append(probes_path, row)
+                print(f"probe {m.name} seed {seed}: {row['seconds']} s", flush=True)
+    if args.designs:
+        done = {(r["digest"], r["design"]) for r in read_jsonl(designs_path)}
+        designs = args.designs.split(",")
+        nested = env.nested_pretrained.state_dict if any("nested" in d for d in designs) else None
+        for m in chosen:
+            for d in designs:
+                if (m.digest, d) in done:
+                    continue
+                row = run_design(env, m, d, nested)
+                append(designs_path, row)
+                print(f"design {d} {m.name}: {row['quality']:.4f} {row['train_s']} s", flush=True)
+    if args.report:
+        from fidelity_report import write_report
+
+        write_report(tag, env, masks, read_jsonl(probes_path), read_jsonl(designs_path))
+
+
+if __name__ == "__main__":
+    main()

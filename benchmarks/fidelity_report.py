@@ -1,0 +1,318 @@
+"""Tables and plot of ``fidelity_ground_truth.py`` (issue 14): JSONL caches in, markdown out.
+
+Two files per data set: ``final_retraining_<data>.md`` (item 0: seed-to-seed spread of the final
+score under each stopping rule) and ``fidelity_ground_truth_<data>.md`` (items 1, 2, 4: the
+per-mask ground truth, each design's rank agreement with it and its cost, and a plot).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import sys
+
+import numpy as np
+import torch
+from fidelity_ground_truth import DEFAULT, FIXED, RESULTS, RULES, replay, rule_count
+from scipy.stats import kendalltau, spearmanr
+
+#: Designs read off the probes' validation curves: label -> how.
+CURVE_DESIGNS = ("scratch", "scratch@500", "converge:50/4")
+
+
+def _budget_tag(c: float) -> str:
+    return f"{round(c * 100)} %"
+
+
+def _seed_spread(probes: list[dict], data) -> list[dict]:
+    by_mask: dict[str, list[dict]] = {}
+    for r in probes:
+        by_mask.setdefault(r["digest"], []).append(r)
+    specs = [(label, label) for label in RULES] + [(f"fixed {n} on train + val", n) for n in FIXED]
+    out = []
+    for label, how in specs:
+        spreads, scores, counts, cut = [], [], [], 0
+        for runs in by_mask.values():
+            if len(runs) < 2:
+                continue
+            vals = []
+            for r in runs:
+                test = {b: r20 for b, r20, _ in r["test"]}
+                if isinstance(how, int):
+                    n = how
+                else:
+                    _, n, stopped = rule_count(r["history"], data, how, 2000)
+                    cut += not stopped
+                vals.append(test[n])
+                counts.append(n)
+            scores += vals
+            spreads += [abs(a - b) / ((a + b) / 2) for a, b in itertools.combinations(vals, 2)]
+        if spreads:
+            out.append({"rule": label, "mean": float(np.mean(scores)),
+                        "spread": float(np.mean(spreads)), "max": float(np.max(spreads)),
+                        "pairs": len(spreads), "batches": float(np.mean(counts)),
+                        "cut": cut})  # fmt: skip
+    return out
+
+
+def ground_truth(probes: list[dict], data, rule: str = DEFAULT) -> dict[str, dict]:
+    """Seed-0 ground truth per mask digest under ``rule``."""
+    out = {}
+    for r in probes:
+        if r["seed"] != 0:
+            continue
+        best, n, _ = rule_count(r["history"], data, rule, 2000)
+        h = {row[0]: row for row in r["history"]}[best]
+        test = {b: (r20, n20) for b, r20, n20 in r["test"]}
+        out[r["digest"]] = {"val_q": h[1], "val_r20": h[2], "test_r20": test[n][0],
+                            "test_n20": test[n][1], "best": best, "final": n,
+                            "probe": r}  # fmt: skip
+    return out
+
+
+def curve_design(probe: dict, design: str) -> tuple[float, float] | None:
+    """(quality, seconds) of a design read off a full probe's validation curve."""
+    if not probe.get("full"):
+        return None
+    hist = probe["history"]
+    at = {row[0]: row for row in hist}
+    if design == "scratch":
+        row = at.get(2000)
+        return None if row is None else (row[1], row[4] + row[5])
+    if design == "scratch@500":
+        row = at[500]
+        return row[1], row[4] + row[5]
+    best, _ = replay(hist, 50, 4, 2000)
+    stop = next((i for i, row in enumerate(hist) if row[0] == best), 0)
+    upto = hist[: min(len(hist), stop + 5)]
+    return at[best][1], upto[-1][4] + sum(row[5] for row in upto)
+
+
+def _fidelity(gt: dict, design_q: dict, masks) -> dict:
+    rows = {"budgets": {}}
+    allx, ally = [], []
+    for c in sorted({m.budget for m in masks}):
+        ds = [m.digest for m in masks if m.budget == c and m.digest in gt and m.digest in design_q]
+        if len(ds) < 3:
+            continue
+        x = np.array([gt[d]["val_q"] for d in ds])
+        y = np.array([design_q[d] for d in ds])
+        order_y = np.argsort(-y)
+        rows["budgets"][c] = {
+            "n": len(ds), "rho": spearmanr(x, y).statistic, "tau": kendalltau(x, y).statistic,
+            "top1": int(np.argmax(x) == order_y[0]), "top3": int(np.argmax(x) in order_y[:3]),
+        }  # fmt: skip
+        allx += list(x)
+        ally += list(y)
+    if len(allx) >= 3:
+        rows["rho_all"] = spearmanr(allx, ally).statistic
+        rows["tau_all"] = kendalltau(allx, ally).statistic
+        rows["n"] = len(allx)
+    return rows
+
+
+def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dict]) -> None:
+    data = env.data
+    by_digest = {m.digest: m for m in masks}
+    probes = [r for r in probes if r["digest"] in by_digest]
+    now = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    loads = [r["load"] for r in probes] + [r["load"] for r in design_rows]
+    load = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "n/a"
+    cmd = "python benchmarks/fidelity_ground_truth.py --data-dir ../shared/data --dataset " + tag
+    cfg = env.train_config
+    header = [
+        f"Data: {data!r}; LightGCN, d_max {env.d_max}; scratch schedule {cfg.n_batches} batches of "
+        f"{cfg.batch_size}, lr {cfg.lr} × {cfg.lr_decay} every {cfg.decay_batches}. Seed 0 "
+        "unless stated (a seed sets the initialisation and the BPR sampling).",
+        "",
+        f"Machine: 2 shared CPU cores, one torch thread per job (`/work/bin/cpuslot`), torch "
+        f"{torch.__version__}; load average {load} while the units ran (seven other jobs shared "
+        f"the machine, so seconds are upper bounds). Written {now}.",
+        "",
+    ]
+
+    # ---------------------------------------------------------------- item 0
+    spread = _seed_spread(probes, data)
+    n_masks = len({r["digest"] for r in probes if r["seed"] != 0})
+    seeds = sorted({r["seed"] for r in probes})
+    lines = [
+        f"# Final retraining: seed-to-seed spread and stopping rules ({tag})",
+        "",
+        f"Command: `{cmd} --probe --only item0 --seeds 0 1 2` then `... --report`; caches "
+        f"`fidelity_probes_{tag}.jsonl` (one line per (mask, seed) probe).",
+        "",
+        *header,
+        f"Masks: ES, MR, pop 0.5, split 0.2 at 80 / 90 / 95 % ({n_masks} with ≥ 2 seeds; seeds "
+        f"{seeds}). Each probe records validation every 50 batches and the train + validation "
+        "run's test Recall@20 every 50 batches; every rule below is replayed exactly from it.",
+        "",
+        "Spread: mean over masks and seed pairs of |R@20(a) − R@20(b)| / mean(R@20(a), R@20(b)) "
+        "(test Recall@20 of the same mask, two seeds). Scaled: the train + validation run trains "
+        "best × |train ∪ val| / |train| batches (rounded to the evaluation grid). Cap 2,000.",
+        "",
+        "| rule | mean test R@20 | seed spread (mean) | seed spread (max) | seed pairs | "
+        "mean train+val batches |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in spread:
+        lines.append(f"| {r['rule']} | {r['mean']:.4f} | {r['spread']:.2%} | {r['max']:.2%} | "
+                     f"{r['pairs']} | {r['batches']:.0f} |")  # fmt: skip
+    lines += ["", "Per probe: best validation batch / train+val batches / test R@20.", "",
+              "| mask | seed | legacy | default |", "|---|---|---|---|"]  # fmt: skip
+    legacy = next(iter(RULES))
+    for r in sorted(probes, key=lambda r: (r["budget"], r["mask"], r["seed"])):
+        if not any(p["digest"] == r["digest"] and p["seed"] != r["seed"] for p in probes):
+            continue
+        test = {b: r20 for b, r20, _ in r["test"]}
+        cells = []
+        for rule in (legacy, DEFAULT):
+            best, n, _ = rule_count(r["history"], data, rule, 2000)
+            cells.append(f"{best} / {n} / {test[n]:.4f}")
+        lines.append(f"| {r['mask']} | {r['seed']} | {cells[0]} | {cells[1]} |")
+    secs = sum(r["seconds"] for r in probes)
+    lines += ["", f"Compute: {secs:,.0f} s of one core over {len(probes)} probes."]
+    (RESULTS / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")
+
+    # ---------------------------------------------------------------- items 1, 2, 4
+    gt = ground_truth(probes, data)
+    n_total = len(masks)
+    partial = "" if len(gt) >= n_total else f" (partial, {len(gt)} of {n_total} masks)"
+    lines = [
+        f"# What does a search step measure? Step designs vs final-retrained ground truth "
+        f"({tag}){partial}",
+        "",
+        f"Command: `{cmd} --probe --seeds 0`, then `... --designs <list>`, then `... --report`. "
+        f"Masks: `fidelity_masks_{tag}.json` (committed); caches `fidelity_probes_{tag}.jsonl`, "
+        f"`fidelity_designs_{tag}.jsonl`.",
+        "",
+        *header,
+        "Ground truth = `ciess_env.retrain.final_retrain` with the default rule (validation "
+        "every 50 batches, patience 8, best state, train + validation for the best count × "
+        "|train ∪ val| / |train|), the code path of selective retraining; replayed from each "
+        "probe.",
+        "",
+        "## Ground truth per mask",
+        "",
+        "| mask | family | sparsity | val quality | val R@20 | test R@20 | test N@20 | "
+        "best batch | train+val batches |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in sorted(masks, key=lambda m: (m.budget, m.family, m.name)):
+        g = gt.get(m.digest)
+        if g is None:
+            lines.append(f"| {m.name} | {m.family} | {m.sparsity:.4f} | (not run) | | | | | |")
+            continue
+        lines.append(
+            f"| {m.name} | {m.family} | {m.sparsity:.4f} | {g['val_q']:.4f} | {g['val_r20']:.4f}"
+            f" | {g['test_r20']:.4f} | {g['test_n20']:.4f} | {g['best']} | {g['final']} |"
+        )
+    # headroom
+    lines += ["", "## Headroom over ES (test Recall@20)", "",
+              "| budget | ES | best mask by test R@20 | its R@20 | vs ES | best by validation | "
+              "its R@20 | vs ES |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in sorted({m.budget for m in masks}):
+        here = [m for m in masks if m.budget == c and m.digest in gt]
+        es = next((m for m in here if m.family == "ES"), None)
+        if es is None or len(here) < 2:
+            continue
+        e = gt[es.digest]["test_r20"]
+        bt = max(here, key=lambda m: gt[m.digest]["test_r20"])
+        bv = max(here, key=lambda m: gt[m.digest]["val_q"])
+        lines.append(
+            f"| {_budget_tag(c)} | {e:.4f} | {bt.name} | {gt[bt.digest]['test_r20']:.4f} | "
+            f"{gt[bt.digest]['test_r20'] / e - 1:+.1%} | {bv.name} | "
+            f"{gt[bv.digest]['test_r20']:.4f} | {gt[bv.digest]['test_r20'] / e - 1:+.1%} |"
+        )
+    # designs
+    design_q: dict[str, dict[str, float]] = {}
+    design_s: dict[str, list[float]] = {}
+    for d in CURVE_DESIGNS:
+        for dig, g in gt.items():
+            got = curve_design(g["probe"], d)
+            if got is not None:
+                design_q.setdefault(d, {})[dig] = got[0]
+                design_s.setdefault(d, []).append(got[1])
+    for r in design_rows:
+        design_q.setdefault(r["design"], {})[r["digest"]] = r["quality"]
+        design_s.setdefault(r["design"], []).append(r["train_s"] + r["eval_s"])
+    budgets = sorted({m.budget for m in masks})
+    lines += [
+        "",
+        "## Step designs against the ground truth (validation quality)",
+        "",
+        "ρ / τ: Spearman / Kendall between the design's validation quality after one step and the "
+        "ground truth's validation quality, over the masks of one budget (and all pooled). "
+        "top-1: the design's best mask is the ground truth's best; top-3: the ground truth's "
+        "best is among the design's three best (per budget, summed). Seconds: one step's "
+        "training + evaluation on one (shared) core, mean over masks.",
+        "",
+        "| design | "
+        + " | ".join(f"ρ {_budget_tag(c)} | τ {_budget_tag(c)}" for c in budgets)
+        + " | mean within-budget ρ | ρ pooled | τ pooled | top-1 | top-3 | masks | s / step |",
+        "|---|" + "---|---|" * len(budgets) + "---|---|---|---|---|---|---|",
+    ]
+    summary = {}
+    for d, q in design_q.items():
+        f = _fidelity(gt, q, masks)
+        cells = []
+        for c in budgets:
+            b = f["budgets"].get(c)
+            cells.append(f"{b['rho']:.2f} | {b['tau']:.2f}" if b else "— | —")
+        within = [b["rho"] for b in f["budgets"].values()]
+        mean_rho = float(np.mean(within)) if within else math.nan
+        top1 = sum(b["top1"] for b in f["budgets"].values())
+        top3 = sum(b["top3"] for b in f["budgets"].values())
+        nb = len(f["budgets"])
+        summary[d] = (mean_rho, float(np.mean(design_s[d])))
+        lines.append(
+            f"| {d} | "
+            + " | ".join(cells)
+            + f" | {mean_rho:.2f} | {f.get('rho_all', math.nan):.2f}"
+            f" | {f.get('tau_all', math.nan):.2f} | {top1}/{nb} | {top3}/{nb} | {f.get('n', 0)} | "
+            f"{np.mean(design_s[d]):.1f} |"
+        )
+    lines += [
+        "",
+        "Designs: `scratch` = the code's step (2,000 batches, read off the probe at 2,000); "
+        "`scratch@500` = its first 500 batches; `converge:50/4` (this study's design) = the "
+        "step stops on validation (every 50 batches, patience 4) and reports its best; "
+        "`epochs:E` = E passes over the training split with the scratch schedule compressed "
+        "(decay every round(200 · n / 2000) batches); `nested:B` = nested-prefix model, B "
+        "fine-tuning batches at lr/10.",
+    ]
+    (RESULTS / f"fidelity_ground_truth_{tag}.md").write_text("\n".join(lines) + "\n")
+    _plot(tag, gt, design_q, masks, budgets)
+    print("\n".join(lines))
+
+
+def _plot(tag, gt, design_q, masks, budgets) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4.2), squeeze=False)
+    for ax, c in zip(axes[0], budgets, strict=True):
+        for d, q in design_q.items():
+            ds = [m.digest for m in masks if m.budget == c and m.digest in gt and m.digest in q]
+            if len(ds) < 3:
+                continue
+            x = np.array([gt[k]["val_q"] for k in ds])
+            y = np.array([q[k] for k in ds])
+            y = (y - y.mean()) / (y.std() + 1e-12) * x.std() + x.mean()  # same scale as x
+            rho = spearmanr(x, y).statistic
+            ax.scatter(x, y, s=14, label=f"{d} (ρ {rho:.2f})")
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+        ax.set_title(f"{tag}, {_budget_tag(c)} sparsity")
+        ax.set_xlabel("ground truth: validation quality after final retraining")
+        ax.set_ylabel("design's step quality (standardised to the x scale)")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"fidelity_ground_truth_{tag}.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit("run benchmarks/fidelity_ground_truth.py --report")
