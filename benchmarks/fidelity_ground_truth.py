@@ -70,7 +70,7 @@ RULES: dict[str, tuple[int, int, bool]] = {
     "every 50, patience 8, same count": (50, 8, False),
     "every 50, patience 8, scaled (default)": (50, 8, True),
 }
-FIXED = (400, 800)  # fixed train + validation counts, for reference
+FIXED = (400,)  # a fixed train + validation count, for reference
 DEFAULT = "every 50, patience 8, scaled (default)"
 ITEM0 = ("ES", "MR", "pop 0.5", "split 0.2")
 
@@ -203,6 +203,9 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--probe", action="store_true", help="run missing probes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--full", action="store_true",
+                   help="probe to 2,000 batches (gives the scratch design) instead of stopping "
+                        "when every stopping rule has stopped")  # fmt: skip
     p.add_argument("--only", choices=["item0", "all"], default="all")
     p.add_argument("--designs", default="", help="comma-separated designs to run on every mask")
     p.add_argument("--add-search", type=int, default=0, help="RW-TD3 fast-search episodes")
@@ -234,11 +237,11 @@ def main() -> None:
     chosen = chosen[: args.limit] if args.limit else chosen
     if args.probe:
         done = {(r["digest"], r["seed"]) for r in read_jsonl(probes_path)}
-        for seed in args.seeds:
-            for m in chosen:
+        for m in chosen:  # mask-major: each mask's seeds first (pairs for the spread)
+            for seed in args.seeds:
                 if (m.digest, seed) in done:
                     continue
-                row = probe(env, m, seed, full=(seed == 0))
+                row = probe(env, m, seed, full=args.full)
                 append(probes_path, row)
                 print(f"probe {m.name} seed {seed}: {row['seconds']} s", flush=True)
     if args.designs:
