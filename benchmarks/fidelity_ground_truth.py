@@ -137,7 +137,7 @@ def probe(env: EmbeddingSizeEnv, mask: Mask, seed: int, *, full: bool) -> dict:
         "full": full, "history": history,
         "test": [[b, round(ev.recall(20), 6), round(ev.ndcg(20), 6)] for b, ev in trace],
         "seconds": round(time.perf_counter() - start, 1), "load": round(os.getloadavg()[0], 2),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "device": str(env.device),
     }  # fmt: skip
 
 
@@ -159,30 +159,39 @@ def run_design(env: EmbeddingSizeEnv, mask: Mask, design: str, nested_state) -> 
 
 # -------------------------------------------------------------------------------- masks
 def search_masks(env_id: str, args: argparse.Namespace, data) -> list[Mask]:
-    """Best logged mask per budget of a short fast-mode RW-TD3 search, rescaled onto the budget.
+    """Best logged masks per budget of a RW-TD3 search log, rescaled onto the budget.
 
-    A logged mask rarely lands within ±0.5 % of a budget; the best one with sparsity ≥ c is
-    rescaled (sizes as weights, ``fit_to_budget``), which keeps its shape.
+    The log is ``--from-log`` (a saved ``BudgetLog`` of a real search on this data set) or a
+    short fast-mode search run here (``--add-search`` episodes). A logged mask rarely lands
+    within ±0.5 % of a budget; the best ones with sparsity ≥ c are rescaled (sizes as weights,
+    ``fit_to_budget``), which keeps their shape.
     """
-    from agents.experiments import SearchSession
+    from ciess_env.budget_log import BudgetLog
 
-    session = SearchSession(env_id, seed=args.search_seed, progress_bar=False,
-                            env_kwargs=dict(retrain="fast", data_dir=args.data_dir))  # fmt: skip
-    log, _ = session.search("rw-td3", episodes=args.add_search)
+    if args.from_log:
+        log, source = BudgetLog.load(args.from_log), Path(args.from_log).name
+    else:
+        from agents.experiments import SearchSession
+
+        env_kwargs = dict(retrain="fast", data_dir=args.data_dir)
+        session = SearchSession(
+            env_id, seed=args.search_seed, progress_bar=False, env_kwargs=env_kwargs
+        )
+        log, _ = session.search("rw-td3", episodes=args.add_search)
+        source = f"fast search, {args.add_search} episodes, seed {args.search_seed}"
+        session.close()
+    if (log.n_users, log.n_items) != (data.n_users, data.n_items):
+        msg = f"the log is for {log.n_users} users x {log.n_items} items, not {args.dataset}."
+        raise ValueError(msg)
     out = []
     n = data.n_users + data.n_items
     for c in BUDGETS:
         for rank, e in enumerate(log.top_masks(c, args.search_per_budget)):
             sizes = np.concatenate([e.user_sizes, e.item_sizes]).astype(np.float64)
-            fitted = fit_to_budget(sizes, kept_budget(c, n, env_id_dmax(session)), 1, 128)
-            name = f"RW-TD3 #{rank + 1} (s={e.sparsity:.3f}) @{round(c * 100)}%"
+            fitted = fit_to_budget(np.maximum(sizes, 1.0), kept_budget(c, n, 128), 1, 128)
+            name = f"RW-TD3 #{rank + 1} (s={e.sparsity:.3f}; {source}) @{round(c * 100)}%"
             out.append(Mask(name, "RW-TD3", c, fitted[: data.n_users], fitted[data.n_users :]))
-    session.close()
     return out
-
-
-def env_id_dmax(session) -> int:
-    return int(session.env.d_max)
 
 
 # ------------------------------------------------------------------------------- report
@@ -201,6 +210,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="cpu", help="torch device (recorded per unit)")
     p.add_argument("--probe", action="store_true", help="run missing probes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--full", action="store_true",
@@ -209,9 +219,11 @@ def main() -> None:
     p.add_argument("--only", choices=["item0", "all"], default="all")
     p.add_argument("--designs", default="", help="comma-separated designs to run on every mask")
     p.add_argument("--add-search", type=int, default=0, help="RW-TD3 fast-search episodes")
+    p.add_argument("--from-log", default=None, help="take RW-TD3 masks from this budget log")
     p.add_argument("--search-seed", type=int, default=0)
     p.add_argument("--search-per-budget", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="at most this many masks (in order)")
+    p.add_argument("--family", default=None, help="only masks of this family, e.g. RW-TD3")
     p.add_argument("--report", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -220,7 +232,7 @@ def main() -> None:
     probes_path = RESULTS / f"fidelity_probes_{tag}.jsonl"
     designs_path = RESULTS / f"fidelity_designs_{tag}.jsonl"
     env_id = {"ml-100k": "CIESS-LightGCN-ML100K-v0", "ml-1m": "CIESS-LightGCN-ML1M-v0"}[tag]
-    env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir)
+    env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir, device=args.device)
     data = env.data
     if not masks_path.is_file():
         masks = structured_masks(data.user_freq, data.item_freq)
@@ -229,11 +241,12 @@ def main() -> None:
             m.name.split(" @")[0]), m.budget))  # fmt: skip
         save_masks(masks, masks_path, dataset=tag)
     masks = load_masks(masks_path)
-    if args.add_search and not any(m.family == "RW-TD3" for m in masks):
+    if (args.add_search or args.from_log) and not any(m.family == "RW-TD3" for m in masks):
         masks += search_masks(env_id, args, data)
         save_masks(masks, masks_path, dataset=tag)
         print(f"added RW-TD3 masks; {len(masks)} masks", flush=True)
     chosen = [m for m in masks if args.only == "all" or m.name.split(" @")[0] in ITEM0]
+    chosen = [m for m in chosen if args.family is None or m.family == args.family]
     chosen = chosen[: args.limit] if args.limit else chosen
     if args.probe:
         done = {(r["digest"], r["seed"]) for r in read_jsonl(probes_path)}

@@ -132,47 +132,7 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "",
     ]
 
-    # ---------------------------------------------------------------- item 0
-    spread = _seed_spread(probes, data)
-    n_masks = len({r["digest"] for r in probes if r["seed"] != 0})
-    seeds = sorted({r["seed"] for r in probes})
-    lines = [
-        f"# Final retraining: seed-to-seed spread and stopping rules ({tag})",
-        "",
-        f"Command: `{cmd} --probe --only item0 --seeds 0 1 2` then `... --report`; caches "
-        f"`fidelity_probes_{tag}.jsonl` (one line per (mask, seed) probe).",
-        "",
-        *header,
-        f"Masks: ES, MR, pop 0.5, split 0.2 at 80 / 90 / 95 % ({n_masks} with ≥ 2 seeds; seeds "
-        f"{seeds}). Each probe records validation every 50 batches and the train + validation "
-        "run's test Recall@20 every 50 batches; every rule below is replayed exactly from it.",
-        "",
-        "Spread: mean over masks and seed pairs of |R@20(a) − R@20(b)| / mean(R@20(a), R@20(b)) "
-        "(test Recall@20 of the same mask, two seeds). Scaled: the train + validation run trains "
-        "best × |train ∪ val| / |train| batches (rounded to the evaluation grid). Cap 2,000.",
-        "",
-        "| rule | mean test R@20 | seed spread (mean) | seed spread (max) | seed pairs | "
-        "mean train+val batches |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in spread:
-        lines.append(f"| {r['rule']} | {r['mean']:.4f} | {r['spread']:.2%} | {r['max']:.2%} | "
-                     f"{r['pairs']} | {r['batches']:.0f} |")  # fmt: skip
-    lines += ["", "Per probe: best validation batch / train+val batches / test R@20.", "",
-              "| mask | seed | legacy | default |", "|---|---|---|---|"]  # fmt: skip
-    legacy = next(iter(RULES))
-    for r in sorted(probes, key=lambda r: (r["budget"], r["mask"], r["seed"])):
-        if not any(p["digest"] == r["digest"] and p["seed"] != r["seed"] for p in probes):
-            continue
-        test = {b: r20 for b, r20, _ in r["test"]}
-        cells = []
-        for rule in (legacy, DEFAULT):
-            best, n, _ = rule_count(r["history"], data, rule, 2000)
-            cells.append(f"{best} / {n} / {test[n]:.4f}")
-        lines.append(f"| {r['mask']} | {r['seed']} | {cells[0]} | {cells[1]} |")
-    secs = sum(r["seconds"] for r in probes)
-    lines += ["", f"Compute: {secs:,.0f} s of one core over {len(probes)} probes."]
-    (RESULTS / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")
+    _write_item0(tag, probes, data, header, cmd)
 
     # ---------------------------------------------------------------- items 1, 2, 4
     gt = ground_truth(probes, data)
@@ -198,15 +158,17 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "best batch | train+val batches |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    missing = [m.name for m in masks if m.digest not in gt]
     for m in sorted(masks, key=lambda m: (m.budget, m.family, m.name)):
         g = gt.get(m.digest)
         if g is None:
-            lines.append(f"| {m.name} | {m.family} | {m.sparsity:.4f} | (not run) | | | | | |")
             continue
         lines.append(
             f"| {m.name} | {m.family} | {m.sparsity:.4f} | {g['val_q']:.4f} | {g['val_r20']:.4f}"
             f" | {g['test_r20']:.4f} | {g['test_n20']:.4f} | {g['best']} | {g['final']} |"
         )
+    if missing:
+        lines += ["", f"Not run yet ({len(missing)} of {n_total}): {', '.join(missing)}."]
     # headroom
     lines += ["", "## Headroom over ES (test Recall@20)", "",
               "| budget | ES | best mask by test R@20 | its R@20 | vs ES | best by validation | "
@@ -284,6 +246,50 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
     (RESULTS / f"fidelity_ground_truth_{tag}.md").write_text("\n".join(lines) + "\n")
     _plot(tag, gt, design_q, masks, budgets)
     print("\n".join(lines))
+
+
+def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str) -> None:
+    """final_retraining_<tag>.md: the seed-to-seed spread under each stopping rule."""
+    spread = _seed_spread(probes, data)
+    n_masks = len({r["digest"] for r in probes if r["seed"] != 0})
+    seeds = sorted({r["seed"] for r in probes})
+    lines = [
+        f"# Final retraining: seed-to-seed spread and stopping rules ({tag})",
+        "",
+        f"Command: `{cmd} --probe --only item0 --seeds 0 1 2` then `... --report`; caches "
+        f"`fidelity_probes_{tag}.jsonl` (one line per (mask, seed) probe).",
+        "",
+        *header,
+        f"Masks: ES, MR, pop 0.5, split 0.2 at 80 / 90 / 95 % ({n_masks} with ≥ 2 seeds; seeds "
+        f"{seeds}). Each probe records validation every 50 batches and the train + validation "
+        "run's test Recall@20 every 50 batches; every rule below is replayed exactly from it.",
+        "",
+        "Spread: mean over masks and seed pairs of |R@20(a) − R@20(b)| / mean(R@20(a), R@20(b)) "
+        "(test Recall@20 of the same mask, two seeds). Scaled: the train + validation run trains "
+        "best × |train ∪ val| / |train| batches (rounded to the evaluation grid). Cap 2,000.",
+        "",
+        "| rule | mean test R@20 | seed spread (mean) | seed spread (max) | seed pairs | "
+        "mean train+val batches |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in spread:
+        lines.append(f"| {r['rule']} | {r['mean']:.4f} | {r['spread']:.2%} | {r['max']:.2%} | "
+                     f"{r['pairs']} | {r['batches']:.0f} |")  # fmt: skip
+    lines += ["", "Per probe: best validation batch / train+val batches / test R@20.", "",
+              "| mask | seed | legacy | default |", "|---|---|---|---|"]  # fmt: skip
+    legacy = next(iter(RULES))
+    for r in sorted(probes, key=lambda r: (r["budget"], r["mask"], r["seed"])):
+        if not any(p["digest"] == r["digest"] and p["seed"] != r["seed"] for p in probes):
+            continue
+        test = {b: r20 for b, r20, _ in r["test"]}
+        cells = []
+        for rule in (legacy, DEFAULT):
+            best, n, _ = rule_count(r["history"], data, rule, 2000)
+            cells.append(f"{best} / {n} / {test[n]:.4f}")
+        lines.append(f"| {r['mask']} | {r['seed']} | {cells[0]} | {cells[1]} |")
+    secs = sum(r["seconds"] for r in probes)
+    lines += ["", f"Compute: {secs:,.0f} s of one core over {len(probes)} probes."]
+    (RESULTS / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")
 
 
 def _plot(tag, gt, design_q, masks, budgets) -> None:

@@ -1,0 +1,59 @@
+"""benchmarks/fidelity_ground_truth.py: a probe replays the final retraining exactly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.retrain import FinalRetrainRule, final_retrain
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def study():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import fidelity_ground_truth
+
+        yield fidelity_ground_truth
+    finally:
+        sys.path.remove(str(BENCH))
+        for name in ("fidelity_ground_truth", "fidelity_masks"):
+            sys.modules.pop(name, None)
+
+
+def test_replay_follows_the_rule_on_a_handmade_curve(study):
+    """Every 200 / patience 2 sees only 200, 400, 600, 800: best 400, stopped at 800."""
+    curve = [[b, q] for b, q in zip(range(50, 1001, 50), [0.1] * 3 + [0.5] + [0.2] * 3 + [0.6]
+                                     + [0.3] * 12, strict=True)]  # fmt: skip
+    assert study.replay(curve, 200, 2, 2000) == (400, True)
+    assert study.replay(curve, 50, 4, 2000) == (400, True)
+    assert study.replay(curve[:5], 200, 2, 2000) == (200, False)  # cut short: best so far
+
+
+def test_probe_replays_final_retrain_exactly(study, tmp_path):
+    """The probe's default-rule choice and test score are final_retrain's, bit for bit."""
+    env = EmbeddingSizeEnv(
+        dataset="synthetic", backbone="mf", preset="tiny", batches_per_step=300, batch_size=64,
+        dataset_kwargs={"n_users": 40, "n_items": 30, "mean_interactions": 8},
+        cache_dir=str(tmp_path),
+    )  # fmt: skip
+    data = env.data
+    mask = study.Mask("ES", "ES", 0.5, np.full(data.n_users, 8), np.full(data.n_items, 8))
+    row = study.probe(env, mask, seed=3, full=True)
+    assert [h[0] for h in row["history"]] == list(range(50, 301, 50))
+    test = {b: r20 for b, r20, _ in row["test"]}
+    for label, rule in ((study.DEFAULT, FinalRetrainRule()),
+                        (next(iter(study.RULES)), FinalRetrainRule.legacy())):  # fmt: skip
+        best, n, _ = study.rule_count(row["history"], data, label, 300)
+        got = final_retrain(
+            data, mask.user_sizes, mask.item_sizes, backbone="mf", config=env.train_config,
+            rule=rule, seed=3, d_max=env.d_max,
+        )  # fmt: skip
+        assert (got.best_batches, got.final_batches) == (best, n)
+        assert got.test.recall(20) == pytest.approx(test[n], abs=1e-6)
