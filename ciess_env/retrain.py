@@ -132,7 +132,7 @@ class RetrainDesign:
         if self.kind == "epochs":
             if n_train is None:
                 msg = f"design {self} needs the training split's size (n_train), got None."
-                raise ValueError(msg)
+                raise InvalidArgumentError(msg)
             n = max(1, round(self.epochs * n_train / base.batch_size))
             decay = max(1, round(base.decay_batches * n / max(1, base.n_batches)))
             return base.replace(n_batches=n, decay_batches=decay)
@@ -299,7 +299,7 @@ class FinalRetrainRule:
                 "eval_every and patience must be >= 1, got "
                 f"{self.eval_every!r} and {self.patience!r}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
 
     @classmethod
     def legacy(cls) -> FinalRetrainRule:
