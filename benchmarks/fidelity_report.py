@@ -94,17 +94,17 @@ def _fidelity(gt: dict, design_q: dict, masks) -> dict:
     allx, ally = [], []
     for c in sorted({m.budget for m in masks}):
         ds = [m.digest for m in masks if m.budget == c and m.digest in gt and m.digest in design_q]
-        if len(ds) < 3:
-            continue
         x = np.array([gt[d]["val_q"] for d in ds])
         y = np.array([design_q[d] for d in ds])
+        allx += list(x)
+        ally += list(y)
+        if len(ds) < 3:
+            continue
         order_y = np.argsort(-y)
         rows["budgets"][c] = {
             "n": len(ds), "rho": spearmanr(x, y).statistic, "tau": kendalltau(x, y).statistic,
             "top1": int(np.argmax(x) == order_y[0]), "top3": int(np.argmax(x) in order_y[:3]),
         }  # fmt: skip
-        allx += list(x)
-        ally += list(y)
     if len(allx) >= 3:
         rows["rho_all"] = spearmanr(allx, ally).statistic
         rows["tau_all"] = kendalltau(allx, ally).statistic
