@@ -4,6 +4,12 @@ A backbone owns one user table and one item table of width ``d_max`` and a per-e
 ``d ∈ [d_min, d_max]``; only the first ``d`` dimensions of a row are used (the prefix mask of
 paper Eq. 1–2). Sizes are buffers, so changing them costs one small tensor write: the tables,
 the graph and the optimiser state are never rebuilt.
+
+Work proportional to what is kept: columns at or beyond the largest size in use,
+``W = max(sizes)``, are zero in every masked row, so every product that reads the masked tables
+runs over their first ``W`` columns only (:meth:`Backbone.size_masks`); the skipped columns
+would contribute exact zeros to every score, loss and gradient. ``full_width = True`` restores
+the computation over all ``d_max`` columns, for tests and benchmarks that compare the two.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -80,6 +87,10 @@ class Backbone(nn.Module, abc.ABC):
         "user": ("user_emb",),
         "item": ("item_emb",),
     }
+    #: Compute over all ``d_max`` columns, rebuilding the masks every batch and taking the L2
+    #: term over gathered rows (the computation before work-proportional training). Equal to
+    #: the default to float tolerance; kept so tests and benchmarks can compare the two paths.
+    full_width: bool = False
 
     def __init__(
         self,
@@ -101,6 +112,8 @@ class Backbone(nn.Module, abc.ABC):
         self.register_buffer("_dims", torch.arange(d_max))
         # Randomness used *during training* (dropout); the trainer seeds it (see set_generator).
         self._generator: torch.Generator | None = None
+        self._masks_key: tuple | None = None
+        self._masks: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -186,6 +199,59 @@ class Backbone(nn.Module, abc.ABC):
     def item_mask(self) -> torch.Tensor:
         """(n_items, d_max) float mask with ones in the first ``d_v`` columns of row v."""
         return (self._dims < self.item_sizes[:, None]).to(torch.float32)
+
+    def active_width(self) -> int:
+        """Columns any user or item keeps: ``max(sizes)`` (``d_max`` when ``full_width``)."""
+        return self.size_masks()[0]
+
+    def size_masks(self) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """``(W, user mask, item mask)``: the active width and the (n, W) float prefix masks.
+
+        Built once per size assignment and reused by every batch: the key is the sizes
+        buffers' storage and version counters, so any in-place write to them (``set_sizes``,
+        ``load_state_dict``, the nested trainer's draws) or a move to another device rebuilds
+        them. With ``full_width`` they are rebuilt at full width on every call.
+        """
+        us, its = self.user_sizes, self.item_sizes
+        if self.full_width:
+            self._masks_key = None
+            return self.d_max, self.user_mask(), self.item_mask()
+        key = (us.data_ptr(), us._version, its.data_ptr(), its._version)
+        if self._masks is None or self._masks_key != key:
+            largest = [int(t.max()) for t in (us, its) if t.numel()]
+            width = max(largest, default=self.d_min)
+            dims = self._dims[:width]
+            self._masks = (
+                width,
+                (dims < us[:, None]).to(torch.float32),
+                (dims < its[:, None]).to(torch.float32),
+            )
+            self._masks_key = key
+        return self._masks
+
+    def prefix_masked(
+        self, user_table: torch.Tensor, item_table: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``W`` columns of a (n_users, d_max) and a (n_items, d_max) table, masked.
+
+        Returns:
+            ((n_users, W), (n_items, W)) rows with columns ``>= size`` zeroed.
+        """
+        width, user_mask, item_mask = self.size_masks()
+        return user_table[:, :width] * user_mask, item_table[:, :width] * item_mask
+
+    def l2_terms(self, nodes: torch.Tensor, *tables: torch.Tensor) -> torch.Tensor:
+        """``Σ_i Σ_t ‖t[nodes[i]]‖²`` over row-aligned ``tables``, without gathering rows.
+
+        Equal to gathering the batch's rows and squaring them: each row's squared norm times
+        how often the batch uses it, ``bincount(nodes) · ‖row‖²`` (a gather of 30,000 rows
+        becomes one pass over the table).
+        """
+        if self.full_width:
+            return sum(F.embedding(nodes, t).square().sum() for t in tables)
+        row_sq = sum(t.square().sum(1) for t in tables)
+        counts = torch.bincount(nodes, minlength=tables[0].shape[0]).to(tables[0].dtype)
+        return counts @ row_sq
 
     def masked_rows(self, table: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Apply the prefix mask (paper Eq. 1–2) to rows of ``table``.

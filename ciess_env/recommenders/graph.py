@@ -154,13 +154,8 @@ class GraphBackbone(Backbone):
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def ego(self) -> torch.Tensor:
-        """(n_users + n_items, d_max) masked layer-0 table, users first."""
-        return torch.cat(
-            [
-                self.masked_rows(self.user_emb, self.user_sizes),
-                self.masked_rows(self.item_emb, self.item_sizes),
-            ]
-        )
+        """(n_users + n_items, W) masked layer-0 table, users first (W: active width)."""
+        return torch.cat(self.prefix_masked(self.user_emb, self.item_emb))
 
     @abc.abstractmethod
     def readout(self, ego: torch.Tensor) -> torch.Tensor:
@@ -181,7 +176,7 @@ class GraphBackbone(Backbone):
         b = users.shape[0]
         u, p, n = F.embedding(nodes, out).split(b)
         bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
-        reg = self.l2 * 0.5 * F.embedding(nodes, ego).square().sum() / b
+        reg = self.l2 * 0.5 * self.l2_terms(nodes, ego) / b
         return BPRLoss(bpr, reg)
 
     def invalidate_scoring(self) -> None:

@@ -60,7 +60,11 @@ class LightGCN(GraphBackbone):
 
     # ------------------------------------------------------------ propagation
     def readout(self, ego: torch.Tensor) -> torch.Tensor:
-        """Layer-mean readout ``mean(ego, Âego, …, Â^L ego)``, (n_users + n_items, d_max)."""
+        """Layer-mean readout ``mean(ego, Âego, …, Â^L ego)``, as wide as ``ego``.
+
+        Linear in ``ego``, so columns beyond the active width stay zero in every layer and
+        are not computed at all.
+        """
         x, acc = ego, ego
         for _ in range(self.n_layers):
             x = propagate(self.adj, x)

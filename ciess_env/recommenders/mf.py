@@ -47,17 +47,16 @@ class MF(Backbone):
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
         """BPR loss (paper Eq. 4) and the L2 term on the batch's masked embeddings."""
+        user_table, item_table = self.prefix_masked(self.user_emb, self.item_emb)
         items = torch.cat([pos, neg])
-        u = self.masked_rows(F.embedding(users, self.user_emb), self.user_sizes[users])
-        p, n = self.masked_rows(F.embedding(items, self.item_emb), self.item_sizes[items]).split(
-            users.shape[0]
-        )
+        u = F.embedding(users, user_table)
+        p, n = F.embedding(items, item_table).split(users.shape[0])
         bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
-        reg = self.l2 * 0.5 * (u.square().sum() + p.square().sum() + n.square().sum())
-        return BPRLoss(bpr, reg / users.shape[0])
+        reg = self.l2_terms(users, user_table) + self.l2_terms(items, item_table)
+        return BPRLoss(bpr, self.l2 * 0.5 * reg / users.shape[0])
 
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
-        """(len(users), n_items) dot products of masked embeddings."""
-        u = self.masked_rows(self.user_emb[users], self.user_sizes[users])
-        return u @ self.masked_rows(self.item_emb, self.item_sizes).T
+        """(len(users), n_items) dot products of masked embeddings (active width only)."""
+        user_table, item_table = self.prefix_masked(self.user_emb, self.item_emb)
+        return user_table[users] @ item_table.T

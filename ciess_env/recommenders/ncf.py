@@ -98,33 +98,39 @@ class NCF(Backbone):
             for p in (self.w_user, self.w_item, self.b_mlp, self.h_gmf, self.h_mlp, self.b_out)
         )
 
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masked GMF and MLP tables at the active width: gmf user, mlp user, gmf/mlp item."""
+        gu, gi = self.prefix_masked(self.gmf_user, self.gmf_item)
+        mu, mi = self.prefix_masked(self.mlp_user, self.mlp_item)
+        return gu, mu, gi, mi
+
     def _users(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.user_sizes[users]
-        return (
-            self.masked_rows(F.embedding(users, self.gmf_user), s),
-            self.masked_rows(F.embedding(users, self.mlp_user), s),
-        )
+        gu, mu, _, _ = self._tables()
+        return F.embedding(users, gu), F.embedding(users, mu)
 
     def _items(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.item_sizes[items]
-        return (
-            self.masked_rows(F.embedding(items, self.gmf_item), s),
-            self.masked_rows(F.embedding(items, self.mlp_item), s),
-        )
+        _, _, gi, mi = self._tables()
+        return F.embedding(items, gi), F.embedding(items, mi)
+
+    def _mlp_in(self, rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``rows @ weight.T`` over the rows' active columns (the others multiply zeros)."""
+        return rows @ weight[:, : rows.shape[1]].T
 
     def _pair_scores(self, gu, mu, gi, mi) -> torch.Tensor:
-        hidden = F.relu(mu @ self.w_user.T + mi @ self.w_item.T + self.b_mlp)
-        return (gu * gi) @ self.h_gmf + hidden @ self.h_mlp + self.b_out
+        hidden = F.relu(self._mlp_in(mu, self.w_user) + self._mlp_in(mi, self.w_item) + self.b_mlp)
+        return (gu * gi) @ self.h_gmf[: gu.shape[1]] + hidden @ self.h_mlp + self.b_out
 
     # --------------------------------------------------------------- training
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BPRLoss:
         """BPR loss (paper Eq. 4) and the L2 term on the batch's masked embeddings."""
         self.invalidate_scoring()
-        gu, mu = self._users(users)
-        gi, mi = self._items(torch.cat([pos, neg]))
+        tu, tmu, ti, tmi = self._tables()
+        items = torch.cat([pos, neg])
+        gu, mu = F.embedding(users, tu), F.embedding(users, tmu)
+        gi, mi = F.embedding(items, ti), F.embedding(items, tmi)
         (gp, gn), (mp, mn) = gi.split(users.shape[0]), mi.split(users.shape[0])
         bpr = F.softplus(self._pair_scores(gu, mu, gn, mn) - self._pair_scores(gu, mu, gp, mp))
-        sq = sum(t.square().sum() for t in (gu, mu, gp, mp, gn, mn))
+        sq = self.l2_terms(users, tu, tmu) + self.l2_terms(items, ti, tmi)
         return BPRLoss(bpr.mean(), self.l2 * 0.5 * sq / users.shape[0])
 
     # -------------------------------------------------------------- scoring
@@ -134,9 +140,8 @@ class NCF(Backbone):
     @torch.no_grad()
     def prepare_scoring(self) -> None:
         """Cache every item's GMF row and MLP projection ``W_i q'_i + b``."""
-        all_items = torch.arange(self.n_items, device=self.device)
-        gi, mi = self._items(all_items)
-        self._item_cache = (gi, mi @ self.w_item.T + self.b_mlp)
+        _, _, gi, mi = self._tables()
+        self._item_cache = (gi, self._mlp_in(mi, self.w_item) + self.b_mlp)
 
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
@@ -145,8 +150,8 @@ class NCF(Backbone):
             self.prepare_scoring()
         gi, bi = self._item_cache
         gu, mu = self._users(users)
-        out = (gu * self.h_gmf) @ gi.T + self.b_out  # GMF part: Σ_k h_k p_uk q_ik
-        au = mu @ self.w_user.T  # (B, d)
+        out = (gu * self.h_gmf[: gu.shape[1]]) @ gi.T + self.b_out  # GMF: Σ_k h_k p_uk q_ik
+        au = self._mlp_in(mu, self.w_user)  # (B, d)
         chunk = max(1, self.score_chunk_elems // max(1, users.shape[0] * self.d_max))
         for start in range(0, self.n_items, chunk):
             stop = min(start + chunk, self.n_items)

@@ -108,13 +108,23 @@ class NGCF(GraphBackbone):
         )
 
     def readout(self, ego: torch.Tensor) -> torch.Tensor:
-        """Concatenated readout ``[ego, ‖E1‖, …, ‖EL‖]``, (n_users + n_items, (L+1)·d_max)."""
+        """Concatenated readout ``[ego, ‖E1‖, …, ‖EL‖]``, (n_users + n_items, W + L·d_max).
+
+        Only the first layer reads the masked table: its propagation and its input columns
+        run over the ego's ``W`` active columns (the weights' other input columns would
+        multiply zeros). ``W1``/``W2`` mix all columns, so later layers are ``d_max`` wide.
+        """
         training = self.training
         adj = self._dropped_adjacency() if training and self.node_dropout > 0 else self.adj
         x, outs = ego, [ego]
         for w1, w2 in zip(self.w1, self.w2, strict=True):
             side = propagate(adj, x)
-            x = F.leaky_relu(w1(side + x) + w2(side * x), negative_slope=0.2)
+            width = x.shape[1]
+            x = F.leaky_relu(
+                F.linear(side + x, w1.weight[:, :width], w1.bias)
+                + F.linear(side * x, w2.weight[:, :width], w2.bias),
+                negative_slope=0.2,
+            )
             if training and self.message_dropout > 0:
                 keep = self._rand(*x.shape) >= self.message_dropout
                 x = x * keep / (1.0 - self.message_dropout)

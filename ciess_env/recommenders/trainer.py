@@ -141,6 +141,10 @@ class BPRTrainer:
             ``[d_min, d_max]`` for every user and item, so every prefix of every row is trained
             (Matryoshka-style; shared/findings.md). The model's sizes are restored after each run.
         progress_bar: Show a tqdm bar.
+        fused_adam: Use the fused Adam kernel (one pass over all parameters instead of a
+            dozen per tensor; equal to float tolerance). ``None``: wherever this torch build
+            supports it on the model's device, unless the model computes at full width
+            (``model.full_width``, the reference path, which keeps plain Adam).
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class BPRTrainer:
         seed: int,
         nested: bool = False,
         progress_bar: bool = False,
+        fused_adam: bool | None = None,
     ) -> None:
         if model.n_users != data.n_users or model.n_items != data.n_items:
             msg = (
@@ -167,7 +172,11 @@ class BPRTrainer:
         self.sampler = BPRSampler(data, np.random.default_rng(int(sample_seed)))
         self.generator = torch.Generator(device=model.device).manual_seed(int(torch_seed))
         model.set_generator(self.generator)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        if fused_adam is None:
+            fused_adam = not model.full_width and fused_adam_supported(model.device)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, fused=fused_adam or None
+        )
         self.batches_done = 0
 
     def run(self, n_batches: int | None = None) -> TrainResult:
@@ -233,6 +242,16 @@ def _check_finite_losses(losses: torch.Tensor, first_batch: int) -> None:
             "(TrainConfig.lr) or check the initial weights."
         )
         raise NonFiniteError(msg)
+
+
+def fused_adam_supported(device: torch.device | str) -> bool:
+    """Whether this torch build has a fused Adam kernel for float32 on ``device``."""
+    probe = torch.zeros(1, device=device, requires_grad=True)
+    try:
+        torch.optim.Adam([probe], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def train_bpr(
