@@ -43,6 +43,7 @@ from ciess_env.recommenders import (
     train_bpr,
     train_until_converged,
 )
+from ciess_env.recommenders.memory import release_free_memory
 
 __all__ = [
     "FAST_DESIGN",
@@ -225,6 +226,9 @@ def retrain_and_evaluate(
     if early_stopping and split != "validation":
         msg = f"early stopping needs split='validation', got {split!r}."
         raise InvalidArgumentError(msg)
+    # A search runs thousands of these; hand the last one's freed buffers back to the OS so
+    # the resident size stays flat (ciess_env/recommenders/memory.py).
+    release_free_memory()
     start = time.perf_counter()
     model = make_backbone(
         backbone, data, d_max=d_max, d_min=d_min, seed=init_seed, device=device,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import warnings
+import weakref
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +29,8 @@ from ciess_env.recommenders.base import Backbone, BPRLoss
 __all__ = [
     "SymmetricPropagate",
     "adjacency_edge_ids",
+    "cached_adjacency",
+    "graph_memo",
     "normalized_adjacency",
     "propagate",
     "scipy_to_torch_csr",
@@ -104,6 +108,36 @@ def _csr(matrix: sp.csr_matrix, device: torch.device | str) -> torch.Tensor:
     )
 
 
+#: id(data) -> (weak reference to data, its train split, {name: tensor}); see graph_memo.
+_GRAPHS: dict[int, tuple[weakref.ref, Interactions, dict[str, Any]]] = {}
+
+
+def graph_memo(data: InteractionData) -> dict[str, Any]:
+    """Per-data-set store of what graph backbones derive from the training split.
+
+    Every env step builds a fresh model on the same data; rebuilding the normalised adjacency
+    each time costs a scipy pass over every interaction and a new CSR copy per model. The
+    entry lives as long as ``data`` (a weak reference), and is rebuilt if ``data.train`` is
+    replaced. The tensors in it are shared between models and never written in place.
+    """
+    key = id(data)
+    entry = _GRAPHS.get(key)
+    if entry is None or entry[0]() is not data or entry[1] is not data.train:
+        entry = (weakref.ref(data), data.train, {})
+        _GRAPHS[key] = entry
+        weakref.finalize(data, _GRAPHS.pop, key, None)
+    return entry[2]
+
+
+def cached_adjacency(data: InteractionData) -> torch.Tensor:
+    """:func:`normalized_adjacency` of ``data`` as a CPU torch CSR tensor, built once per data."""
+    memo = graph_memo(data)
+    if "adj" not in memo:
+        adj = normalized_adjacency(data.train, data.n_users, data.n_items)
+        memo["adj"] = scipy_to_torch_csr(adj)
+    return memo["adj"]
+
+
 class SymmetricPropagate(torch.autograd.Function):
     """``Â @ X`` for a *symmetric* sparse ``Â``, with the backward pass ``Â @ grad``.
 
@@ -148,9 +182,8 @@ class GraphBackbone(Backbone):
 
     def _init_graph(self, data: InteractionData) -> None:
         """Register the normalised training adjacency and an empty scoring cache."""
-        adj = normalized_adjacency(data.train, data.n_users, data.n_items)
         # Not persistent: the graph is data, rebuilt from `data`, never stored in checkpoints.
-        self.register_buffer("adj", scipy_to_torch_csr(adj), persistent=False)
+        self.register_buffer("adj", cached_adjacency(data), persistent=False)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def ego(self) -> torch.Tensor:

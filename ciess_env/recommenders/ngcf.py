@@ -11,7 +11,12 @@ from torch import nn
 from ciess_env.checks import check_int
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import InvalidArgumentError
-from ciess_env.recommenders.graph import GraphBackbone, adjacency_edge_ids, propagate
+from ciess_env.recommenders.graph import (
+    GraphBackbone,
+    adjacency_edge_ids,
+    graph_memo,
+    propagate,
+)
 
 __all__ = ["NGCF"]
 
@@ -82,8 +87,11 @@ class NGCF(GraphBackbone):
             for lin in (*self.w1, *self.w2):
                 lin.bias.zero_()
         self._init_graph(data)
-        edge_ids = torch.from_numpy(adjacency_edge_ids(data.train, data.n_users, data.n_items))
-        self.register_buffer("_edge_ids", edge_ids, persistent=False)
+        memo = graph_memo(data)
+        if "edge_ids" not in memo:
+            ids = adjacency_edge_ids(data.train, data.n_users, data.n_items)
+            memo["edge_ids"] = torch.from_numpy(ids)
+        self.register_buffer("_edge_ids", memo["edge_ids"], persistent=False)
         self.n_edges = len(data.train)
         self.to(device)
 

@@ -131,3 +131,35 @@ def test_fused_adam_is_used_where_supported(clustered_data):
     assert not plain.optimizer.defaults["fused"]
     model.full_width = True
     assert not BPRTrainer(model, clustered_data, CFG, seed=0).optimizer.defaults["fused"]
+
+
+def test_graph_is_built_once_per_data_set(clustered_factory):
+    """Models on the same data share one adjacency; another data set gets its own; it is freed."""
+    import gc
+
+    from ciess_env.recommenders import graph
+
+    data, other = clustered_factory(seed=1), clustered_factory(seed=2)
+    a, b = (make_backbone(n, data, d_max=4) for n in ("lightgcn", "ngcf"))
+    c = make_backbone("lightgcn", other, d_max=4)
+    assert a.adj is b.adj
+    assert c.adj is not a.adj
+    dense = graph.normalized_adjacency(other.train, other.n_users, other.n_items).toarray()
+    np.testing.assert_allclose(c.adj.to_dense().numpy(), dense)
+    key = id(other)
+    assert key in graph._GRAPHS
+    del c, other
+    gc.collect()
+    assert key not in graph._GRAPHS
+
+
+def test_release_free_memory_works_where_glibc_does():
+    """Between steps the heap's free memory goes back to the OS on glibc (a no-op elsewhere)."""
+    import platform
+
+    from ciess_env.recommenders.memory import release_free_memory
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    blocks = [torch.ones(1 << 18) for _ in range(64)]  # 64 MB of 1 MB blocks, then freed
+    del blocks
+    assert release_free_memory() is glibc

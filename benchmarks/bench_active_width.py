@@ -1,0 +1,358 @@
+"""Training cost proportional to what is kept (issue 13); writes benchmarks/results/active_width.md.
+
+Usage:
+    python benchmarks/bench_active_width.py batch [--data-dir DIR]
+    python benchmarks/bench_active_width.py masks --log RUN/budget_log [--data-dir DIR]
+    python benchmarks/bench_active_width.py step [--data-dir DIR] [--epochs 5]
+    python benchmarks/bench_active_width.py rss [--data-dir DIR] [--steps 100]
+    python benchmarks/bench_active_width.py report
+
+Every part compares the two computations of the backbones in ONE process: ``before`` is
+``Backbone.full_width = True`` (all ``d_max`` columns, float masks rebuilt from bool every
+batch, L2 over gathered rows, plain Adam: the code before issue 13) and ``after`` the default
+(active width ``max(sizes)``, cached masks, ``bincount`` L2, fused Adam).
+
+* ``batch``: seconds per 10,000-triple BPR batch of every backbone at full size (d = 128, so
+  only the per-batch savings act), old and new interleaved chunk by chunk, best chunk each.
+* ``masks``: takes three masks from a real RW-TD3 search log (the last step of each episode)
+  and saves them to ``benchmarks/results/rwtd3_masks_ml1m.npz`` (committed).
+* ``step``: one scratch env step (fresh model, BPR training, full validation evaluation,
+  through ``retrain_and_evaluate``) on ML-1M for ES masks at 80 / 90 / 95 % and the three RW-TD3
+  masks, before and after, same seeds; records both validation metrics.
+* ``rss``: resident memory of an ML-1M fast-mode env over ``--steps`` steps (seeded random
+  actions).
+
+Each measured unit is appended to ``benchmarks/results/active_width.jsonl`` as soon as it
+finishes (a rerun skips units already there), and ``report`` (run after each part) rewrites the
+markdown from it. The machine is shared (2 cores, other jobs running), so every unit records
+the 1-minute load average; timings are best-of-chunks for that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ciess_env.budget_log import BudgetLog
+from ciess_env.data import load_dataset
+from ciess_env.recommenders import BACKBONES, Backbone, BPRTrainer, TrainConfig, make_backbone
+from ciess_env.recommenders.trainer import paper_train_config
+
+RESULTS = Path(__file__).parent / "results"
+JSONL = RESULTS / "active_width.jsonl"
+MASKS = RESULTS / "rwtd3_masks_ml1m.npz"
+REPORT = RESULTS / "active_width.md"
+SEED = 0
+ENV_IDS = {"ml-1m": "CIESS-LightGCN-ML1M-v0", "ml-100k": "CIESS-LightGCN-ML100K-v0"}
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _rss_mb() -> float:
+    """Resident set size of this process in MB (Linux /proc; nan elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _done() -> set[str]:
+    if not JSONL.exists():
+        return set()
+    return {json.loads(line)["unit"] for line in JSONL.read_text().splitlines() if line}
+
+
+def _append(record: dict) -> None:
+    record |= {
+        "load_1min": round(_load(), 2),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python " + shlex.join(["benchmarks/bench_active_width.py", *sys.argv[1:]]),
+        "threads": torch.get_num_threads(),
+    }
+    JSONL.parent.mkdir(parents=True, exist_ok=True)
+    with JSONL.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+class full_width:
+    """Within the block every backbone computes the old way (``Backbone.full_width``)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __enter__(self) -> None:
+        Backbone.full_width = self.on
+
+    def __exit__(self, *exc: object) -> None:
+        Backbone.full_width = False
+
+
+# ------------------------------------------------------------------ batch
+def part_batch(data, args) -> None:
+    done = _done()
+    for name in BACKBONES:
+        unit = f"batch/{name}"
+        if unit in done:
+            continue
+        best = {}
+        trainers = {}
+        for path in ("before", "after"):
+            with full_width(path == "before"):
+                model = make_backbone(name, data, seed=SEED)
+                trainers[path] = BPRTrainer(model, data, TrainConfig(n_batches=1), seed=SEED)
+                trainers[path].run(2)  # warm-up
+            best[path] = math.inf
+        for _ in range(args.chunks):  # interleaved, so load changes hit both paths alike
+            for path in ("before", "after"):
+                with full_width(path == "before"):
+                    r = trainers[path].run(args.batches)
+                best[path] = min(best[path], r.seconds_per_batch)
+        _append({
+            "unit": unit, "part": "batch", "backbone": name,
+            "before_s": best["before"], "after_s": best["after"],
+            "ratio": best["before"] / best["after"],
+            "chunks": args.chunks, "batches_per_chunk": args.batches,
+        })  # fmt: skip
+
+
+# ------------------------------------------------------------------ masks
+def part_masks(data, args) -> None:
+    log = BudgetLog.load(args.log)
+    episodes = log.column("episode")
+    steps = log.column("step")
+    picks = []
+    for ep in np.unique(episodes)[-3:]:
+        rows = np.flatnonzero(episodes == ep)
+        picks.append(int(rows[np.argmax(steps[rows])]))
+    arrays = {}
+    for k, i in enumerate(picks):
+        e = log[i]
+        arrays[f"user_sizes_{k}"] = np.asarray(e.user_sizes, dtype=np.uint8)
+        arrays[f"item_sizes_{k}"] = np.asarray(e.item_sizes, dtype=np.uint8)
+        arrays[f"info_{k}"] = np.array(
+            [e.episode, e.step, e.sparsity, e.mean_quality], dtype=np.float64
+        )
+    np.savez_compressed(MASKS, source=str(args.log), **arrays)
+    print(f"wrote {MASKS} from entries {picks}")
+
+
+def _masks(data) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    from agents.baselines import EqualSize
+
+    out = []
+    for c in (0.8, 0.9, 0.95):
+        es = EqualSize(c, n_users=data.n_users, n_items=data.n_items)
+        out.append((f"ES {c:.0%}", *es.sizes()))
+    if MASKS.exists():
+        z = np.load(MASKS)
+        for k in range(3):
+            ep, step, sp, _ = z[f"info_{k}"]
+            label = f"RW-TD3 ep {int(ep)} step {int(step)} ({sp:.1%})"
+            out.append((label, z[f"user_sizes_{k}"].astype(np.int64),
+                        z[f"item_sizes_{k}"].astype(np.int64)))  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------- step
+def part_step(data, args) -> None:
+    from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
+
+    base = paper_train_config("lightgcn", data)
+    n_batches = round(args.epochs * len(data.train) / base.batch_size)
+    config = base.replace(n_batches=n_batches)
+    done = _done()
+    for path in ("before", "after"):  # warm-up (thread pools, allocator), not recorded
+        with full_width(path == "before"):
+            retrain_and_evaluate(
+                RetrainDesign("scratch"), backbone="lightgcn", data=data,
+                user_sizes=np.full(data.n_users, 64), item_sizes=np.full(data.n_items, 64),
+                base_config=config.replace(n_batches=2), init_seed=SEED, train_seed=SEED,
+                d_min=1, d_max=128,
+            )  # fmt: skip
+    for label, users, items in _masks(data):
+        for path in ("before", "after"):
+            unit = f"step/{label}/{path}/{n_batches}"
+            if unit in done:
+                continue
+            gc.collect()
+            with full_width(path == "before"):
+                start = time.perf_counter()
+                out = retrain_and_evaluate(
+                    RetrainDesign("scratch"), backbone="lightgcn", data=data,
+                    user_sizes=users, item_sizes=items, base_config=config,
+                    init_seed=SEED, train_seed=SEED, d_min=1, d_max=128,
+                )  # fmt: skip
+                seconds = time.perf_counter() - start
+            _append({
+                "unit": unit, "part": "step", "mask": label, "path": path,
+                "n_batches": n_batches, "epochs": args.epochs,
+                "step_s": seconds, "train_s": out.train_seconds, "eval_s": out.eval.seconds,
+                "width": int(max(users.max(), items.max())),
+                "mean_size": float(np.concatenate([users, items]).mean()),
+                "validation": out.eval.summary(),
+            })  # fmt: skip
+            del out
+
+
+# -------------------------------------------------------------------- rss
+def part_rss(data, args) -> None:
+    import gymnasium as gym
+
+    import ciess_env  # noqa: F401 (registers the ids)
+
+    unit = f"rss/{args.steps}"
+    if unit in _done():
+        return
+    env = gym.make(ENV_IDS[args.dataset], retrain="fast", data_dir=args.data_dir)
+    env.reset(seed=SEED)
+    env.action_space.seed(SEED)
+    rss, seconds = [], []
+    for t in range(args.steps):
+        start = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        seconds.append(time.perf_counter() - start)
+        if terminated or truncated:
+            env.reset()
+        rss.append(_rss_mb())
+        if t % 10 == 9:
+            print(f"step {t + 1}: rss {rss[-1]:.1f} MB, {seconds[-1]:.2f} s", flush=True)
+    env.close()
+    _append({
+        "unit": unit, "part": "rss", "steps": args.steps, "rss_mb": rss, "step_s": seconds,
+        "rss_10": rss[9], "rss_last": rss[-1], "growth": rss[-1] / rss[9] - 1.0,
+    })  # fmt: skip
+
+
+# ----------------------------------------------------------------- report
+def _records() -> list[dict]:
+    if not JSONL.exists():
+        return []
+    return [json.loads(line) for line in JSONL.read_text().splitlines() if line]
+
+
+def part_report(data, args) -> None:
+    recs = _records()
+    lines = [
+        "# Training cost proportional to what is kept (issue 13)",
+        "",
+        "Written by `python benchmarks/bench_active_width.py report` from "
+        "`benchmarks/results/active_width.jsonl`; each row's command, time and 1-minute load "
+        "average are in that file. **Shared machine**: 2 cores used by several jobs at once, "
+        "every job at one torch thread (`/work/bin/cpuslot`); before and after ran in the same "
+        "process, interleaved, so the ratios are fairer than the absolute times.",
+        "",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        "CPU; seed 0; ML-1M (split 50/25/25, seed 42).",
+        "- before = `Backbone.full_width = True` (all 128 columns, masks rebuilt every batch, "
+        "L2 over gathered rows, plain Adam); after = the default (active width `max(sizes)`, "
+        "cached masks, `bincount` L2, fused Adam).",
+        "",
+    ]
+    batch = [r for r in recs if r["part"] == "batch"]
+    if batch:
+        lines += [
+            "## Per batch at one thread, d = 128 (per-batch savings only)",
+            "",
+            f"Best of {batch[0]['chunks']} interleaved chunks of "
+            f"{batch[0]['batches_per_chunk']} batches of 10,000 triples.",
+            "",
+            "| backbone | before s/batch | after s/batch | ratio | load |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['backbone']} | {r['before_s']:.4f} | {r['after_s']:.4f} "
+            f"| **{r['ratio']:.2f}×** | {r['load_1min']:.1f} |"
+            for r in batch
+        ]
+        lines.append("")
+    steps = [r for r in recs if r["part"] == "step"]
+    if steps:
+        n = steps[0]["n_batches"]
+        lines += [
+            f"## Scratch step on ML-1M, LightGCN, {n} batches ({steps[0]['epochs']:g} epochs)",
+            "",
+            f"The paper's 5-epoch schedule: 5 · |train| / 10,000 = {n} batches of 10,000 "
+            "(lr 0.03 × 0.9 every 200), run directly as the batch count (no `epochs:E` step "
+            "design on main yet); step = model build + training + full validation evaluation.",
+            "",
+            "| mask | max size W | mean size | before step s | after step s | ratio "
+            "| train ratio | before R@20 | after R@20 | max abs diff (val. metrics) | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        by = {(r["mask"], r["path"]): r for r in steps}
+        for mask in dict.fromkeys(r["mask"] for r in steps):
+            b, a = by.get((mask, "before")), by.get((mask, "after"))
+            if not (a and b):
+                lines.append(f"| {mask} | (partial: one path of two) |||||||||")
+                continue
+            diff = max(abs(a["validation"][k] - b["validation"][k]) for k in a["validation"])
+            lines.append(
+                f"| {mask} | {a['width']} | {a['mean_size']:.1f} | {b['step_s']:.1f} "
+                f"| {a['step_s']:.1f} | **{b['step_s'] / a['step_s']:.2f}×** "
+                f"| {b['train_s'] / a['train_s']:.2f}× | {b['validation']['recall@20']:.4f} "
+                f"| {a['validation']['recall@20']:.4f} | {diff:.1e} "
+                f"| {a['load_1min']:.1f} |"
+            )
+        lines.append("")
+    for r in (r for r in recs if r["part"] == "rss"):
+        rss = r["rss_mb"]
+        marks = [s for s in (1, 10, 25, 50, 75, 100) if s <= len(rss)]
+        lines += [
+            f"## Resident memory over {r['steps']} fast-mode steps (ML-1M env)",
+            "",
+            "`gym.make('CIESS-LightGCN-ML1M-v0', retrain='fast')`, seeded random actions, "
+            "reset every 10 steps; RSS of the process after each step.",
+            "",
+            "| after step | " + " | ".join(str(s) for s in marks) + " |",
+            "|---|" + "---|" * len(marks),
+            "| RSS MB | " + " | ".join(f"{rss[s - 1]:.0f}" for s in marks) + " |",
+            "",
+            f"RSS after {len(rss)} steps / after 10: {1 + r['growth']:.3f} "
+            f"({r['growth']:+.1%}; goal within ±5 %); median step {np.median(r['step_s']):.2f} s.",
+            "",
+        ]
+    REPORT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {REPORT}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["batch", "masks", "step", "rss", "report"])
+    parser.add_argument("--data-dir", default=None, help="default: $CIESS_DATA_DIR or the cache")
+    parser.add_argument("--dataset", default="ml-1m", choices=sorted(ENV_IDS))
+    parser.add_argument("--results", default=str(RESULTS), help="folder of the results files")
+    parser.add_argument("--batches", type=int, default=5, help="batch: batches per chunk")
+    parser.add_argument("--chunks", type=int, default=4, help="batch: chunks per path")
+    parser.add_argument("--epochs", type=float, default=5.0, help="step: epochs per step")
+    parser.add_argument("--steps", type=int, default=100, help="rss: env steps")
+    parser.add_argument("--log", default=None, help="masks: a saved BudgetLog")
+    args = parser.parse_args(argv)
+    global JSONL, MASKS, REPORT
+    folder = Path(args.results)
+    JSONL, MASKS, REPORT = (folder / p.name for p in (JSONL, MASKS, REPORT))
+    data = None
+    if args.part in ("batch", "masks", "step"):
+        data = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=42)
+    {"batch": part_batch, "masks": part_masks, "step": part_step, "rss": part_rss,
+     "report": part_report}[args.part](data, args)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
