@@ -41,7 +41,8 @@ class NCF(Backbone):
         l2: L2 weight (paper §4: 1e-2).
         init_std: Standard deviation of the embedding initialisation (NeuMF: 0.01).
         score_chunk_elems: Target size of one (users × items × d_max) scoring block, in
-            elements; bounds evaluation memory.
+            elements; bounds evaluation memory, and blocks that fit in the CPU cache (2 MB by
+            default) score faster than large ones.
         generator: Seeds the initialisation.
         device: Torch device.
     """
@@ -61,7 +62,7 @@ class NCF(Backbone):
         d_min: int = 1,
         l2: float = 1e-2,
         init_std: float = 0.01,
-        score_chunk_elems: int = 1 << 24,
+        score_chunk_elems: int = 1 << 19,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
