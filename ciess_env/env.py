@@ -92,7 +92,10 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     ``Box(-1, 1, (N,), float32)``. Entry ``n`` maps to the size
     ``d_n = round(d_min + (a_n + 1)/2 · (d_max − d_min))`` (halves round up). Values outside
     [−1, 1] are clipped (exploration noise may overshoot, as in the reference's clip to
-    [1, 128]). NaN/inf or a wrong shape raises ``ValueError``. An ``(N, 1)`` array is accepted.
+    [1, 128]). NaN/inf or a wrong shape raises ``ValueError``; bool, complex or string
+    entries, a tensor that requires grad, and integers outside [−1, 1] (sizes passed where an
+    action belongs) raise ``TypeError`` (both as ``CIESSError``). An ``(N, 1)`` array and a
+    detached tensor are accepted.
     Integer sizes convert with :meth:`sizes_to_action`; :meth:`action_to_sizes` is the map
     itself, so baselines and agents share it.
 
@@ -173,19 +176,19 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``data`` | InteractionData | ``None`` | use this split data set instead of loading one |
     | ``lam`` | float | 0.4 | λ of Eq. 10 (paper: 0.4 ML-1M, 0.2 Yelp2018) |
     | ``d_min`` | int | 1 | smallest size |
-    | ``d_max`` | int | 128 | table width, largest size |
+    | ``d_max`` | int | 128 | table width, largest size (at most 32,767) |
     | ``max_episode_steps`` | int | 10 | T |
     | ``retrain`` | str | ``"scratch"`` | ``"scratch"``, ``"fast"``, ``"short:K"``, ``"nested:B"`` |
-    | ``batches_per_step`` | int | paper | batches of a scratch step (LightGCN 2,000; Yelp 4,000) |
+    | ``batches_per_step`` | int | paper | batches of a scratch step, ≥ 1 (LightGCN 2,000) |
     | ``batch_size`` | int | 10,000 | BPR triples per batch (synthetic: 2,048) |
     | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10) or ``"code"`` (reference variant) |
-    | ``device`` | str | ``"cpu"`` | torch device of training |
+    | ``device`` | str | ``"cpu"`` | torch device of training; must exist on this machine |
     | ``progress_bar`` | bool | False | tqdm bar over the batches of a step |
     | ``render_mode`` | str | ``None`` | ``"ansi"`` or ``"rgb_array"`` |
     | ``split_seed`` | int | 42 | seed of the 50/25/25 per-user split (reference: 42) |
     | ``preset`` | str | ``"paper"`` | ``"tiny"`` fills unset budgets with seconds-scale ones |
-    | ``pretrain_max_batches`` | int | 3 × batches | cap on full-size pretraining |
-    | ``pretrain_eval_every`` | int | 200 | batches between early-stopping evaluations |
+    | ``pretrain_max_batches`` | int | 3 × batches | cap on full-size pretraining (0: untrained) |
+    | ``pretrain_eval_every`` | int | 200 | batches between early-stopping evaluations, ≥ 1 |
     | ``pretrain_patience`` | int | 2 | evaluations without improvement before stopping |
     | ``pretrain_seed`` | int | 0 | seed of the pretrained model (fixed across resets) |
     | ``cache_dir`` | path | ``None`` | pretrain cache; else ``$CIESS_CACHE_DIR``, the user cache |
@@ -282,7 +285,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             msg = f"`lam` must be a finite number >= 0, got {lam!r}."
             raise InvalidArgumentError(msg)
         d_min, d_max = spaces.validate_size_range(d_min, d_max)
-        check_int(d_max, "d_max", maximum=MAX_D_MAX, hint="(sizes are logged as int16).")
+        check_int(d_max, "d_max", maximum=MAX_D_MAX, hint="Sizes are logged as int16.")
         check_int(max_episode_steps, "max_episode_steps", minimum=1)
         if reward not in ("paper", "code"):
             msg = f"`reward` must be 'paper' or 'code', got {reward!r}."
@@ -291,10 +294,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
             raise InvalidArgumentError(msg)
         for name, value, low, why in (
-            ("batches_per_step", batches_per_step, 1, "(0 would score an untrained model)."),
+            (
+                "batches_per_step",
+                batches_per_step,
+                1,
+                "A step of 0 batches would score an untrained model.",
+            ),
             ("batch_size", batch_size, 1, ""),
-            ("pretrain_max_batches", pretrain_max_batches, 0, "(0: the untrained model)."),
-            ("pretrain_eval_every", pretrain_eval_every, 1, "(None: the preset's default)."),
+            ("pretrain_max_batches", pretrain_max_batches, 0, "0 keeps the untrained model."),
+            ("pretrain_eval_every", pretrain_eval_every, 1, "Pass None for the default."),
         ):
             check_int(value, name, minimum=low, allow_none=True, hint=why)
         check_int(pretrain_patience, "pretrain_patience", minimum=1)
