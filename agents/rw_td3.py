@@ -17,7 +17,11 @@ Implementation details: differences from the CIESS reference
    the proposal *before* the walk and executes the argmax. Both are available
    (``noise_stage="after_critic"`` / ``"before_walk"``).
 2. ``noise="per_entity"`` (the paper, default) draws one noise value per entity;
-   ``noise="shared"`` draws one scalar for all entities per step, as the reference code does.
+   ``noise="shared"`` draws one scalar for all entities per step, as the reference code does,
+   so the executed mask stays a function of the state shifted by one offset; ``noise="none"``
+   executes the critic's pick as it is (the walk is then the only exploration). Per-entity noise
+   of σ = 6 sizes is as large as the sizes the search settles on (4–25), which is why the
+   variants exist (``benchmarks/search_diagnosis.py``).
 3. Target policy smoothing is SB3's: noise per sample rather than one scalar per batch; its
    scale is given in sizes (σ = 2, clip 5) and converted to action units.
 4. Gradient-norm clipping is off by default. The reference clips every network at 0.01, but
@@ -53,7 +57,8 @@ from ciess_env.spaces import action_to_sizes, sizes_to_action, validate_size_ran
 
 __all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds"]
 
-NoiseMode = Literal["per_entity", "shared"]
+NoiseMode = Literal["per_entity", "shared", "none"]
+_NOISE_MODES = ("per_entity", "shared", "none")
 NoiseStage = Literal["after_critic", "before_walk"]
 
 
@@ -144,7 +149,8 @@ class RandomWalkTD3(TD3):
         walk_threshold: Largest size step between graph neighbours, ``t`` (paper: 5).
         walk_steps: Walk length (paper: 5, so 6 candidates).
         exploration_noise_sizes: Std of the Gaussian exploration noise, in sizes (paper: 6).
-        noise: ``"per_entity"`` (paper) or ``"shared"`` (reference code: one scalar per step).
+        noise: ``"per_entity"`` (paper), ``"shared"`` (reference code: one scalar per step) or
+            ``"none"`` (no Gaussian noise; ``"per-entity"`` is accepted for ``"per_entity"``).
         noise_stage: ``"after_critic"`` (reference code) or ``"before_walk"`` (paper Eq. 11).
         max_grad_norm: Per-network gradient-norm clip (reference: 0.01); None: off.
         d_min: Smallest size; None: the env's ``d_min`` attribute, else 1.
@@ -204,7 +210,9 @@ class RandomWalkTD3(TD3):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        _check_options(noise, noise_stage, walk_threshold, walk_steps, exploration_noise_sizes)
+        noise = _check_options(
+            noise, noise_stage, walk_threshold, walk_steps, exploration_noise_sizes
+        )
         super().__init__(
             policy=policy,
             env=env,  # type: ignore[arg-type]
@@ -289,7 +297,12 @@ class RandomWalkTD3(TD3):
     # --- exploration -------------------------------------------------------------------------
 
     def _add_noise(self, sizes: np.ndarray) -> np.ndarray:
-        """Add N(0, σ) in sizes (per entity or one shared draw), round half up, clip."""
+        """Add N(0, σ) in sizes (per entity or one shared draw), round half up, clip.
+
+        ``noise="none"`` returns the sizes unchanged and draws nothing from the generator.
+        """
+        if self.noise == "none":
+            return np.clip(sizes, self.d_min, self.d_max).astype(np.int64)
         if self.noise == "shared":
             eps = self._explore_rng.normal(0.0, self.exploration_noise_sizes)
         else:
@@ -375,9 +388,11 @@ class RandomWalkTD3(TD3):
 
 def _check_options(
     noise: str, noise_stage: str, walk_threshold: int, walk_steps: int, sigma: float
-) -> None:
-    if noise not in ("per_entity", "shared"):
-        msg = f"`noise` must be 'per_entity' or 'shared', got {noise!r}."
+) -> NoiseMode:
+    """Validate the exploration options; return ``noise`` in its canonical spelling."""
+    canonical = noise.replace("-", "_") if isinstance(noise, str) else noise
+    if canonical not in _NOISE_MODES:
+        msg = f"`noise` must be 'per_entity', 'shared' or 'none', got {noise!r}."
         raise InvalidArgumentError(msg)
     if noise_stage not in ("after_critic", "before_walk"):
         msg = f"`noise_stage` must be 'after_critic' or 'before_walk', got {noise_stage!r}."
@@ -389,3 +404,4 @@ def _check_options(
     if not sigma >= 0:
         msg = f"`exploration_noise_sizes` must be ≥ 0, got {sigma!r}."
         raise InvalidArgumentError(msg)
+    return canonical  # type: ignore[return-value]

@@ -73,6 +73,17 @@ def test_shared_noise_moves_every_entity_by_the_same_amount(fake_env, tiny_kwarg
     assert len(set(per_entity.executed - per_entity.proposal)) > 1
 
 
+def test_no_noise_executes_the_critic_pick_and_draws_nothing_for_it(fake_env, tiny_kwargs):
+    """noise='none' runs the argmax itself; the generator advances by the walk's draws only."""
+    model = _model(fake_env, tiny_kwargs, noise="none", exploration_noise_sizes=6.0)
+    step = model.explore(fake_env.reset())
+    np.testing.assert_array_equal(step.executed, step.chosen)
+    walk_draws = np.random.default_rng(0).random((5, fake_env.num_envs))
+    assert model._explore_rng.random() == np.random.default_rng(0).random(walk_draws.size + 1)[-1]
+    hyphen = _model(fake_env, tiny_kwargs, noise="per-entity")
+    assert hyphen.noise == "per_entity"
+
+
 def test_without_random_walk_the_proposal_is_the_only_candidate(fake_env, tiny_kwargs):
     """random_walk=False (Table 2 ablation) executes the proposal plus noise, no critic call."""
     model = _model(fake_env, tiny_kwargs, random_walk=False, exploration_noise_sizes=0.0)
@@ -170,7 +181,7 @@ def test_learning_with_a_strong_size_penalty_shrinks_the_sizes(tiny_kwargs, make
 def test_options_are_validated(make_env):
     """Unknown noise modes and a critic rate without the two-sided policy are rejected."""
     env = make_env()
-    with pytest.raises(ValueError, match=re.escape("`noise` must be 'per_entity' or 'shared'")):
+    with pytest.raises(ValueError, match=re.escape("`noise` must be 'per_entity', 'shared' or 'none'")):
         RandomWalkTD3("EntityPolicy", env, noise="ou")
     msg = "`critic_learning_rate` must be None unless the policy is an EntityTD3Policy"
     with pytest.raises(ValueError, match=re.escape(msg)):
