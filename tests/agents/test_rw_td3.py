@@ -78,8 +78,8 @@ def test_no_noise_executes_the_critic_pick_and_draws_nothing_for_it(fake_env, ti
     model = _model(fake_env, tiny_kwargs, noise="none", exploration_noise_sizes=6.0)
     step = model.explore(fake_env.reset())
     np.testing.assert_array_equal(step.executed, step.chosen)
-    walk_draws = np.random.default_rng(0).random((5, fake_env.num_envs))
-    assert model._explore_rng.random() == np.random.default_rng(0).random(walk_draws.size + 1)[-1]
+    n_walk_draws = 5 * fake_env.num_envs
+    assert model._explore_rng.random() == np.random.default_rng(0).random(n_walk_draws + 1)[-1]
     hyphen = _model(fake_env, tiny_kwargs, noise="per-entity")
     assert hyphen.noise == "per_entity"
 
@@ -181,7 +181,8 @@ def test_learning_with_a_strong_size_penalty_shrinks_the_sizes(tiny_kwargs, make
 def test_options_are_validated(make_env):
     """Unknown noise modes and a critic rate without the two-sided policy are rejected."""
     env = make_env()
-    with pytest.raises(ValueError, match=re.escape("`noise` must be 'per_entity', 'shared' or 'none'")):
+    noise_msg = "`noise` must be 'per_entity', 'shared' or 'none'"
+    with pytest.raises(ValueError, match=re.escape(noise_msg)):
         RandomWalkTD3("EntityPolicy", env, noise="ou")
     msg = "`critic_learning_rate` must be None unless the policy is an EntityTD3Policy"
     with pytest.raises(ValueError, match=re.escape(msg)):
