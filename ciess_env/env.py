@@ -494,6 +494,44 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         )  # fmt: skip
         return self._observation(), float(rewards.mean()), False, truncated, _copy_info(info)
 
+    def evaluate_sizes(
+        self, user_sizes: np.ndarray, item_sizes: np.ndarray, *, seed: int
+    ) -> dict[str, Any]:
+        """Retrain and evaluate one assignment as a step would, leaving the env untouched.
+
+        For side evaluations during a search (e.g. the policy's noise-free mask at the end of
+        an episode): the step's training seeds come from ``seed``, not from ``np_random``, and
+        neither the episode, the state nor the budget log changes, so the search it sits in
+        runs exactly as without it.
+
+        Args:
+            user_sizes: (n_users,) sizes in ``[d_min, d_max]``.
+            item_sizes: (n_items,) sizes in ``[d_min, d_max]``.
+            seed: Seed of the model's initialisation and training.
+
+        Returns:
+            The keys of a step's ``info`` (without ``"entity_rewards"``) plus ``"reward"``,
+            the mean per-entity reward the step would have returned.
+
+        Raises:
+            ValueError: on wrong lengths or sizes outside ``[d_min, d_max]``.
+        """
+        users, items = self.action_to_sizes(self.sizes_to_action(user_sizes, item_sizes))
+        draws = np.random.default_rng(seed).integers(0, 2**31 - 1, size=2)
+        init_seed, train_seed = (int(s) for s in draws)
+        outcome = self._retrain(users, items, init_seed=init_seed, train_seed=train_seed)
+        ev = outcome.eval
+        quality = np.concatenate([ev.user_quality, ev.item_quality])
+        sizes = np.concatenate([users, items])
+        q = _spaces.quality_ratio(quality, self._full_quality_array())
+        rewards = _spaces.entity_rewards(
+            q=q, quality=quality, sizes=sizes, lam=self.lam, d_max=self.d_max,
+            variant=self.reward_variant,
+        )  # fmt: skip
+        info = self._info(ev, train_seconds=outcome.train_seconds, sizes=sizes, q=q)
+        info["reward"] = float(rewards.mean())
+        return info
+
     def _retrain(
         self, user_sizes: np.ndarray, item_sizes: np.ndarray, *, init_seed: int, train_seed: int
     ) -> StepOutcome:
@@ -515,16 +553,26 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         obs[:, 3] = (2.0 * self._q - 1.0).astype(np.float32)
         return obs
 
-    def _info(self, ev: EvalResult, *, train_seconds: float) -> dict[str, Any]:
-        users, items = self._sizes[: self.n_users], self._sizes[self.n_users :]
+    def _info(
+        self,
+        ev: EvalResult,
+        *,
+        train_seconds: float,
+        sizes: np.ndarray | None = None,
+        q: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The info of ``ev``; ``sizes`` and ``q`` default to the env's current state."""
+        sizes = self._sizes if sizes is None else sizes
+        q = self._q if q is None else q
+        users, items = sizes[: self.n_users], sizes[self.n_users :]
         return {
             "user_quality": float(ev.mean_user_quality),
             "item_quality": float(ev.mean_item_quality),
-            "mean_quality_ratio": float(self._q.mean()) if self._q.size else 0.0,
+            "mean_quality_ratio": float(q.mean()) if q.size else 0.0,
             "recall@20": float(ev.recall(20)),
             "ndcg@20": float(ev.ndcg(20)),
             "sparsity": float(sparsity(users, items, self.d_max)),
-            "kept_parameters": int(self._n_tables * int(self._sizes.sum())),
+            "kept_parameters": int(self._n_tables * int(sizes.sum())),
             "memory_bytes": int(ragged_storage_bytes(users, items, n_tables=self._n_tables)),
             "user_sizes": users.copy(),
             "item_sizes": items.copy(),

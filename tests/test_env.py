@@ -260,3 +260,26 @@ def test_render_ansi_reports_sparsity(tiny_kwargs: dict) -> None:
     text = env.render()
     assert isinstance(text, str)
     assert "sparsity 0.7500" in text
+
+
+def test_evaluate_sizes_matches_a_step_with_the_same_seed_and_changes_nothing(env) -> None:
+    """evaluate_sizes(seed=s) scores a mask as a step drawing its seeds from default_rng(s)."""
+    env.reset(seed=3)
+    users, items = np.full(env.n_users, 9), np.r_[np.full(env.n_items - 1, 4), 128]
+    state = env.np_random.bit_generator.state
+    log_length = len(env.budget_log)
+    evaluated = env.evaluate_sizes(users, items, seed=11)
+    assert env.np_random.bit_generator.state == state
+    assert len(env.budget_log) == log_length
+    np.testing.assert_array_equal(env._observation()[:, 2], 1.0)  # still all d_max
+    again = env.evaluate_sizes(users, items, seed=11)
+    assert again["recall@20"] == evaluated["recall@20"]
+    assert again["reward"] == evaluated["reward"]
+    env.np_random = np.random.default_rng(11)
+    _, reward, *_, info = env.step(env.sizes_to_action(users, items))
+    for key in ("recall@20", "ndcg@20", "mean_quality_ratio", "sparsity", "kept_parameters"):
+        assert evaluated[key] == info[key], key
+    assert evaluated["reward"] == pytest.approx(reward)
+    np.testing.assert_array_equal(evaluated["item_sizes"], items)
+    with pytest.raises(ValueError, match="must have shapes"):
+        env.evaluate_sizes(users[:-1], items, seed=0)
