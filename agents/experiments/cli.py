@@ -39,6 +39,18 @@ def _kv(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def _positive_int(text: str) -> int:
+    """Argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _versions() -> dict[str, str]:
     import gymnasium
     import numpy
@@ -88,20 +100,76 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """Train one agent on one env; save log, model, curves, figures and config."""
-    from agents.experiments.plots import plot_search_curves, plot_size_vs_popularity
-    from agents.experiments.session import SearchSession, best_entry
+    """Train one agent on one env; save log, model, curves, figures and config.
 
-    agent_kwargs = _kv(args.agent_kw)
-    out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
-    session = SearchSession(args.env_id, seed=args.seed, env_kwargs=env_kwargs)
-    t0 = time.perf_counter()
-    log, curve = session.search(args.agent, episodes=args.episodes, **agent_kwargs)
+    The search checkpoints into ``RUN/checkpoint`` after every episode; ``--resume RUN``
+    continues it (same results as an uninterrupted run) and ``--stop-after K`` ends a sitting
+    after K episodes.
+    """
+    from agents.experiments.checkpoint import CheckpointError
+    from agents.experiments.session import SearchSession
+
+    if args.resume is not None:
+        out = Path(args.resume)
+        config = _read_config(out)
+        if config.get("command") != "search":
+            msg = f"--resume needs a folder written by `ciess search`, got {out} ({config})."
+            raise CheckpointError(msg)
+        if args.env_id is not None and args.env_id != config["env_id"]:
+            msg = f"ENV_ID {args.env_id!r} differs from the run's {config['env_id']!r}; omit it."
+            raise CheckpointError(msg)
+        session = SearchSession(
+            config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
+        )
+        t0 = time.perf_counter()
+        log, curve = session.resume(out / "checkpoint", stop_after=args.stop_after)
+        agent, env_id = config["agent"], config["env_id"]
+    else:
+        if args.env_id is None:
+            msg = "ENV_ID is required unless --resume RUN_DIR is given (see `ciess envs`)."
+            raise CheckpointError(msg)
+        agent_kwargs = _kv(args.agent_kw)
+        out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
+        session = SearchSession(args.env_id, seed=args.seed, env_kwargs=env_kwargs)
+        t0 = time.perf_counter()
+        log, curve = session.search(
+            args.agent,
+            episodes=args.episodes,
+            checkpoint_dir=out / "checkpoint",
+            stop_after=args.stop_after,
+            deterministic_masks=args.deterministic_masks,
+            **agent_kwargs,
+        )
+        agent, env_id = args.agent, args.env_id
     seconds = time.perf_counter() - t0
+    if not session.last_search_finished:
+        done = curve["episode"].max() + 1 if len(curve) else 0
+        print(
+            f"search: stopped after {done} episodes ({seconds:.1f} s); checkpoint in "
+            f"{out / 'checkpoint'}; continue with `ciess search --resume {out}`"
+        )
+        return 0
+    best = _write_search_outputs(session, log, curve, out, title=f"{agent} on {env_id}")
+    print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
+    print(
+        f"best step: episode {best.episode} step {best.step}, reward {best.reward:.4f}, "
+        f"sparsity {best.sparsity:.1%}"
+    )
+    print(curve.groupby("episode")[["reward", "sparsity", "mean_quality"]].mean().to_string())
+    return 0
+
+
+def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, title: str) -> Any:
+    """The files of a finished search (budget logs, curve, agent, figures); its best step."""
+    from agents.experiments.plots import plot_search_curves, plot_size_vs_popularity
+    from agents.experiments.session import best_entry
+
     log.save(out / "budget_log")
+    if len(session.last_deterministic_log):
+        session.last_deterministic_log.save(out / "deterministic_log")
     curve.to_csv(out / "curve.csv", index=False)
     session.last_model.save(out / "agent")
-    plot_search_curves(curve, out / "search_curves.png", title=f"{args.agent} on {args.env_id}")
+    plot_search_curves(curve, out / "search_curves.png", title=title)
     best = best_entry(log)
     fields = ("episode", "step", "reward", "sparsity", "mean_quality")
     (out / "best_step.json").write_text(json.dumps({k: getattr(best, k) for k in fields}))
@@ -113,13 +181,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         out / "size_vs_popularity.png",
         title=f"sparsity {best.sparsity:.1%}",
     )
-    print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
-    print(
-        f"best step: episode {best.episode} step {best.step}, reward {best.reward:.4f}, "
-        f"sparsity {best.sparsity:.1%}"
-    )
-    print(curve.groupby("episode")[["reward", "sparsity", "mean_quality"]].mean().to_string())
-    return 0
+    return best
+
+
+def _read_config(run: Path) -> dict[str, Any]:
+    from agents.experiments.checkpoint import CheckpointNotFoundError
+
+    path = run / "config.json"
+    if not path.is_file():
+        msg = f"{run} is not a run folder: {path} is missing."
+        raise CheckpointNotFoundError(msg)
+    return json.loads(path.read_text())
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -275,13 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
-    s.add_argument("env_id")
+    s.add_argument("env_id", nargs="?", default=None, help="omit with --resume")
     s.add_argument("--agent", default="rw-td3", help="rw-td3, td3, ddpg or sac")
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", default="runs/search")
     s.add_argument("--env-kw", **env_kw)
     s.add_argument("--agent-kw", nargs="*", default=[], metavar="KEY=VALUE")
+    s.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the search checkpointed in RUN_DIR (its config.json decides the rest)",
+    )
+    s.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="end this sitting after K episodes (checkpoint kept; continue with --resume)",
+    )
+    s.add_argument(
+        "--deterministic-masks",
+        action="store_true",
+        help="also score and log the policy's noise-free mask after every episode",
+    )
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("retrain", help="selective retraining of a search run → Table 1")

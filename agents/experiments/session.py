@@ -6,9 +6,11 @@ gives every agent the same data, backbone, budgets and retraining settings.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 import ciess_env  # noqa: F401  (registers the env ids)
+from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
 from agents.baselines import BASELINES, PopularityProportional
 from agents.registry import make_agent
 from ciess_env.budget_log import BudgetEntry, BudgetLog
@@ -88,11 +91,33 @@ class SearchSession:
         return log
 
     # ------------------------------------------------------------- RL search
-    def search(self, name: str, *, episodes: int, **kwargs: Any) -> tuple[BudgetLog, pd.DataFrame]:
+    def search(
+        self,
+        name: str,
+        *,
+        episodes: int,
+        checkpoint_dir: str | Path | None = None,
+        stop_after: int | None = None,
+        deterministic_masks: bool = False,
+        **kwargs: Any,
+    ) -> tuple[BudgetLog, pd.DataFrame]:
         """Train RL agent ``name`` for ``episodes`` episodes on the per-entity vector env.
+
+        Args:
+            name: A registered agent (:data:`agents.registry.AGENTS`).
+            episodes: Episodes of T steps.
+            checkpoint_dir: Write a checkpoint here after every episode (agent, replay buffer,
+                random states, budget logs), so :meth:`resume` can continue the search.
+            stop_after: End this sitting after that many episodes (checkpoint first); the
+                search continues with :meth:`resume`.
+            deterministic_masks: After every episode, also score the policy's noise-free mask
+                (``predict(..., deterministic=True)``) and log it in
+                :attr:`last_deterministic_log` (one env step of compute per episode).
+            **kwargs: Agent keyword arguments (``seed`` defaults to the session's).
 
         Returns:
             The budget log of this search alone, and its per-step curve (:func:`search_curve`).
+            :attr:`last_search_finished` says whether every episode ran.
         """
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
@@ -102,19 +127,53 @@ class SearchSession:
         vec.seed(self.seed)
         kwargs.setdefault("seed", self.seed)
         model = make_agent(name, vec, **kwargs)
-        steps = episodes * self.env.max_episode_steps
-        with tqdm(
-            total=steps, desc=f"search {name}", unit="step", disable=not self.progress_bar
-        ) as bar:
-            # log_interval: SB3 would dump its logger once per finished sub-env (every entity)
-            # at each episode end; the budget log already holds every step.
-            model.learn(
-                total_timesteps=steps * vec.num_envs,
-                callback=_TqdmCallback(bar),
-                log_interval=10**9,
+        meta = CheckpointMeta(
+            env_id=self.env_id, env_kwargs=self.env_kwargs, seed=self.seed, agent=name,
+            agent_class="", agent_kwargs=kwargs, episodes=int(episodes),
+            deterministic_masks=bool(deterministic_masks),
+        )  # fmt: skip
+        run = SearchRun.start(self.env, vec, model, meta, checkpoint_dir=checkpoint_dir)
+        return self._run(run, stop_after=stop_after)
+
+    def resume(
+        self, checkpoint_dir: str | Path, *, stop_after: int | None = None
+    ) -> tuple[BudgetLog, pd.DataFrame]:
+        """Continue a search from the checkpoint :meth:`search` wrote in ``checkpoint_dir``.
+
+        The session must have the checkpoint's env id, env kwargs and seed. The result equals,
+        bit for bit on the CPU, that of a search that was never interrupted.
+
+        Raises:
+            CheckpointNotFoundError: if ``checkpoint_dir`` holds no checkpoint.
+            CheckpointError: if the session does not match the checkpoint.
+        """
+        meta = read_meta(checkpoint_dir)
+        mine = (self.env_id, self.seed, _as_json(self.env_kwargs))
+        theirs = (meta.env_id, meta.seed, _as_json(meta.env_kwargs))
+        if mine != theirs:
+            msg = (
+                f"the checkpoint in {checkpoint_dir} is for env {theirs[0]!r}, seed {theirs[1]}, "
+                f"env_kwargs {theirs[2]}; this session has {mine[0]!r}, seed {mine[1]}, "
+                f"env_kwargs {mine[2]}. Build the SearchSession with the checkpoint's settings."
             )
+            raise CheckpointError(msg)
+        run = SearchRun.resume(self.env, checkpoint_dir)
+        return self._run(run, stop_after=stop_after)
+
+    def _run(self, run: SearchRun, *, stop_after: int | None) -> tuple[BudgetLog, pd.DataFrame]:
+        steps_per_episode = self.env.max_episode_steps
+        with tqdm(
+            total=run.meta.episodes * steps_per_episode,
+            initial=run.meta.episodes_done * steps_per_episode,
+            desc=f"search {run.meta.agent}",
+            unit="step",
+            disable=not self.progress_bar,
+        ) as bar:
+            run.run(stop_after=stop_after, callbacks=[_TqdmCallback(bar)])
         log = self.env.budget_log
-        self.last_model = model
+        self.last_model = run.model
+        self.last_deterministic_log = run.deterministic_log
+        self.last_search_finished = run.finished
         return log, search_curve(log)
 
     # -------------------------------------------------------------- retrain
@@ -190,6 +249,11 @@ def best_entry(log: BudgetLog) -> BudgetEntry:
         )
         raise InvalidArgumentError(msg)
     return log[int(np.nanargmax(rewards))]
+
+
+def _as_json(value: Any) -> str:
+    """A canonical text of keyword arguments, to compare a session with a checkpoint."""
+    return json.dumps(value, sort_keys=True, default=repr)
 
 
 class _TqdmCallback(BaseCallback):
