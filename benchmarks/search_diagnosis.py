@@ -1,0 +1,389 @@
+"""Diagnose RandomWalkTD3's search: exploration noise, the policy's own masks, size dispersion.
+
+Issue 15 item 3. For each seed and each exploration-noise variant of RandomWalkTD3 —
+``noise="per_entity"`` (the paper, σ = 6 sizes per entity), ``"shared"`` (one scalar per step,
+the authors' code) and ``"none"`` — one fast-mode search logs, besides every explored mask,
+the policy's noise-free mask after every episode (``predict(terminal_obs, deterministic=True)``
+scored by ``env.evaluate_sizes``). Then, per budget, top-3 selective retraining
+(``agents.retrain.selective_retrain``, the final retraining on main) runs on each pool
+(explored / deterministic) and on ES with the same seed, and the size dispersion among
+entities of similar popularity (pooled within-decile std,
+:func:`agents._diagnostics.size_dispersion`) is measured on the masks the search ends with.
+
+Every unit of work (one search, one pool × budget retraining, one ES budget) is appended to
+``benchmarks/results/search_diagnosis_<dataset>.jsonl`` as soon as it finishes, and the
+searches checkpoint after every episode under ``$CIESS_CACHE_DIR/search_diagnosis/``, so an
+interrupted run continues where it stopped. ``report`` turns the JSONL into the markdown table
+(mean ± 95 % bootstrap CI over seeds; differences paired by seed).
+
+Run (one CPU slot; ``--shard i/K`` splits the units over K processes)::
+
+    python benchmarks/search_diagnosis.py run --dataset ml-100k --seeds 0 1 2 --episodes 10
+    python benchmarks/search_diagnosis.py report --dataset ml-100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+ENV_IDS = {
+    "ml-100k": "CIESS-LightGCN-ML100K-v0",
+    "ml-1m": "CIESS-LightGCN-ML1M-v0",
+    "synthetic": "CIESS-LightGCN-Synthetic-v0",  # plumbing check in seconds; numbers mean nothing
+}
+_SYNTHETIC = {
+    "preset": "tiny",
+    "dataset_kwargs": {"n_users": 60, "n_items": 40, "mean_interactions": 10},
+}
+NOISES = ("per_entity", "shared", "none")
+POOLS = {"explored": "budget_log", "deterministic": "deterministic_log"}
+BUDGETS = (0.8, 0.9, 0.95)
+
+
+def _load() -> float:
+    return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Ledger:
+    """The JSONL file of finished units; a unit is done when a row with its key exists."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if path.is_file():
+            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def done(self, key: str) -> bool:
+        """Whether the unit ``key`` has a row (re-reading the file, shared by shards)."""
+        self.__init__(self.path)  # another shard may have appended
+        return any(r["key"] == key for r in self.rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Append one finished unit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+        self.rows.append(row)
+
+
+def _run_dir(args: argparse.Namespace, noise: str, seed: int) -> Path:
+    root = Path(os.environ.get("CIESS_CACHE_DIR", Path.home() / ".cache" / "ciess"))
+    return root / "search_diagnosis" / args.dataset / f"e{args.episodes}-{noise}-seed{seed}"
+
+
+def _session(args: argparse.Namespace, seed: int):
+    from agents._runner import SearchSession
+
+    env_kwargs: dict[str, Any] = {"retrain": "fast", "data_dir": args.data_dir}
+    if args.dataset == "synthetic":
+        env_kwargs = dict(_SYNTHETIC)
+    return SearchSession(ENV_IDS[args.dataset], seed=seed, env_kwargs=env_kwargs,
+                         progress_bar=False)  # fmt: skip
+
+
+def _units(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(kind, key, params) in the order that makes partial results most useful."""
+    for seed in args.seeds:
+        for noise in args.noise:
+            yield "search", f"search/{noise}/seed{seed}", {"noise": noise, "seed": seed}
+    for seed in args.seeds:
+        for c in BUDGETS:
+            yield "es", f"es/seed{seed}/c{c}", {"seed": seed, "budget": c}
+    for pool in POOLS:
+        for seed in args.seeds:
+            for noise in args.noise:
+                for c in BUDGETS:
+                    key = f"retrain/{pool}/{noise}/seed{seed}/c{c}"
+                    yield "retrain", key, {"pool": pool, "noise": noise, "seed": seed, "budget": c}
+
+
+def _summarise_search(session, run: Path, seconds: float) -> dict[str, Any]:
+    from agents._diagnostics import size_dispersion
+    from ciess_env.budget_log import BudgetLog
+
+    data = session.data
+    log = BudgetLog.load(run / "checkpoint" / "budget_log")
+    det = BudgetLog.load(run / "checkpoint" / "deterministic_log")
+
+    def disp(entries) -> dict[str, float]:
+        values = [size_dispersion(e.user_sizes, e.item_sizes, data.user_freq, data.item_freq)
+                  for e in entries]  # fmt: skip
+        return {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+
+    last = max(e.episode for e in log)
+    per_episode = []
+    for ep in sorted({e.episode for e in log}):
+        entries = [e for e in log if e.episode == ep]
+        d = next(e for e in det if e.episode == ep)
+        per_episode.append({
+            "episode": ep,
+            "mean_quality": float(np.mean([e.mean_quality for e in entries])),
+            "mean_size": float(np.mean([np.r_[e.user_sizes, e.item_sizes].mean()
+                                        for e in entries])),
+            "sparsity": float(np.mean([e.sparsity for e in entries])),
+            "det_quality": d.mean_quality,
+            "det_sparsity": d.sparsity,
+            "det_mean_size": float(np.r_[d.user_sizes, d.item_sizes].mean()),
+        })  # fmt: skip
+    return {
+        "search_seconds": seconds,
+        "per_episode": per_episode,
+        "dispersion_explored_last_episode": disp([e for e in log if e.episode == last]),
+        "dispersion_deterministic_last_episode": disp([e for e in det if e.episode == last]),
+        "best_explored_quality": float(max(e.mean_quality for e in log)),
+        "best_deterministic_quality": float(max(e.mean_quality for e in det)),
+    }
+
+
+def _do_search(args: argparse.Namespace, noise: str, seed: int) -> dict[str, Any]:
+    from agents._checkpoint import read_meta
+
+    session = _session(args, seed)
+    run = _run_dir(args, noise, seed)
+    checkpoint = run / "checkpoint"
+    t0 = time.perf_counter()
+    try:
+        meta = read_meta(checkpoint)
+    except FileNotFoundError:
+        meta = None
+    if meta is None:
+        session.search("rw-td3", episodes=args.episodes, checkpoint_dir=checkpoint,
+                       deterministic_masks=True, noise=noise)  # fmt: skip
+    elif meta.episodes_done < meta.episodes:
+        session.resume(checkpoint)
+    seconds = time.perf_counter() - t0
+    row = _summarise_search(session, run, seconds)
+    session.close()
+    return row
+
+
+def _retrain(args: argparse.Namespace, log, seed: int, c: float) -> dict[str, Any]:
+    from agents.retrain import selective_retrain
+
+    session = _session(args, seed)
+    cap = 16 if args.dataset == "synthetic" else None
+    (result,) = selective_retrain(log, session.data, budgets=[c], top_l=3, seed=seed,
+                                  **session.retrain_kwargs(cap))  # fmt: skip
+    session.close()
+    return {"result": None if result is None else result.as_dict()}
+
+
+def _do_unit(args: argparse.Namespace, kind: str, p: dict[str, Any]) -> dict[str, Any]:
+    from ciess_env.budget_log import BudgetLog
+
+    if kind == "search":
+        return _do_search(args, p["noise"], p["seed"])
+    if kind == "es":
+        session = _session(args, p["seed"])
+        log = session.heuristic_log("es", [p["budget"]])
+        session.close()
+        return _retrain(args, log, p["seed"], p["budget"])
+    run = _run_dir(args, p["noise"], p["seed"])
+    log = BudgetLog.load(run / "checkpoint" / POOLS[p["pool"]])
+    return _retrain(args, log, p["seed"], p["budget"])
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    ledger = Ledger(args.results_dir / f"search_diagnosis_{args.dataset}.jsonl")
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    while True:
+        waiting = 0
+        for i, (kind, key, params) in enumerate(_units(args)):
+            if i % n_shards != shard or ledger.done(key):
+                continue
+            search_key = f"search/{params.get('noise')}/seed{params['seed']}"
+            if kind == "retrain" and not ledger.done(search_key):
+                waiting += 1  # its search runs in another shard and has not finished yet
+                continue
+            start_load, t0 = _load(), time.perf_counter()
+            print(f"[{_now()}] {key} (load {start_load:.2f})", flush=True)
+            out = _do_unit(args, kind, params)
+            ledger.append({
+                "key": key, "kind": kind, **params, **out, "episodes": args.episodes,
+                "seconds": time.perf_counter() - t0, "load_start": start_load,
+                "load_end": _load(), "finished": _now(), "command": command,
+                "threads": os.environ.get("OMP_NUM_THREADS"),
+            })  # fmt: skip
+            print(f"[{_now()}] {key} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        if not waiting:
+            return
+        time.sleep(30)
+
+
+# ----------------------------------------------------------------------------------- report
+def _ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % percentile-bootstrap CI (agents.experiments.stats when available)."""
+    try:
+        from agents.experiments.stats import bootstrap_ci
+    except ImportError:  # stats.py (issue 16) not on this branch yet: same method via scipy
+        x = np.asarray([v for v in values if v == v], dtype=np.float64)
+        if x.size < 2 or np.ptp(x) == 0:
+            m = float(x.mean()) if x.size else float("nan")
+            return m, (m if x.size > 1 else float("nan")), (m if x.size > 1 else float("nan"))
+        from scipy.stats import bootstrap
+
+        res = bootstrap((x,), np.mean, n_resamples=10_000, method="percentile",
+                        rng=np.random.default_rng(0))  # fmt: skip
+        return (
+            float(x.mean()),
+            float(res.confidence_interval.low),
+            float(res.confidence_interval.high),
+        )
+    iv = bootstrap_ci(values)
+    return float(iv.mean), float(iv.low), float(iv.high)
+
+
+def _fmt(mean: float, low: float, high: float, digits: int = 4) -> str:
+    if mean != mean:
+        return "—"
+    if low != low:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    ledger = Ledger(args.results_dir / f"search_diagnosis_{args.dataset}.jsonl")
+    rows = ledger.rows
+    if not rows:
+        sys.exit(f"no results in {ledger.path}; run `search_diagnosis.py run` first")
+    seeds = sorted({r["seed"] for r in rows})
+    noises = [n for n in NOISES if any(r.get("noise") == n for r in rows)]
+    n_units = len(seeds) * (len(noises) * (1 + len(POOLS) * len(BUDGETS)) + len(BUDGETS))
+    status = "complete" if len(rows) >= n_units else f"partial, {len(rows)} of {n_units} units"
+    episodes = sorted({r["episodes"] for r in rows})
+    loads = [r["load_start"] for r in rows] + [r["load_end"] for r in rows]
+    command = rows[0]["command"]
+    total = sum(r["seconds"] for r in rows)
+    lines = [
+        f"# Search diagnosis on {args.dataset} ({status})",
+        "",
+        f"- Command: `{command}`; report: `python benchmarks/search_diagnosis.py report "
+        f"--dataset {args.dataset}`",
+        f"- Env: `{ENV_IDS[args.dataset]}`, search steps `retrain='fast'` (nested-prefix "
+        f"fine-tuning, the documented fast mode), RandomWalkTD3 paper defaults but `noise`; "
+        f"{episodes} episodes × T = 10 per search (not the paper's 30: 8 helpers share 2 CPU "
+        "cores and the session ends at 00:00 UTC; final retraining dominates the cost)",
+        f"- Seeds: {seeds} (each seeds the agent, the per-step training and the final "
+        "retraining; the data split is fixed, split_seed 42). ES uses the same seeds.",
+        "- Final retraining: `agents.retrain.selective_retrain` as on main at run time (top-3 "
+        "per budget by validation quality after early-stopped training on train, winner "
+        "retrained on train + validation for its best batch count, scored on test)",
+        "- Intervals: mean and 95 % percentile bootstrap over seeds; with 3 seeds such an "
+        "interval is narrow and optimistic, read it as a range of what was seen",
+        f"- Load average (1 min) over the units: {min(loads):.1f}–{max(loads):.1f} on 2 cores "
+        f"shared with other jobs; total compute {total / 60:.0f} min",
+        "",
+    ]
+    es = {(r["seed"], r["budget"]): r["result"] for r in rows if r["kind"] == "es"}
+    lines += ["## Test R@20 / N@20 after top-3 selective retraining", "",
+              "| method | pool | c | seeds | sparsity | R@20 | N@20 | ΔR@20 vs ES (paired) |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in BUDGETS:
+        base = [es.get((s, c)) for s in seeds]
+        if any(b is not None for b in base):
+            r20 = [b["recall_20"] for b in base if b]
+            n20 = [b["ndcg_20"] for b in base if b]
+            lines.append(f"| ES | — | {c:.0%} | {len(r20)} | {c:.4f} | {_fmt(*_ci(r20))} | "
+                         f"{_fmt(*_ci(n20))} | — |")  # fmt: skip
+        for noise in noises:
+            for pool in POOLS:
+                got = {
+                    r["seed"]: r["result"]
+                    for r in rows
+                    if r["kind"] == "retrain"
+                    and (r["noise"], r["pool"], r["budget"]) == (noise, pool, c)
+                }
+                if not got:
+                    continue
+                reached = {s: v for s, v in got.items() if v is not None}
+                if not reached:
+                    lines.append(f"| RW-TD3 {noise} | {pool} | {c:.0%} | 0 of {len(got)} "
+                                 "reached c | — | — | — | — |")  # fmt: skip
+                    continue
+                r20 = [v["recall_20"] for v in reached.values()]
+                n20 = [v["ndcg_20"] for v in reached.values()]
+                sp = [v["sparsity"] for v in reached.values()]
+                diffs = [v["recall_20"] - es[(s, c)]["recall_20"] for s, v in reached.items()
+                         if es.get((s, c))]  # fmt: skip
+                lines.append(
+                    f"| RW-TD3 {noise} | {pool} | {c:.0%} | {len(reached)} of {len(got)} | "
+                    f"{np.mean(sp):.4f} | {_fmt(*_ci(r20))} | {_fmt(*_ci(n20))} | "
+                    f"{_fmt(*_ci(diffs)) if diffs else '—'} |"
+                )
+    lines += ["", "## The search itself (validation q̄ of the fast-mode steps)", "",
+              "| noise | seeds | best explored q̄ | best noise-free q̄ | last-episode mean size "
+              "| noise-free mean size (last) | within-decile size std explored | "
+              "noise-free | variance explained by popularity bin, explored | noise-free |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for noise in noises:
+        s_rows = [r for r in rows if r["kind"] == "search" and r["noise"] == noise]
+        if not s_rows:
+            continue
+
+        def col(f, s_rows=s_rows) -> str:
+            return _fmt(*_ci([f(r) for r in s_rows]), digits=3)
+
+        lines.append(
+            f"| {noise} | {len(s_rows)} | {col(lambda r: r['best_explored_quality'])} | "
+            f"{col(lambda r: r['best_deterministic_quality'])} | "
+            f"{col(lambda r: r['per_episode'][-1]['mean_size'])} | "
+            f"{col(lambda r: r['per_episode'][-1]['det_mean_size'])} | "
+            f"{col(lambda r: r['dispersion_explored_last_episode']['within_std'])} | "
+            f"{col(lambda r: r['dispersion_deterministic_last_episode']['within_std'])} | "
+            f"{col(lambda r: r['dispersion_explored_last_episode']['explained'])} | "
+            f"{col(lambda r: r['dispersion_deterministic_last_episode']['explained'])} |"
+        )
+    lines += ["", "Per-episode means (explored q̄ / mean size; noise-free q̄ / mean size), "
+              "first seed:", ""]  # fmt: skip
+    for noise in noises:
+        s_rows = sorted((r for r in rows if r["kind"] == "search" and r["noise"] == noise),
+                        key=lambda r: r["seed"])  # fmt: skip
+        if s_rows:
+            eps = s_rows[0]["per_episode"]
+            lines.append(f"- {noise} (seed {s_rows[0]['seed']}): " + "; ".join(
+                f"{e['episode']}: {e['mean_quality']:.3f}/{e['mean_size']:.1f}, "
+                f"{e['det_quality']:.3f}/{e['det_mean_size']:.1f}" for e in eps))  # fmt: skip
+    out = args.results_dir / f"search_diagnosis_{args.dataset}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dataset", choices=sorted(ENV_IDS), default="ml-100k")
+    r.add_argument("--data-dir", default=os.environ.get("CIESS_DATA_DIR"))
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--episodes", type=int, default=10)
+    r.add_argument("--noise", nargs="+", choices=NOISES, default=list(NOISES))
+    r.add_argument("--shard", default="0/1", help="i/K: run every K-th unit starting at i")
+    r.add_argument("--results-dir", type=Path, default=RESULTS)
+    r.set_defaults(func=cmd_run)
+    q = sub.add_parser("report")
+    q.add_argument("--dataset", choices=sorted(ENV_IDS), default="ml-100k")
+    q.add_argument("--results-dir", type=Path, default=RESULTS)
+    q.set_defaults(func=cmd_report)
+    args = p.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
