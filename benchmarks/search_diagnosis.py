@@ -98,15 +98,13 @@ def _session(args: argparse.Namespace, seed: int):
 
 
 def _units(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(kind, key, params) in the order that makes partial results most useful."""
+    """(kind, key, params), seed by seed, so that a partial run holds complete paired seeds."""
     for seed in args.seeds:
         for noise in args.noise:
             yield "search", f"search/{noise}/seed{seed}", {"noise": noise, "seed": seed}
-    for seed in args.seeds:
         for c in BUDGETS:
             yield "es", f"es/seed{seed}/c{c}", {"seed": seed, "budget": c}
-    for pool in POOLS:
-        for seed in args.seeds:
+        for pool in POOLS:
             for noise in args.noise:
                 for c in BUDGETS:
                     key = f"retrain/{pool}/{noise}/seed{seed}/c{c}"
