@@ -98,15 +98,19 @@ def _session(args: argparse.Namespace, seed: int):
 
 
 def _units(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(kind, key, params), seed by seed, so that a partial run holds complete paired seeds."""
+    """(kind, key, params): every search, then budget by budget (90 % first) ES and the pools.
+
+    A partial run then holds one budget for every seed, variant and pool (a paired comparison
+    with intervals) before it starts the next budget.
+    """
     for seed in args.seeds:
         for noise in args.noise:
             yield "search", f"search/{noise}/seed{seed}", {"noise": noise, "seed": seed}
-        for c in BUDGETS:
+    for c in (0.9, 0.8, 0.95):
+        for seed in args.seeds:
             yield "es", f"es/seed{seed}/c{c}", {"seed": seed, "budget": c}
-        for pool in POOLS:
             for noise in args.noise:
-                for c in BUDGETS:
+                for pool in POOLS:
                     key = f"retrain/{pool}/{noise}/seed{seed}/c{c}"
                     yield "retrain", key, {"pool": pool, "noise": noise, "seed": seed, "budget": c}
 
