@@ -5,10 +5,10 @@ Issue 15 item 3. For each seed and each exploration-noise variant of RandomWalkT
 the authors' code) and ``"none"`` — one fast-mode search logs, besides every explored mask,
 the policy's noise-free mask after every episode (``predict(terminal_obs, deterministic=True)``
 scored by ``env.evaluate_sizes``). Then, per budget, top-3 selective retraining
-(``agents.retrain.selective_retrain``, the final retraining on main) runs on each pool
-(explored / deterministic) and on ES with the same seed, and the size dispersion among
-entities of similar popularity (pooled within-decile std,
-:func:`agents._diagnostics.size_dispersion`) is measured on the masks the search ends with.
+(``agents.experiments.selective.selective_retrain``, the final retraining on main) runs on
+each pool (explored / deterministic) and on ES with the same seed, and the size dispersion
+among entities of similar popularity (pooled within-decile std,
+:func:`agents.experiments.diagnostics.size_dispersion`) is measured on the last episode's masks.
 
 Every unit of work (one search, one pool × budget retraining, one ES budget) is appended to
 ``benchmarks/results/search_diagnosis_<dataset>.jsonl`` as soon as it finishes, and the
@@ -88,7 +88,7 @@ def _run_dir(args: argparse.Namespace, noise: str, seed: int) -> Path:
 
 
 def _session(args: argparse.Namespace, seed: int):
-    from agents._runner import SearchSession
+    from agents.experiments.session import SearchSession
 
     env_kwargs: dict[str, Any] = {"retrain": "fast", "data_dir": args.data_dir}
     if args.dataset == "synthetic":
@@ -116,7 +116,7 @@ def _units(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]
 
 
 def _summarise_search(session, run: Path, seconds: float) -> dict[str, Any]:
-    from agents._diagnostics import size_dispersion
+    from agents.experiments.diagnostics import size_dispersion
     from ciess_env.budget_log import BudgetLog
 
     data = session.data
@@ -154,7 +154,7 @@ def _summarise_search(session, run: Path, seconds: float) -> dict[str, Any]:
 
 
 def _do_search(args: argparse.Namespace, noise: str, seed: int) -> dict[str, Any]:
-    from agents._checkpoint import read_meta
+    from agents.experiments.checkpoint import read_meta
 
     session = _session(args, seed)
     run = _run_dir(args, noise, seed)
@@ -176,7 +176,7 @@ def _do_search(args: argparse.Namespace, noise: str, seed: int) -> dict[str, Any
 
 
 def _retrain(args: argparse.Namespace, log, seed: int, c: float) -> dict[str, Any]:
-    from agents.retrain import selective_retrain
+    from agents.experiments.selective import selective_retrain
 
     session = _session(args, seed)
     cap = 16 if args.dataset == "synthetic" else None
@@ -284,9 +284,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         "cores and the session ends at 00:00 UTC; final retraining dominates the cost)",
         f"- Seeds: {seeds} (each seeds the agent, the per-step training and the final "
         "retraining; the data split is fixed, split_seed 42). ES uses the same seeds.",
-        "- Final retraining: `agents.retrain.selective_retrain` as on main at run time (top-3 "
-        "per budget by validation quality after early-stopped training on train, winner "
-        "retrained on train + validation for its best batch count, scored on test)",
+        "- Final retraining: `agents.experiments.selective.selective_retrain` as on main at "
+        "run time (top-3 per budget by validation quality after early-stopped training on "
+        "train, winner retrained on train + validation for its best batch count, scored on test)",
         "- Intervals: mean and 95 % percentile bootstrap over seeds; with 3 seeds such an "
         "interval is narrow and optimistic, read it as a range of what was seen",
         f"- Load average (1 min) over the units: {min(loads):.1f}–{max(loads):.1f} on 2 cores "

@@ -470,16 +470,10 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             )
             raise CallOrderError(msg)
         user_sizes, item_sizes = self.action_to_sizes(action)
-        init_seed, train_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=2))
-        outcome = self._retrain(user_sizes, item_sizes, init_seed=init_seed, train_seed=train_seed)
+        outcome, sizes, q, rewards = self._score(
+            user_sizes, item_sizes, self.np_random.integers(0, 2**31 - 1, size=2)
+        )
         ev = outcome.eval
-        quality = np.concatenate([ev.user_quality, ev.item_quality])
-        sizes = np.concatenate([user_sizes, item_sizes])
-        q = spaces.quality_ratio(quality, self._full_quality_array())
-        rewards = spaces.entity_rewards(
-            q=q, quality=quality, sizes=sizes, lam=self.lam, d_max=self.d_max,
-            variant=self.reward_variant,
-        )  # fmt: skip
         self._sizes, self._q = sizes, q
         self._t += 1
         truncated = self._t >= self.max_episode_steps
@@ -517,20 +511,27 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             ValueError: on wrong lengths or sizes outside ``[d_min, d_max]``.
         """
         users, items = self.action_to_sizes(self.sizes_to_action(user_sizes, item_sizes))
-        draws = np.random.default_rng(seed).integers(0, 2**31 - 1, size=2)
-        init_seed, train_seed = (int(s) for s in draws)
-        outcome = self._retrain(users, items, init_seed=init_seed, train_seed=train_seed)
+        seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=2)
+        outcome, sizes, q, rewards = self._score(users, items, seeds)
+        info = self._info(outcome.eval, train_seconds=outcome.train_seconds, sizes=sizes, q=q)
+        info["reward"] = float(rewards.mean())
+        return info
+
+    def _score(
+        self, user_sizes: np.ndarray, item_sizes: np.ndarray, seeds: np.ndarray
+    ) -> tuple[StepOutcome, np.ndarray, np.ndarray, np.ndarray]:
+        """Retrain with ``seeds = (init, train)``; the outcome, sizes, q and entity rewards."""
+        init_seed, train_seed = (int(s) for s in seeds)
+        outcome = self._retrain(user_sizes, item_sizes, init_seed=init_seed, train_seed=train_seed)
         ev = outcome.eval
         quality = np.concatenate([ev.user_quality, ev.item_quality])
-        sizes = np.concatenate([users, items])
-        q = _spaces.quality_ratio(quality, self._full_quality_array())
-        rewards = _spaces.entity_rewards(
+        sizes = np.concatenate([user_sizes, item_sizes])
+        q = spaces.quality_ratio(quality, self._full_quality_array())
+        rewards = spaces.entity_rewards(
             q=q, quality=quality, sizes=sizes, lam=self.lam, d_max=self.d_max,
             variant=self.reward_variant,
         )  # fmt: skip
-        info = self._info(ev, train_seconds=outcome.train_seconds, sizes=sizes, q=q)
-        info["reward"] = float(rewards.mean())
-        return info
+        return outcome, sizes, q, rewards
 
     def _retrain(
         self, user_sizes: np.ndarray, item_sizes: np.ndarray, *, init_seed: int, train_seed: int

@@ -343,6 +343,7 @@ class SearchRun:
             mean_quality=info["mean_quality_ratio"],
             recall_20=info["recall@20"],
             ndcg_20=info["ndcg@20"],
+            reward=info["reward"],
         )
 
     def save(self, folder: str | Path) -> Path:

@@ -20,8 +20,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 import ciess_env  # noqa: F401  (registers the env ids)
-from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
 from agents.baselines import BASELINES, PopularityProportional
+from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
 from agents.registry import make_agent
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents._diagnostics import size_dispersion
+from agents.experiments.diagnostics import size_dispersion
 
 
 def test_sizes_set_by_popularity_decile_are_fully_explained():
