@@ -202,11 +202,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ciess_env.budget_log import BudgetLog
 
     run = Path(args.run)
-    config = json.loads((run / "config.json").read_text())
+    config = _read_config(run)
+    if not (run / f"{args.log}.json").is_file():
+        from agents.experiments.checkpoint import CheckpointNotFoundError
+
+        hint = " (search with --deterministic-masks)" if args.log == "deterministic_log" else ""
+        msg = f"{run} has no {args.log}{hint}."
+        raise CheckpointNotFoundError(msg)
     session = SearchSession(
         config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
     )
-    log = BudgetLog.load(run / "budget_log")
+    log = BudgetLog.load(run / args.log)
     results = selective_retrain(
         log,
         session.data,
@@ -223,8 +229,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     ]
     table = pd.DataFrame(rows)
     text = _markdown(table)
-    (run / "retrain.md").write_text(text + "\n")
-    table.to_csv(run / "retrain.csv", index=False)
+    suffix = "" if args.log == "budget_log" else f"_{args.log}"
+    (run / f"retrain{suffix}.md").write_text(text + "\n")
+    table.to_csv(run / f"retrain{suffix}.csv", index=False)
     print(text)
     return 0
 
@@ -379,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budgets", **budgets)
     s.add_argument("--top-l", type=int, default=3)
     s.add_argument("--batches", **batches)
+    s.add_argument(
+        "--log",
+        choices=["budget_log", "deterministic_log"],
+        default="budget_log",
+        help="the explored masks (default) or the policy's noise-free ones",
+    )
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")

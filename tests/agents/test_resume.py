@@ -88,6 +88,12 @@ def test_interrupted_and_resumed_in_a_new_process_equals_a_straight_run(tmp_path
     # The noise-free masks are not among the explored ones (per-entity noise moved them).
     explored = {row.tobytes() for row in log["item_sizes"]}
     assert not any(row.tobytes() in explored for row in masks["item_sizes"])
+    # ... and selective retraining runs on them as on the explored ones.
+    _cli("retrain", str(straight), "--log", "deterministic_log", "--budgets", "0.3",
+         "--batches", "8")  # fmt: skip
+    table = (straight / "retrain_deterministic_log.md").read_text()
+    assert "0.3" in table
+    assert "recall_20" in table
 
 
 def test_td3_with_action_noise_resumes_exactly_in_process(tmp_path, env_kwargs):
