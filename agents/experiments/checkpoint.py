@@ -46,7 +46,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
-from ciess_env.errors import CIESSError
+from ciess_env.errors import CIESSError, InvalidArgumentError
 from ciess_env.vector import EntityVecEnv
 
 __all__ = [
@@ -291,7 +291,7 @@ class SearchRun:
         """
         if stop_after is not None and stop_after < 1:
             msg = f"`stop_after` must be None or >= 1 episodes, got {stop_after!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if self.finished:
             return self
         self._stop_after = stop_after

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ciess_env.errors import InvalidArgumentError
+
 __all__ = ["size_dispersion"]
 
 
@@ -55,11 +57,11 @@ def size_dispersion(
         ``1 − within² / total²`` (1: sizes are a function of the bin; 0: unrelated).
 
     Raises:
-        ValueError: on mismatched lengths or ``n_bins < 1``.
+        InvalidArgumentError: on mismatched lengths or ``n_bins < 1``.
     """
     if n_bins < 1:
         msg = f"`n_bins` must be >= 1, got {n_bins!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     pairs = (("user", user_sizes, user_freq), ("item", item_sizes, item_freq))
     moments, side_var, count = [], 0.0, 0
     for side, sizes, freq in pairs:
@@ -69,7 +71,7 @@ def size_dispersion(
                 f"`{side}_sizes` and `{side}_freq` must be 1-D of the same length, "
                 f"got {sizes.shape} and {freq.shape}."
             )
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if sizes.size:
             moments.append(_bin_moments(sizes, freq, n_bins))
             side_var += float(np.var(sizes.astype(np.float64))) * sizes.size
