@@ -72,17 +72,12 @@ def ground_truth(probes: list[dict], data, rule: str = DEFAULT) -> dict[str, dic
 
 
 def curve_design(probe: dict, design: str) -> tuple[float, float] | None:
-    """(quality, seconds) of a design read off a full probe's validation curve."""
-    if not probe.get("full"):
-        return None
+    """(quality, seconds) of a design read off a probe's validation curve (None: not on it)."""
     hist = probe["history"]
     at = {row[0]: row for row in hist}
-    if design == "scratch":
-        row = at.get(2000)
+    if design.startswith("scratch"):  # "scratch" needs a full probe (to 2,000 batches)
+        row = at.get(2000 if design == "scratch" else int(design.split("@")[1]))
         return None if row is None else (row[1], row[4] + row[5])
-    if design == "scratch@500":
-        row = at[500]
-        return row[1], row[4] + row[5]
     best, _ = replay(hist, 50, 4, 2000)
     stop = next((i for i, row in enumerate(hist) if row[0] == best), 0)
     upto = hist[: min(len(hist), stop + 5)]

@@ -178,7 +178,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``d_min`` | int | 1 | smallest size |
     | ``d_max`` | int | 128 | table width, largest size (at most 32,767) |
     | ``max_episode_steps`` | int | 10 | T |
-    | ``retrain`` | str | ``"scratch"`` | ``"scratch"``, ``"fast"``, ``"short:K"``, ``"nested:B"`` |
+    | ``retrain`` | str | ``"scratch"`` | or ``fast``, ``short:K``, ``epochs:E``, ``nested:B`` |
     | ``batches_per_step`` | int | paper | batches of a scratch step, ≥ 1 (LightGCN 2,000) |
     | ``batch_size`` | int | 10,000 | BPR triples per batch (synthetic: 2,048) |
     | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10) or ``"code"`` (reference variant) |
@@ -209,6 +209,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     That is why ``"scratch"`` stays the default: use ``"fast"`` to iterate on agents, and
     confirm with scratch. The synthetic data set uses batches of 2,048, 150 per step (NCF 60,
     NGCF 30; schedule compressed to match), so a step takes at most about 2 s on two CPU cores.
+
+    **What a step measures.** A step's quality is a proxy for what users report: the mask's
+    quality after *final retraining* (:func:`ciess_env.retrain.final_retrain`: early stopping
+    on validation, then train + validation → test). How well each design ranks masks against
+    that ground truth is measured by ``benchmarks/fidelity_ground_truth.py``
+    (``benchmarks/results/fidelity_ground_truth_ml-100k.md``, with Spearman / Kendall per budget
+    and the cost of a step); on ML-1M it has not been run yet, so the default stays
+    ``"scratch"`` (the paper's code) and no ``-v1`` id exists. ``"epochs:5"`` is the paper's
+    text (5 passes over the training split, the scratch schedule compressed onto them).
 
     ## Randomness
 
