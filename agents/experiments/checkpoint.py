@@ -44,6 +44,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from agents.registry import wrap_env_for
 from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import CIESSError, InvalidArgumentError
@@ -250,7 +251,7 @@ class SearchRun:
         # Back to the state right after the automatic reset that ended the last episode:
         # reset() counts the episode and rebuilds the full-size observation (it draws nothing).
         env._episode = meta.env_episode - 1
-        vec = EntityVecEnv(env)
+        vec = EntityVecEnv(wrap_env_for(meta.agent, env))  # DiscreteSizes for esapn
         obs = vec.reset()
         agent_device = device or meta.agent_kwargs.get("device", "auto")
         model = _load_class(meta.agent_class).load(

@@ -22,7 +22,7 @@ from tqdm import tqdm
 import ciess_env  # noqa: F401  (registers the env ids)
 from agents.baselines import BASELINES, PopularityProportional
 from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
-from agents.registry import make_agent
+from agents.registry import make_agent, wrap_env_for
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, suggest
@@ -123,7 +123,7 @@ class SearchSession:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
             raise InvalidArgumentError(msg)
         self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
-        vec = EntityVecEnv(self.env)
+        vec = EntityVecEnv(wrap_env_for(name, self.env))  # e.g. DiscreteSizes for esapn
         vec.seed(self.seed)
         kwargs.setdefault("seed", self.seed)
         model = make_agent(name, vec, **kwargs)
