@@ -49,6 +49,7 @@ from torch import nn
 
 from agents.baselines import fit_to_budget, kept_budget
 from agents.experiments.selective import PAPER_BUDGETS, BudgetResult
+from ciess_env.budget_log import BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import evaluate, ragged_storage_bytes
@@ -61,7 +62,15 @@ from ciess_env.recommenders import (
     train_until_converged,
 )
 
-__all__ = ["PEPConfig", "PEPMask", "SoftThreshold", "pep_retrain", "pep_search", "run_pep"]
+__all__ = [
+    "PEPConfig",
+    "PEPMask",
+    "SoftThreshold",
+    "pep_prefix_log",
+    "pep_retrain",
+    "pep_search",
+    "run_pep",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +231,24 @@ def _thresholds(model: Backbone) -> list[tuple[torch.Tensor, SoftThreshold]]:
         group = getattr(model.parametrizations, name)
         out.append((group.original, group[0]))
     return out
+
+
+def pep_prefix_log(masks: Sequence[PEPMask]) -> BudgetLog:
+    """A budget log of the "PEP-as-prefix" projections, one entry per mask.
+
+    Like the heuristics' logs, entries carry no validation score; selective retraining (or
+    ``env.step``) can take them from here as ordinary size assignments.
+    """
+    first = masks[0]
+    log = BudgetLog(first.user_mask.shape[0], first.item_mask.shape[0], d_max=first.d_max)
+    for i, m in enumerate(masks):
+        users, items = m.prefix_sizes()
+        n = (users.size + items.size) * m.d_max
+        log.record(
+            episode=0, step=i + 1, user_sizes=users, item_sizes=items,
+            sparsity=1.0 - float(users.sum() + items.sum()) / n, mean_quality=float("nan"),
+        )  # fmt: skip
+    return log
 
 
 def _margins(model: Backbone) -> torch.Tensor:

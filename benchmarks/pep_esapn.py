@@ -48,9 +48,8 @@ import torch
 from scipy import stats
 
 from agents import SearchSession
-from agents.pep import PEPConfig, run_pep
+from agents.pep import PEPConfig, pep_prefix_log, run_pep
 from agents.retrain import PAPER_BUDGETS, selective_retrain
-from ciess_env.budget_log import BudgetLog
 
 logger = logging.getLogger("pep_esapn")
 
@@ -97,17 +96,6 @@ def _row(method: str, res: Any, extra: dict[str, Any] | None = None) -> dict[str
     }
 
 
-def _one_mask_log(session: SearchSession, users: np.ndarray, items: np.ndarray) -> BudgetLog:
-    log = BudgetLog(session.data.n_users, session.data.n_items, d_max=session.env.d_max)
-    n = (len(users) + len(items)) * session.env.d_max
-    sp = 1.0 - float(users.sum() + items.sum()) / n
-    log.record(
-        episode=0, step=1, user_sizes=users, item_sizes=items, sparsity=sp,
-        mean_quality=float("nan"),
-    )  # fmt: skip
-    return log
-
-
 def run_unit(
     session: SearchSession, method: str, seed: int, *, episodes: int, cap: int, quick: bool
 ) -> list[dict[str, Any]]:
@@ -150,7 +138,7 @@ def run_unit(
             }
             rows.append(_row("pep", res, extra))
             users, items = m.prefix_sizes()
-            log = _one_mask_log(session, users, items)
+            log = pep_prefix_log([m])
             (pres,) = selective_retrain(log, session.data, budgets=[m.budget], top_l=1, **kw_seeded)
             rows.append(
                 {

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agents.baselines import kept_budget
-from agents.pep import PEPConfig, SoftThreshold, pep_retrain, pep_search
+from agents.pep import PEPConfig, SoftThreshold, pep_prefix_log, pep_retrain, pep_search
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import TrainConfig
 
@@ -104,3 +104,14 @@ def test_retrain_scores_the_pruned_structure(masks, tiny_data: InteractionData) 
 def test_two_table_backbones_are_refused(tiny_data: InteractionData) -> None:
     with pytest.raises(ValueError, match=r"PEP here prunes one table per side.*NCF"):
         pep_search(tiny_data, backbone="ncf", train_config=CFG, d_max=16)
+
+
+def test_prefix_log_holds_one_projection_per_budget(masks) -> None:
+    log = pep_prefix_log(masks)
+    assert len(log) == 3
+    for entry, m in zip(log, masks, strict=True):
+        users, items = m.prefix_sizes()
+        np.testing.assert_array_equal(entry.user_sizes, users)
+        np.testing.assert_array_equal(entry.item_sizes, items)
+        assert entry.sparsity == pytest.approx(m.budget, abs=1e-3)
+        assert entry.sparsity >= m.budget - 1e-12
