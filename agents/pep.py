@@ -24,9 +24,9 @@ weights, not prefixes, so it runs beside the env rather than through it:
    final cut at ``max_batches`` does whatever the thresholds did not).
 3. **Retrain (PEP's lottery-ticket step).** A fresh backbone with the *same* initialisation as
    the search (the ticket's original weights) is trained with only the kept entries, by the
-   package's final-retraining schedule (that of
-   :func:`agents.experiments.selective.selective_retrain`: early stopping on validation, then
-   train + validation for the best count, scored on test).
+   package's final-retraining schedule
+   (:func:`agents.experiments.selective.retrain_pruned`: early stopping on validation, then
+   train + validation for the best count, scored on test); ``compare`` runs it for ``"pep"``.
 
 Memory is counted from the non-zero entries with the prefix masks' accounting
 (``1 − nnz / (d_max · N)``). Unstructured sparsity also needs a column index per kept entry,
@@ -41,36 +41,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from agents.baselines import fit_to_budget, kept_budget
-from agents.experiments.selective import PAPER_BUDGETS, BudgetResult
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
-from ciess_env.metrics import evaluate, ragged_storage_bytes
-from ciess_env.recommenders import (
-    Backbone,
-    BPRTrainer,
-    TrainConfig,
-    make_backbone,
-    train_bpr,
-    train_until_converged,
-)
+from ciess_env.metrics import ragged_storage_bytes
+from ciess_env.recommenders import Backbone, BPRTrainer, TrainConfig, make_backbone
 
-__all__ = [
-    "PEPConfig",
-    "PEPMask",
-    "SoftThreshold",
-    "pep_prefix_log",
-    "pep_retrain",
-    "pep_search",
-    "run_pep",
-]
+__all__ = ["PEPConfig", "PEPMask", "SoftThreshold", "pep_prefix_log", "pep_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +268,7 @@ def pep_search(
     *,
     backbone: str,
     train_config: TrainConfig,
-    budgets: Sequence[float] = PAPER_BUDGETS,
+    budgets: Sequence[float],
     config: PEPConfig | None = None,
     seed: int = 0,
     d_max: int = 128,
@@ -300,7 +284,8 @@ def pep_search(
         train_config: Learning-rate schedule and batch size; ``n_batches`` is the default cap.
         budgets: Target sparsities c.
         config: PEP settings.
-        seed: Seeds the initialisation (shared with :func:`pep_retrain`) and the sampling.
+        seed: Seeds the initialisation and the sampling; the lottery-ticket retraining must
+            use the same seed to start from the same weights.
         d_max: Table width.
         d_min: Smallest size of the prefix projection.
         device: Torch device.
@@ -360,75 +345,3 @@ def pep_search(
             logger.info("PEP: thresholds did not reach %.2f in %d batches; cutting", c, max_batches)
             cut(c, margins, None)
     return [found[float(c)] for c in budgets]
-
-
-def pep_retrain(
-    mask: PEPMask,
-    data: InteractionData,
-    *,
-    backbone: str,
-    config: TrainConfig,
-    seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: str = "cpu",
-    backbone_kwargs: dict | None = None,
-) -> BudgetResult:
-    """Retrain the pruned structure from the search's initialisation and score it on test.
-
-    The schedule is selective retraining's: early stopping on validation (cap
-    ``config.n_batches``), then a fresh model on train + validation for the best count.
-
-    Returns:
-        The test row, with ``candidates = 1`` and the validation quality of the first run.
-    """
-
-    def fresh(on: InteractionData) -> Backbone:
-        model = make_backbone(
-            backbone, on, d_max=d_max, d_min=d_min, seed=seed, device=device,
-            **(backbone_kwargs or {}),
-        )  # fmt: skip
-        model.set_element_masks(mask.user_mask, mask.item_mask)
-        return model
-
-    model = fresh(data)
-    best = train_until_converged(model, data, config, seed=seed, max_batches=config.n_batches)
-    merged = data.merge_train_validation()
-    final = fresh(merged)
-    batches = max(1, best.best_batches)
-    train_bpr(final, merged, config.replace(n_batches=batches), seed=seed)
-    test = evaluate(final, merged, split="test")
-    return BudgetResult(
-        budget=mask.budget,
-        sparsity=1.0 - final.kept_embedding_parameters() / final.full_embedding_parameters(),
-        candidates=1,
-        validation_quality=best.eval.mean_user_quality,
-        batches=batches,
-        recall_5=test.recall(5),
-        recall_20=test.recall(20),
-        ndcg_5=test.ndcg(5),
-        ndcg_20=test.ndcg(20),
-    )
-
-
-def run_pep(
-    data: InteractionData,
-    *,
-    backbone: str,
-    search_config: TrainConfig,
-    retrain_config: TrainConfig,
-    budgets: Sequence[float] = PAPER_BUDGETS,
-    config: PEPConfig | None = None,
-    seed: int = 0,
-    **common: Any,
-) -> tuple[list[PEPMask], list[BudgetResult]]:
-    """:func:`pep_search` then :func:`pep_retrain` for every budget."""
-    masks = pep_search(
-        data, backbone=backbone, train_config=search_config, budgets=budgets, config=config,
-        seed=seed, **common,
-    )  # fmt: skip
-    results = [
-        pep_retrain(m, data, backbone=backbone, config=retrain_config, seed=seed, **common)
-        for m in masks
-    ]
-    return masks, results

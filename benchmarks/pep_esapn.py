@@ -8,7 +8,8 @@ LightGCN on ML-100K and ML-1M, budgets 80/90/95 %, test Recall@20 / NDCG@20 of
 * ``pep``: PEP (:mod:`agents.pep`), an unstructured mask per budget;
 * ``pep-prefix``: PEP's surviving-weight counts per entity as prefix sizes (same budget),
 
-all under the **same final retraining**: the reduced protocol's (``benchmarks/reproduce.py
+each through :func:`agents.experiments.compare.compare` (what ``ciess compare`` runs), all
+under the **same final retraining**: the reduced protocol's (``benchmarks/reproduce.py
 reduced``): early stopping on validation capped at 2,000 batches for each candidate (top-3 per
 budget for the searches, the one mask for ES/PEP), the winner retrained on train + validation
 for its best count and scored on test. Searches use ``retrain="fast"`` and 15 episodes.
@@ -39,7 +40,6 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from agents import SearchSession
-from agents.pep import PEPConfig, pep_prefix_log, run_pep
-from agents.retrain import PAPER_BUDGETS, selective_retrain
+from agents.experiments import SearchSession
+from agents.experiments.compare import compare
+from agents.experiments.selective import PAPER_BUDGETS
 
 logger = logging.getLogger("pep_esapn")
 
@@ -80,77 +80,41 @@ PAPER_ESAPN_ML1M = "ESAPN in the paper: R@20 0.2422, N@20 0.4178 at its own spar
 QUICK_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
 
-def _row(method: str, res: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    if res is None:
-        return {"method": method, "sparsity": math.nan, "recall@20": math.nan, "ndcg@20": math.nan}
-    return {
-        "method": method,
-        "budget": res.budget,
-        "sparsity": res.sparsity,
-        "recall@20": res.recall_20,
-        "ndcg@20": res.ndcg_20,
-        "recall@5": res.recall_5,
-        "ndcg@5": res.ndcg_5,
-        "batches": res.batches,
-        **(extra or {}),
-    }
-
-
 def run_unit(
-    session: SearchSession, method: str, seed: int, *, episodes: int, cap: int, quick: bool
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    method: str,
+    seed: int,
+    *,
+    episodes: int,
+    cap: int,
+    quick: bool,
 ) -> list[dict[str, Any]]:
-    """All budgets of one method and seed under the shared final retraining."""
-    kw = session.retrain_kwargs(cap)
-    kw_seeded = dict(seed=seed, **kw)
-    rows: list[dict[str, Any]] = []
-    if method == "es":
-        for c in PAPER_BUDGETS:
-            log = session.heuristic_log("es", [c])
-            (res,) = selective_retrain(log, session.data, budgets=[c], top_l=1, **kw_seeded)
-            rows.append({**_row("es", res), "budget": c})
-    elif method in ("rw-td3", "esapn"):
-        agent_kw: dict[str, Any] = {"seed": seed}
-        if quick:
-            agent_kw |= {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}
-        session.seed = seed
-        log, _ = session.search(method, episodes=episodes, **agent_kw)
-        results = selective_retrain(log, session.data, budgets=PAPER_BUDGETS, top_l=3, **kw_seeded)
-        rows += [
-            {**_row(method, r), "budget": c} for c, r in zip(PAPER_BUDGETS, results, strict=True)
-        ]
-    elif method == "pep":
-        env = session.env
-        common = dict(
-            d_max=env.d_max, d_min=env.d_min, device=str(env.device),
-            backbone_kwargs=env.backbone_kwargs,
-        )  # fmt: skip
-        masks, results = run_pep(
-            session.data, backbone=env.backbone, search_config=env.train_config,
-            retrain_config=kw["config"], budgets=PAPER_BUDGETS, config=PEPConfig(), seed=seed,
-            **common,
-        )  # fmt: skip
-        for m, res in zip(masks, results, strict=True):
-            extra = {
-                "reached_at_batch": m.reached_at_batch,
-                "threshold_sparsity": m.threshold_sparsity,
-                "csr_bytes": m.storage_bytes()["csr"],
-                "prefix_bytes": m.storage_bytes()["prefix_equivalent"],
-            }
-            rows.append(_row("pep", res, extra))
-            users, items = m.prefix_sizes()
-            log = pep_prefix_log([m])
-            (pres,) = selective_retrain(log, session.data, budgets=[m.budget], top_l=1, **kw_seeded)
-            rows.append(
-                {
-                    **_row("pep-prefix", pres),
-                    "budget": m.budget,
-                    "mean_user_size": float(users.mean()),
-                    "mean_item_size": float(items.mean()),
-                }
-            )
-    else:
-        msg = f"`--methods` entries must be one of {list(METHODS)}, got {method!r}."
-        raise ValueError(msg)
+    """All budgets of one method and seed, through :func:`compare` (as ``ciess compare``)."""
+    names = ["pep", "pep-prefix"] if method == "pep" else [method]
+    agent_kwargs: dict[str, dict[str, Any]] = {}
+    if quick and method in ("rw-td3", "esapn"):
+        agent_kwargs[method] = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}
+    result = compare(
+        env_id, names, budgets=PAPER_BUDGETS, episodes=episodes, top_l=3, seed=seed,
+        env_kwargs=env_kwargs, agent_kwargs=agent_kwargs, retrain_batches=cap,
+        progress_bar=False,
+    )  # fmt: skip
+    rows = []
+    for rec in result.table.to_dict("records"):
+        row = {"method": rec["agent"], **{k: v for k, v in rec.items() if k != "agent"}}
+        rows.append(row)
+    for m in result.pruned.get("pep", []):
+        row = next(r for r in rows if r["method"] == "pep" and abs(r["budget"] - m.budget) < 1e-9)
+        users, items = m.prefix_sizes()
+        row |= {
+            "reached_at_batch": m.reached_at_batch,
+            "threshold_sparsity": m.threshold_sparsity,
+            "csr_bytes": m.storage_bytes()["csr"],
+            "prefix_bytes": m.storage_bytes()["prefix_equivalent"],
+            "prefix_mean_user_size": float(users.mean()),
+            "prefix_mean_item_size": float(items.mean()),
+        }
     return rows
 
 
@@ -276,8 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         units = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
         planned = {dataset: len(args.methods) * len(args.seeds)}
         session = SearchSession(env_id, env_kwargs=env_kwargs, progress_bar=False)
-        if args.quick:
-            session.env.train_config = replace(session.env.train_config, n_batches=20)
         cap = min(session.final_batches(), 4 if args.quick else args.max_retrain_batches)
         for seed in args.seeds:
             for method in args.methods:
@@ -288,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
                 t0 = time.perf_counter()
                 rows = run_unit(
-                    session, method, seed, episodes=1 if args.quick else args.episodes,
-                    cap=cap, quick=args.quick,
+                    env_id, env_kwargs, method, seed, cap=cap, quick=args.quick,
+                    episodes=1 if args.quick else args.episodes,
                 )  # fmt: skip
                 unit = {
                     "dataset": dataset,

@@ -191,6 +191,7 @@ def retrain_and_evaluate(
     split: SplitName = "validation",
     early_stopping: bool = False,
     rule: FinalRetrainRule | None = None,
+    element_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> StepOutcome:
     """Build, train and evaluate one model for a size assignment under ``design``.
 
@@ -215,6 +216,9 @@ def retrain_and_evaluate(
             be "validation".
         rule: Early-stopping rule (default :class:`FinalRetrainRule`: every 50 batches,
             patience 8).
+        element_masks: (n_users, d_max) and (n_items, d_max) booleans pruning individual
+            entries on top of the sizes (``Backbone.set_element_masks``; PEP's structures,
+            with all sizes ``d_max``).
 
     Returns:
         The evaluation, the model and the training time.
@@ -240,6 +244,8 @@ def retrain_and_evaluate(
             raise InvalidArgumentError(msg)
         model.load_state_dict(nested_state)
     model.set_sizes(user_sizes, item_sizes)
+    if element_masks is not None:
+        model.set_element_masks(*element_masks)
     config = design.config(base_config, n_train=len(data.train))
     if early_stopping:
         rule = rule or FinalRetrainRule()
@@ -384,6 +390,7 @@ def final_retrain(
     test: bool = True,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
+    element_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FinalRetrainResult:
     """Train one size assignment to convergence on validation, then score it on test.
 
@@ -403,6 +410,8 @@ def final_retrain(
         trace_test_every: Also evaluate test every this many batches of the merged run.
         trace_until: Continue the traced merged run to this many batches (at least
             ``final_batches``); ``test`` is still the state at ``final_batches``.
+        element_masks: Elementwise masks applied to both models (see
+            :func:`retrain_and_evaluate`); PEP's final retraining.
 
     Returns:
         The validation score, both batch counts and the test metrics.
@@ -412,7 +421,7 @@ def final_retrain(
     best = retrain_and_evaluate(
         _SCRATCH, backbone=backbone, data=data, user_sizes=user_sizes, item_sizes=item_sizes,
         base_config=config, init_seed=seed, train_seed=seed, backbone_kwargs=backbone_kwargs,
-        early_stopping=True, rule=rule, **common,
+        early_stopping=True, rule=rule, element_masks=element_masks, **common,
     )  # fmt: skip
     n_final = merged_batches(best.n_batches, data, rule)
     result = FinalRetrainResult(best.eval, best.n_batches, best.history, n_final, None)
@@ -421,7 +430,7 @@ def final_retrain(
     result.test, result.test_trace = score_on_test(
         data, user_sizes, item_sizes, n_final, backbone=backbone, config=config,
         seed=seed, backbone_kwargs=backbone_kwargs, trace_test_every=trace_test_every,
-        trace_until=trace_until, **common,
+        trace_until=trace_until, element_masks=element_masks, **common,
     )  # fmt: skip
     return result
 
@@ -441,6 +450,7 @@ def score_on_test(
     backbone_kwargs: dict[str, Any] | None = None,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
+    element_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[EvalResult, list[tuple[int, EvalResult]]]:
     """Step 2 of the rule: a fresh model on train + validation for ``n_batches``, test metrics.
 
@@ -458,6 +468,7 @@ def score_on_test(
         backbone_kwargs: Extra backbone hyperparameters.
         trace_test_every: Also evaluate test every this many batches.
         trace_until: Continue the traced run to this many batches (≥ ``n_batches``).
+        element_masks: Elementwise masks (see :func:`retrain_and_evaluate`).
 
     Returns:
         Test metrics at ``n_batches`` and the trace (empty unless traced). Evaluating does
@@ -469,6 +480,8 @@ def score_on_test(
         **(backbone_kwargs or {}),
     )  # fmt: skip
     model.set_sizes(user_sizes, item_sizes)
+    if element_masks is not None:
+        model.set_element_masks(*element_masks)
     trainer = BPRTrainer(model, merged, config, seed=seed)
     stops = {int(n_batches)}
     if trace_test_every:

@@ -355,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
     s.add_argument("env_id", nargs="?", default=None, help="omit with --resume")
-    s.add_argument("--agent", default="rw-td3", help="rw-td3, td3, ddpg or sac")
+    s.add_argument(
+        "--agent", default="rw-td3", help="rw-td3, td3, ddpg, sac, ppo or esapn (6 discrete sizes)"
+    )
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", default="runs/search")
@@ -396,7 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")
     s.add_argument("env_id")
-    s.add_argument("--agents", nargs="+", default=["es", "mr", "mde", "td3", "rw-td3"])
+    s.add_argument(
+        "--agents",
+        nargs="+",
+        default=["es", "mr", "mde", "td3", "rw-td3"],
+        help="heuristics es mr mde; RL agents rw-td3 td3 ddpg sac ppo esapn; pruning pep "
+        "pep-prefix",
+    )
     s.add_argument("--budgets", **budgets)
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--top-l", type=int, default=3)

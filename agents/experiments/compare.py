@@ -4,9 +4,14 @@ Every agent is judged by the same protocol, so the comparison is fair:
 
 * heuristic baselines (ES, MR, MDE) produce one size assignment per budget directly;
 * RL agents search on the per-entity vector env for ``episodes`` episodes, and the env's budget
-  log collects every size assignment they tried;
+  log collects every size assignment they tried (``"esapn"`` sees the env through
+  :class:`~ciess_env.wrappers.DiscreteSizes`: six candidate sizes);
 * then each agent's assignments go through the same selective retraining (top-l per budget,
-  retrained from scratch, scored on test; :func:`agents.experiments.selective.selective_retrain`).
+  retrained from scratch, scored on test; :func:`agents.experiments.selective.selective_retrain`);
+* ``"pep"`` (PEP, :mod:`agents.pep`) prunes individual weights: one mask per budget from one
+  search, retrained by the same schedule (:func:`agents.experiments.selective.retrain_pruned`,
+  PEP's lottery ticket); ``"pep-prefix"`` retrains its projection onto prefix sizes (each
+  entity's surviving count, fitted to the budget) like a heuristic's assignment.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agents.experiments.selective import PAPER_BUDGETS, selective_retrain
+from agents.experiments.selective import PAPER_BUDGETS, retrain_pruned, selective_retrain
+from agents.pep import pep_prefix_log
 from agents.registry import AGENTS
+from ciess_env.errors import suggest
 
-__all__ = ["HEURISTICS", "RL_AGENTS", "Comparison", "compare"]
+__all__ = ["HEURISTICS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +38,9 @@ logger = logging.getLogger(__name__)
 HEURISTICS: tuple[str, ...] = ("es", "mr", "mde")
 #: Agents that search on the environment with reinforcement learning.
 RL_AGENTS: tuple[str, ...] = tuple(AGENTS)
+#: Methods that prune individual weights (PEP) and PEP's projection onto prefix sizes; both
+#: share one PEP search per :func:`compare` call (its settings: ``agent_kwargs["pep"]``).
+PRUNERS: tuple[str, ...] = ("pep", "pep-prefix")
 
 
 @dataclass
@@ -42,12 +52,14 @@ class Comparison:
             search seconds. Budgets an agent never reached have NaN metrics.
         curves: Per RL agent, a DataFrame of per-step search statistics (episode, step,
             reward, mean user/item size, sparsity, quality).
-        logs: Per agent, its budget log.
+        logs: Per agent, its budget log (for ``"pep-prefix"``, its projections).
+        pruned: For ``"pep"``, its :class:`~agents.pep.PEPMask` per budget.
     """
 
     table: pd.DataFrame
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     logs: dict = field(default_factory=dict)
+    pruned: dict = field(default_factory=dict)
 
     def to_markdown(self) -> str:
         """The table in the paper's Table 1 layout (one row per agent and budget)."""
@@ -102,14 +114,16 @@ def compare(
 
     Args:
         env_id: A registered CIESS env id.
-        agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"`` and RL agents
-            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``.
+        agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"``, RL agents
+            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``, ``"ppo"``, ``"esapn"``, and PEP
+            (``"pep"``, ``"pep-prefix"``).
         budgets: Target sparsities c.
         episodes: Search episodes per RL agent (the paper: 30).
         top_l: Masks retrained per budget (the authors' code: 3).
         seed: Seed of the env, the agents and every retraining.
         env_kwargs: Overrides passed to ``gym.make``.
-        agent_kwargs: Per agent name, keyword overrides for its constructor.
+        agent_kwargs: Per agent name, keyword overrides for its constructor (for ``"pep"``:
+            fields of :class:`agents.pep.PEPConfig`).
         retrain_batches: Cap on each final retraining, which stops early on validation;
             default ``SearchSession.final_batches()``.
         output_dir: If given, the table (``results.md``, ``results.csv``), the plot
@@ -121,9 +135,14 @@ def compare(
     """
     from agents.experiments.session import SearchSession
 
+    known = (*HEURISTICS, *RL_AGENTS, *PRUNERS)
+    for name in agents:  # fail before any agent has spent minutes
+        if name not in known:
+            raise suggest(name, known, what="agent")
     session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar)
     _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts
-    rows, curves, logs = [], {}, {}
+    rows, curves, logs, pruned = [], {}, {}, {}
+    pep_masks, pep_s = None, 0.0
     for name in agents:
         t0 = time.perf_counter()
         kwargs = (agent_kwargs or {}).get(name, {})
@@ -142,6 +161,28 @@ def compare(
                 )[0]
                 for c in budgets
             ]
+        elif name in PRUNERS:
+            if pep_masks is None:  # one PEP search serves both rows
+                pep_masks = session.pep(budgets, seed=seed, **(agent_kwargs or {}).get("pep", {}))
+                pep_s = time.perf_counter() - t0
+            search_s = pep_s
+            if name == "pep":
+                log, pruned["pep"] = None, pep_masks
+                results = [
+                    retrain_pruned(
+                        m.user_mask, m.item_mask, session.data, budget=m.budget, **retrain_kw
+                    )
+                    for m in pep_masks
+                ]
+            else:
+                log = pep_prefix_log(pep_masks)
+                results = [
+                    selective_retrain(
+                        pep_prefix_log([m]), session.data, budgets=[m.budget], top_l=1,
+                        **retrain_kw,
+                    )[0]
+                    for m in pep_masks
+                ]  # fmt: skip
         else:
             log, curve = session.search(name, episodes=episodes, **kwargs)
             curves[name] = curve
@@ -150,7 +191,8 @@ def compare(
             results = selective_retrain(
                 log, session.data, budgets=budgets, top_l=top_l, **retrain_kw
             )
-        logs[name] = log
+        if log is not None:
+            logs[name] = log
         for c, res in zip(budgets, results, strict=True):
             row = {"agent": name, "budget": c, "search_s": search_s}
             if res is None:
@@ -168,7 +210,7 @@ def compare(
                     }
                 )
             rows.append(row)
-    comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs)
+    comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs, pruned=pruned)
     if output_dir is not None:
         _write(comparison, Path(output_dir))
     return comparison

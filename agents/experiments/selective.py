@@ -34,7 +34,7 @@ from ciess_env.retrain import (
     score_on_test,
 )
 
-__all__ = ["PAPER_BUDGETS", "BudgetResult", "selective_retrain"]
+__all__ = ["PAPER_BUDGETS", "BudgetResult", "retrain_pruned", "selective_retrain"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,66 @@ def selective_retrain(
             )
         )
     return results
+
+
+def retrain_pruned(
+    user_mask: np.ndarray,
+    item_mask: np.ndarray,
+    data: InteractionData,
+    *,
+    budget: float,
+    backbone: str,
+    config: TrainConfig,
+    seed: int = 0,
+    d_max: int = 128,
+    d_min: int = 1,
+    device: str = "cpu",
+    backbone_kwargs: dict | None = None,
+    rule: FinalRetrainRule | None = None,
+) -> BudgetResult:
+    """The final retraining of one unstructured (elementwise) mask, e.g. PEP's.
+
+    :func:`ciess_env.retrain.final_retrain`, the rule every selected winner above goes
+    through, with all sizes ``d_max`` and the masks pruning individual entries. With the same
+    ``seed`` as PEP's search the fresh model starts from the search's initial weights: PEP's
+    lottery-ticket retraining.
+
+    Args:
+        user_mask: (n_users, d_max) booleans, the kept entries.
+        item_mask: (n_items, d_max) booleans.
+        data: The data set.
+        budget: The target sparsity the mask was cut for (reported as ``budget``).
+        backbone: Backbone name.
+        config: Schedule; ``config.n_batches`` caps the early-stopped run.
+        seed: Seed of the initialisation and the sampling.
+        d_max: Table width.
+        d_min: Smallest size.
+        device: Torch device.
+        backbone_kwargs: Extra backbone hyperparameters.
+        rule: Final-retraining rule (default :class:`~ciess_env.retrain.FinalRetrainRule`).
+
+    Returns:
+        The test row (``candidates = 1``; ``sparsity`` counted from the kept entries).
+    """
+    full = (np.full(len(user_mask), d_max), np.full(len(item_mask), d_max))
+    run = final_retrain(
+        data, *full, backbone=backbone, config=config, rule=rule, seed=seed, d_max=d_max,
+        d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
+        element_masks=(user_mask, item_mask),
+    )  # fmt: skip
+    kept = int(np.count_nonzero(user_mask) + np.count_nonzero(item_mask))
+    test = run.test
+    return BudgetResult(
+        budget=float(budget),
+        sparsity=1.0 - kept / (d_max * (len(user_mask) + len(item_mask))),
+        candidates=1,
+        validation_quality=run.validation.mean_user_quality,
+        batches=int(run.final_batches),
+        recall_5=test.recall(5),
+        recall_20=test.recall(20),
+        ndcg_5=test.ndcg(5),
+        ndcg_20=test.ndcg(20),
+    )
 
 
 def _candidates(log: BudgetLog, c: float, top_l: int) -> list[BudgetEntry]:

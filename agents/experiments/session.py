@@ -90,6 +90,32 @@ class SearchSession:
             )
         return log
 
+    # ------------------------------------------------------------------- PEP
+    def pep(self, budgets: Sequence[float], *, seed: int | None = None, **kwargs: Any):
+        """PEP's pruned structures for ``budgets`` on this env's data and backbone.
+
+        The search trains for the env's per-step schedule (``train_config``; the paper's 2,000
+        batches on ML-1M) unless ``max_batches`` says otherwise.
+
+        Args:
+            budgets: Target sparsities c.
+            seed: Seed of the search (and of the lottery-ticket retraining); default the
+                session's.
+            **kwargs: Fields of :class:`agents.pep.PEPConfig`.
+
+        Returns:
+            One :class:`agents.pep.PEPMask` per budget.
+        """
+        from agents.pep import PEPConfig, pep_search
+
+        env = self.env
+        return pep_search(
+            self.data, backbone=env.backbone, train_config=env.train_config, budgets=budgets,
+            config=PEPConfig(**kwargs), seed=self.seed if seed is None else seed,
+            d_max=env.d_max, d_min=env.d_min, device=str(env.device),
+            backbone_kwargs=env.backbone_kwargs,
+        )  # fmt: skip
+
     # ------------------------------------------------------------- RL search
     def search(
         self,

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from agents.baselines import kept_budget
-from agents.pep import PEPConfig, SoftThreshold, pep_prefix_log, pep_retrain, pep_search
+from agents.experiments.selective import retrain_pruned
+from agents.pep import PEPConfig, SoftThreshold, pep_prefix_log, pep_search
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import TrainConfig
 
@@ -92,18 +93,20 @@ def test_without_annealing_the_final_cut_still_meets_the_budget(tiny_data) -> No
 
 def test_retrain_scores_the_pruned_structure(masks, tiny_data: InteractionData) -> None:
     """The lottery-ticket retraining keeps the mask: its sparsity is the mask's, metrics valid."""
-    res = pep_retrain(masks[1], tiny_data, backbone="lightgcn", config=CFG, d_max=32)
+    m = masks[1]
+    kw = dict(budget=m.budget, backbone="lightgcn", config=CFG, d_max=32)
+    res = retrain_pruned(m.user_mask, m.item_mask, tiny_data, **kw)
     assert res.sparsity == pytest.approx(masks[1].sparsity)
     assert 0.0 <= res.recall_20 <= 1.0
     assert 0.0 <= res.ndcg_20 <= 1.0
     assert 1 <= res.batches <= CFG.n_batches
-    again = pep_retrain(masks[1], tiny_data, backbone="lightgcn", config=CFG, d_max=32)
+    again = retrain_pruned(m.user_mask, m.item_mask, tiny_data, **kw)
     assert again == res
 
 
 def test_two_table_backbones_are_refused(tiny_data: InteractionData) -> None:
     with pytest.raises(ValueError, match=r"PEP here prunes one table per side.*NCF"):
-        pep_search(tiny_data, backbone="ncf", train_config=CFG, d_max=16)
+        pep_search(tiny_data, backbone="ncf", train_config=CFG, budgets=(0.9,), d_max=16)
 
 
 def test_prefix_log_holds_one_projection_per_budget(masks) -> None:

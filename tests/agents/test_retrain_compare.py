@@ -149,3 +149,30 @@ def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
     )
     assert fixed is not None
     assert fixed.batches == 500
+
+
+def test_compare_runs_pep_its_projection_and_esapn(tiny_env_kwargs, tmp_path) -> None:
+    """PEP meets each budget to one entry; its projection meets it too; ESAPN searches."""
+    result = compare(
+        ENV_ID, ["pep", "pep-prefix", "esapn"], budgets=[0.8, 0.9], episodes=1, top_l=1,
+        seed=0, env_kwargs=tiny_env_kwargs, retrain_batches=4, progress_bar=False,
+        output_dir=tmp_path / "cmp",
+        agent_kwargs={"esapn": {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}},
+    )  # fmt: skip
+    table = result.table.set_index(["agent", "budget"])
+    n_params = 128 * (TINY_DATA["n_users"] + TINY_DATA["n_items"])
+    for c in (0.8, 0.9):
+        assert table.loc[("pep", c), "sparsity"] == pytest.approx(c, abs=1 / n_params)
+        assert table.loc[("pep-prefix", c), "sparsity"] >= c - 1e-9
+        assert 0.0 <= table.loc[("pep", c), "recall@20"] <= 1.0
+    assert [m.budget for m in result.pruned["pep"]] == [0.8, 0.9]
+    assert "pep" not in result.logs  # unstructured masks are not size assignments
+    assert len(result.logs["pep-prefix"]) == 2
+    assert len(result.curves["esapn"]) == 10
+    # Both PEP rows come from one search, so they report the same search time.
+    assert table.loc[("pep", 0.8), "search_s"] == table.loc[("pep-prefix", 0.8), "search_s"]
+
+
+def test_compare_refuses_an_unknown_agent_before_running_any(tiny_env_kwargs) -> None:
+    with pytest.raises(ValueError, match="esapn"):
+        compare(ENV_ID, ["es", "esapm"], env_kwargs=tiny_env_kwargs, progress_bar=False)
