@@ -230,7 +230,9 @@ class RandomWalkTD3(TD3):
             policy_delay=policy_delay,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
+            # A copy: SB3 keeps the dict and _configure_policy_kwargs edits it, which would leak
+            # critic_lr_scale into the caller's (possibly shared) kwargs.
+            policy_kwargs=None if policy_kwargs is None else dict(policy_kwargs),
             verbose=verbose,
             seed=seed,
             device=device,

@@ -81,7 +81,7 @@ import torch
 
 import ciess_env
 from agents.experiments import PAPER_BUDGETS, SearchSession
-from agents.experiments.compare import HEURISTICS, compare
+from agents.experiments.compare import HEURISTICS, PRUNERS, compare
 
 logger = logging.getLogger("reproduce")
 
@@ -163,8 +163,20 @@ PAPER_REFERENCE: dict[str, dict[str, dict[tuple[Any, ...], tuple[float, ...]]]] 
 #: Data set name → the data-set part of its registered env id (λ comes from the registration).
 ENV_DATASET_IDS: dict[str, str] = {"ml-1m": "ML1M", "ml-100k": "ML100K", "yelp2018": "Yelp2018"}
 #: Our agent names → how the tables label them, and the paper's method name for the same idea.
-LABELS: dict[str, str] = {"es": "ES", "mr": "MR", "mde": "MDE", "rw-td3": "CIESS (RW-TD3)"}
-PAPER_METHOD: dict[str, str] = {"es": "ES", "mr": "MR", "rw-td3": "CIESS"}
+LABELS: dict[str, str] = {
+    "es": "ES",
+    "mr": "MR",
+    "mde": "MDE",
+    "rw-td3": "CIESS (RW-TD3)",
+    "pep": "PEP",
+    "esapn": "ESAPN-style (DQN, 6 sizes)",
+}
+PAPER_METHOD: dict[str, str] = {"es": "ES", "mr": "MR", "rw-td3": "CIESS", "pep": "PEP"}
+#: ESAPN cannot target a budget; the paper's one LightGCN row is at its own sparsity.
+PAPER_ESAPN: dict[str, str] = {
+    "ml-1m": "sparsity 72 %: R@5 0.0912, R@20 0.2422, N@5 0.4771, N@20 0.4178",
+    "yelp2018": "sparsity 76 %: R@5 0.0257, R@20 0.0752, N@5 0.0596, N@20 0.0699",
+}
 METRICS: tuple[str, ...] = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 #: ``--quick``: a seconds-scale synthetic stand-in for every data set. A huge λ and 20 gradient
@@ -371,7 +383,8 @@ def run_agent(run: Run, agent: str, *, n_batches: int, label: str | None = None,
     Returns:
         compare's table plus ``label`` and ``wall_s`` (search + selective retraining seconds).
     """
-    kwargs = {} if agent in HEURISTICS else {**run.rl_kwargs, **(agent_kwargs or {})}
+    searches = agent not in HEURISTICS and agent not in PRUNERS
+    kwargs = {**run.rl_kwargs, **(agent_kwargs or {})} if searches else {}
     label = label or LABELS.get(agent, agent)
     out = None if run.runs_dir is None else run.runs_dir / label.replace(" ", "_")
     logger.info("%s on %s: %s", label, run.dataset, run.env_id)
@@ -461,8 +474,9 @@ def table1(table: pd.DataFrame, dataset: str) -> list[str]:
                          *paper_row(dataset, agent, c), f"{r['search_s']:,.0f}",
                          f"{r['wall_s']:,.0f}"])  # fmt: skip
     note = (
-        f"Paper columns: the paper's LightGCN rows for {dataset} (Table 1; PEP/ESAPN/OptEmbed "
-        "not run here), reference only."
+        f"Paper columns: the paper's LightGCN rows for {dataset} (Table 1; OptEmbed not run "
+        f"here), reference only. ESAPN cannot target a budget; its paper row is at "
+        f"{PAPER_ESAPN[dataset]}."
         if dataset in PAPER_REFERENCE["table1"]
         else f"Paper columns: the paper has no {dataset} results (—)."
     )
@@ -683,10 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Protocol name → (agents it runs, as the settings line names them; its runner).
 RUNNERS: dict[str, tuple[str, Callable[[Run, int, Writer], None]]] = {
-    "paper": ("ES, MR, RW-TD3",
-              lambda r, n, w: protocol_table1(r, n, w, agents=("es", "mr", "rw-td3"))),
-    "reduced": ("ES, MR, MDE, RW-TD3",
-                lambda r, n, w: protocol_table1(r, n, w, agents=("es", "mr", "mde", "rw-td3"))),
+    "paper": ("ES, MR, PEP, RW-TD3, ESAPN-style",
+              lambda r, n, w: protocol_table1(
+                  r, n, w, agents=("es", "mr", "pep", "rw-td3", "esapn"))),
+    "reduced": ("ES, MR, MDE, PEP, RW-TD3, ESAPN-style",
+                lambda r, n, w: protocol_table1(
+                    r, n, w, agents=("es", "mr", "mde", "pep", "rw-td3", "esapn"))),
     "fast-vs-scratch": ("RW-TD3, once per search retraining mode", protocol_fast_vs_scratch),
     "ablation": ("RW-TD3 with and without the random walk", protocol_ablation),
 }  # fmt: skip

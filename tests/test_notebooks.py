@@ -38,6 +38,9 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
             "| agent | budget | sparsity | recall@5 | recall@20 | ndcg@5 | ndcg@20 | search_s |",
             "| es | 0.8000 | 0.8000 |",  # ES spends the budget exactly
             "| rw-td3 | 0.9500 |",
+            "| pep | 0.9500 | 0.9500 |",  # PEP's cut meets the budget to one entry
+            "| pep-prefix | 0.9500 | 0.9500 |",
+            "reached at batch",
         ],
     ),
     "04_bring_your_own_agent": (2, ["best arm after", "validation_quality"]),

@@ -64,7 +64,7 @@ def _table_rows(text: str, header_start: str) -> list[list[str]]:
 
 
 def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_path, cache_dir):
-    """``paper`` writes one file per data set: ES, MR, CIESS per budget with the paper's values."""
+    """``paper`` writes one file per data set: ES, MR, PEP, CIESS, ESAPN with the paper's values."""
     _run(reproduce, "paper", tmp_path, cache_dir)
     for dataset, paper_r20_80 in (("ml-1m", "0.2436"), ("yelp2018", "0.0839")):
         text = (tmp_path / f"reproduction_paper_{dataset}.quick.md").read_text()
@@ -74,11 +74,14 @@ def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_
                   "paper N@5 | paper N@20 | search s | wall s |")  # fmt: skip
         assert header in text
         rows = _table_rows(text, "| method |")
+        methods = ("ES", "MR", "PEP", "CIESS (RW-TD3)", "ESAPN-style (DQN, 6 sizes)")
         assert [(r[0], r[1]) for r in rows] == [
-            (m, c) for c in ("80 %", "90 %", "95 %") for m in ("ES", "MR", "CIESS (RW-TD3)")
+            (m, c) for c in ("80 %", "90 %", "95 %") for m in methods
         ]
-        ciess_80 = rows[2]
+        ciess_80 = rows[3]
         assert ciess_80[8] == paper_r20_80  # the paper's CIESS R@20 at 80 %
+        pep = [r for r in rows if r[0] == "PEP"]
+        assert [r[2] for r in pep] == ["0.8000", "0.9000", "0.9500"]  # budgets met exactly
         for row in rows:
             if row[0] == "ES":  # ES meets every budget by construction
                 assert all(cell != "—" for cell in row[2:7])
@@ -88,23 +91,27 @@ def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_
         assert set(verdicts) <= {"yes", "no", "mixed", "not reached"}
 
 
-def test_reduced_protocol_writes_one_file_per_data_set_with_all_four_agents(
+def test_reduced_protocol_writes_one_file_per_data_set_with_all_six_agents(
     reproduce, tmp_path, cache_dir
 ):
-    """``reduced`` covers ES, MR, MDE and RW-TD3 on ML-100K and ML-1M, with the ≥ ES verdict."""
+    """``reduced`` covers ES, MR, MDE, PEP, RW-TD3, ESAPN on ML-100K and ML-1M, with verdicts."""
     _run(reproduce, "reduced", tmp_path, cache_dir)
     for dataset in ("ml-100k", "ml-1m"):
         text = (tmp_path / f"reproduction_reduced_{dataset}.quick.md").read_text()
         _check_header(text, "reduced")
         assert "`retrain='fast'`" in text
         rows = _table_rows(text, "| method |")
-        assert len(rows) == 12
-        assert {r[0] for r in rows} == {"ES", "MR", "MDE", "CIESS (RW-TD3)"}
+        assert len(rows) == 18
+        assert {r[0] for r in rows} == {
+            "ES", "MR", "MDE", "PEP", "CIESS (RW-TD3)", "ESAPN-style (DQN, 6 sizes)"
+        }  # fmt: skip
         assert "RW-TD3 ≥ ES" in text
         paper_r20 = {r[0]: r[8] for r in rows if r[1] == "80 %"}
         if dataset == "ml-1m":
-            assert paper_r20 == {"ES": "0.2248", "MR": "0.2004", "MDE": "—",
-                                 "CIESS (RW-TD3)": "0.2436"}  # fmt: skip
+            assert paper_r20 == {"ES": "0.2248", "MR": "0.2004", "MDE": "—", "PEP": "0.2098",
+                                 "CIESS (RW-TD3)": "0.2436",
+                                 "ESAPN-style (DQN, 6 sizes)": "—"}  # fmt: skip
+            assert "its paper row is at sparsity 72 %" in text
         else:
             assert set(paper_r20.values()) == {"—"}
 

@@ -228,3 +228,10 @@ def test_mlp_policy_agent_round_trips_through_save_load(fake_env, tiny_kwargs, t
     loaded = RandomWalkTD3.load(tmp_path / "mlp.zip", env=fake_env, device="cpu")
     obs = fake_env.reset()
     np.testing.assert_array_equal(model.predict(obs)[0], loaded.predict(obs)[0])
+
+
+def test_policy_kwargs_of_the_caller_are_not_modified(fake_env) -> None:
+    """RandomWalkTD3 adds critic_lr_scale to its own copy, not to a dict the caller reuses."""
+    shared = {"net_arch": [8]}
+    RandomWalkTD3("EntityPolicy", fake_env, policy_kwargs=shared, batch_size=8)
+    assert shared == {"net_arch": [8]}
