@@ -99,7 +99,8 @@ def test_retrain_scores_the_pruned_structure(masks, tiny_data: InteractionData) 
     assert res.sparsity == pytest.approx(masks[1].sparsity)
     assert 0.0 <= res.recall_20 <= 1.0
     assert 0.0 <= res.ndcg_20 <= 1.0
-    assert 1 <= res.batches <= CFG.n_batches
+    # Train + validation runs the best count scaled by |train ∪ val| / |train| (≈ 1.5 here).
+    assert 1 <= res.batches <= 2 * CFG.n_batches
     again = retrain_pruned(m.user_mask, m.item_mask, tiny_data, **kw)
     assert again == res
 
