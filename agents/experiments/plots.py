@@ -82,16 +82,26 @@ def plot_quality_vs_memory(table: pd.DataFrame, path: str | Path | None = None):
     """Test Recall@20 against kept embedding parameters, one line per agent.
 
     Args:
-        table: Rows with ``agent``, ``sparsity`` and ``recall@20`` (``Comparison.table``).
+        table: Rows with ``agent``, ``sparsity`` and ``recall@20`` (``Comparison.table``), or a
+            multi-seed summary (:func:`agents.experiments.stats.summarize`): its
+            ``recall@20_low``/``_high`` interval becomes error bars.
         path: Where to save the PNG, if given.
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
+    has_ci = {"recall@20_low", "recall@20_high"} <= set(table.columns)
     for agent, rows in table.groupby("agent", sort=False):
         rows = rows.dropna(subset=["recall@20"])
-        ax.plot(100 * (1 - rows["sparsity"]), rows["recall@20"], marker="o", label=agent)
+        y = rows["recall@20"].to_numpy()
+        yerr = None
+        if has_ci:  # asymmetric bars; an undefined interval (one seed) draws none
+            yerr = np.nan_to_num(
+                np.stack([y - rows["recall@20_low"], rows["recall@20_high"] - y]), nan=0.0
+            )
+        x = 100 * (1 - rows["sparsity"])
+        ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=agent)
     ax.set_xlabel("kept embedding parameters (%)")
-    ax.set_ylabel("test Recall@20")
+    ax.set_ylabel("test Recall@20" + (" (mean, 95 % CI)" if has_ci else ""))
     ax.set_title("Quality against memory")
     ax.grid(alpha=0.3)
     ax.legend()

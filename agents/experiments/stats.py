@@ -1,0 +1,378 @@
+"""Seeds and intervals: what a comparison of agents reports per agent × budget.
+
+One seed says little about an RL search: the agent, the per-step training and the final
+retraining are all random. Every comparison here therefore runs several seeds and reports, per
+agent and budget,
+
+* the mean over seeds and a 95 % percentile-bootstrap confidence interval of that mean;
+* the **probability of improvement** over a baseline (ES by default): the chance that a random
+  seed of the agent scores higher than a random seed of the baseline, ``P(X > Y) + ½·P(X = Y)``
+  (the Mann–Whitney statistic divided by ``n·m``; Agarwal et al., "Deep RL at the edge of the
+  statistical precipice", NeurIPS 2021, as rliable reports it), with its own bootstrap interval;
+* the mean difference to the baseline with a bootstrap interval, paired by seed when both sides
+  ran the same seeds (the seed fixes the final retraining, so paired is the sharper test).
+
+Why not rliable itself: its only release on PyPI is a source archive that pins ``arch`` and pulls
+seaborn and absl-py for three small formulas; scipy (already a dependency) has the bootstrap.
+
+The bootstrap is seeded (``seed=``), so the same table always gives the same intervals. With 3
+seeds a percentile interval is narrow and under-covers; it is still the honest summary of what
+was run, and the table says how many seeds each cell has.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sps
+
+from ciess_env.errors import InvalidArgumentError, NonFiniteError
+
+__all__ = [
+    "METRICS",
+    "Interval",
+    "bootstrap_ci",
+    "difference_ci",
+    "probability_of_improvement",
+    "probability_of_improvement_ci",
+    "summarize",
+    "summary_markdown",
+    "write_report",
+]
+
+#: The test metrics a comparison summarises by default (the paper's Table 1 columns).
+METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+
+_N_RESAMPLES = 10_000
+# scipy 1.15 renamed bootstrap's `random_state` to `rng` (SPEC 7) and deprecates the old name.
+_RNG_ARG = "rng" if "rng" in inspect.signature(_sps.bootstrap).parameters else "random_state"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its confidence interval ``[low, high]`` (NaN where undefined)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def __iter__(self):
+        return iter((self.estimate, self.low, self.high))
+
+    def excludes(self, value: float) -> bool:
+        """Whether ``value`` lies outside the interval (False when the interval is undefined)."""
+        return not math.isnan(self.low) and (value < self.low or value > self.high)
+
+
+def _clean(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if np.isinf(x).any():
+        msg = f"`{name}` must be finite (NaN marks a missing seed), got {x.tolist()}."
+        raise NonFiniteError(msg)
+    return x[~np.isnan(x)]
+
+
+def _check_level(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        msg = f"`confidence` must be in (0, 1), e.g. 0.95; got {confidence!r}."
+        raise InvalidArgumentError(msg)
+
+
+def _percentile_bootstrap(
+    samples: tuple[np.ndarray, ...], statistic, *, paired: bool, confidence: float,
+    n_resamples: int, seed: int,
+) -> tuple[float, float]:  # fmt: skip
+    """The percentile bootstrap of scipy over the given samples; returns (low, high)."""
+    res = _sps.bootstrap(
+        samples, statistic, n_resamples=n_resamples, confidence_level=confidence,
+        method="percentile", paired=paired, vectorized=True,
+        **{_RNG_ARG: np.random.default_rng(seed)},
+    )  # fmt: skip
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return low, high
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = _N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """Mean of ``values`` and a percentile-bootstrap confidence interval of the mean.
+
+    NaNs (a seed that never reached the budget) are dropped. No value gives all NaN; one value
+    gives the value with an undefined (NaN) interval; equal values give a zero-width interval.
+
+    Args:
+        values: One number per seed.
+        confidence: Coverage of the interval (default 95 %).
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling, so that a table's intervals are reproducible.
+    """
+    _check_level(confidence)
+    x = _clean(values, "values")
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if x.size == 1:
+        return Interval(mean, math.nan, math.nan)
+    if np.ptp(x) == 0:
+        return Interval(float(x[0]), float(x[0]), float(x[0]))  # exact, no rounding of a mean
+    low, high = _percentile_bootstrap(
+        (x,), lambda s, axis: s.mean(axis=axis), paired=False, confidence=confidence,
+        n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    return Interval(mean, low, high)
+
+
+def _poi(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``P(X > Y) + ½ P(X = Y)`` over all pairs, vectorised over leading resample axes."""
+    x = np.moveaxis(np.asarray(x), axis, -1)[..., :, None]
+    y = np.moveaxis(np.asarray(y), axis, -1)[..., None, :]
+    return ((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> float:
+    """Probability that a random run of ``x`` scores higher than a random run of ``y``.
+
+    Ties count one half, so two identical samples give 0.5. NaNs are dropped; NaN if a side is
+    empty.
+    """
+    a, b = _clean(x, "x"), _clean(y, "y")
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    return float(_poi(a, b))
+
+
+def probability_of_improvement_ci(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = _N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """:func:`probability_of_improvement` with a bootstrap interval (each side resampled)."""
+    _check_level(confidence)
+    a, b = _clean(x, "x"), _clean(y, "y")
+    p = probability_of_improvement(a, b)
+    if math.isnan(p) or a.size + b.size < 3:
+        return Interval(p, math.nan, math.nan)
+    if np.ptp(np.r_[a, b]) == 0:
+        return Interval(p, p, p)
+    low, high = _percentile_bootstrap(
+        (a, b), _poi, paired=False, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    return Interval(p, low, high)
+
+
+def difference_ci(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    paired: bool = False,
+    confidence: float = 0.95,
+    n_resamples: int = _N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """``mean(x) − mean(y)`` with a bootstrap interval.
+
+    Args:
+        x: The agent's values, one per seed.
+        y: The baseline's values.
+        paired: ``x[i]`` and ``y[i]`` share seed ``i``: resample the per-seed differences
+            (NaN pairs dropped). Otherwise both sides are resampled independently.
+        confidence: Coverage of the interval.
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+    """
+    _check_level(confidence)
+    if paired:
+        a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if a.shape != b.shape:
+            msg = f"paired samples need equal lengths, got {a.size} and {b.size}."
+            raise InvalidArgumentError(msg)
+        return bootstrap_ci(a - b, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    a, b = _clean(x, "x"), _clean(y, "y")
+    if a.size == 0 or b.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    diff = float(a.mean() - b.mean())
+    if a.size + b.size < 3:
+        return Interval(diff, math.nan, math.nan)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return Interval(diff, diff, diff)
+    low, high = _percentile_bootstrap(
+        (a, b), lambda s, t, axis: s.mean(axis=axis) - t.mean(axis=axis), paired=False,
+        confidence=confidence, n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    return Interval(diff, low, high)
+
+
+def summarize(
+    table: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    baseline: str | None = "es",
+    confidence: float = 0.95,
+    n_resamples: int = _N_RESAMPLES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per agent × budget: seeds, mean sparsity, each metric's mean and CI, and vs the baseline.
+
+    Args:
+        table: One row per (agent, budget, seed), as :func:`~agents.experiments.compare`
+            returns; without a ``seed`` column every row counts as its own seed.
+        metrics: Columns to summarise.
+        baseline: Agent compared against (probability of improvement and mean difference per
+            metric, paired by seed when both ran the same seeds); None or absent: no comparison.
+        confidence: Coverage of every interval.
+        n_resamples: Bootstrap resamples per interval.
+        seed: Seed of the resampling.
+
+    Returns:
+        One row per (agent, budget) in the table's order, with columns ``agent``, ``budget``,
+        ``seeds`` (rows), ``reached`` (seeds with a result), ``sparsity``, and per metric ``m``:
+        ``m``, ``m_low``, ``m_high``; with a baseline also ``m_diff``, ``m_diff_low``,
+        ``m_diff_high``, ``m_p_improve``, ``m_p_improve_low``, ``m_p_improve_high``.
+    """
+    missing = [c for c in ("agent", "budget", *metrics) if c not in table.columns]
+    if missing:
+        msg = f"the table lacks column(s) {missing}; it has {list(table.columns)}."
+        raise InvalidArgumentError(msg)
+    kw = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+    has_seed = "seed" in table.columns
+    base = None
+    if baseline is not None and baseline in set(table["agent"]):
+        base = table[table["agent"] == baseline]
+    rows = []
+    for (agent, budget), grp in table.groupby(["agent", "budget"], sort=False):
+        first = grp[metrics[0]] if metrics else grp["budget"]
+        row: dict[str, object] = {
+            "agent": agent,
+            "budget": budget,
+            "seeds": len(grp),
+            "reached": int(first.notna().sum()),
+            "sparsity": float(grp["sparsity"].mean()) if "sparsity" in grp else math.nan,
+        }
+        ref = None
+        if base is not None and agent != baseline:
+            ref = base[np.isclose(base["budget"], budget)]
+        for m in metrics:
+            row[m], row[f"{m}_low"], row[f"{m}_high"] = bootstrap_ci(grp[m], **kw)
+            if base is None:
+                continue
+            if ref is None:  # the baseline itself: nothing to compare
+                diff = poi = Interval(math.nan, math.nan, math.nan)
+            else:
+                x, y, paired = grp[m].to_numpy(), ref[m].to_numpy(), False
+                if has_seed:
+                    joined = grp.merge(ref, on="seed", suffixes=("", "_ref"))
+                    if len(joined) == len(grp) == len(ref):
+                        x, y, paired = joined[m].to_numpy(), joined[f"{m}_ref"].to_numpy(), True
+                diff = difference_ci(x, y, paired=paired, **kw)
+                poi = probability_of_improvement_ci(x, y, **kw)
+            row[f"{m}_diff"], row[f"{m}_diff_low"], row[f"{m}_diff_high"] = diff
+            row[f"{m}_p_improve"], row[f"{m}_p_improve_low"], row[f"{m}_p_improve_high"] = poi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _cell(row: pd.Series, col: str, digits: int = 4) -> str:
+    """``mean [low, high]``; just the mean when the interval is undefined (one seed)."""
+    est, low, high = row[col], row[f"{col}_low"], row[f"{col}_high"]
+    if math.isnan(est):
+        return "—"
+    if math.isnan(low):
+        return _fmt(est, digits)
+    return f"{_fmt(est, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def summary_markdown(
+    summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS, baseline: str | None = "es"
+) -> str:
+    """One markdown table per budget: each agent's mean [95 % CI] and how it fares vs ES.
+
+    A difference whose interval excludes zero is marked with ``*``.
+    """
+    has_base = baseline is not None and f"{metrics[0]}_diff" in summary.columns
+    out: list[str] = []
+    for budget, grp in summary.groupby("budget", sort=True):
+        headers = ["agent", "seeds", "sparsity", *(f"{m} mean [CI]" for m in metrics)]
+        if has_base:
+            for m in metrics:
+                headers += [f"{m} − {baseline} [CI]", f"P({m} > {baseline}) [CI]"]
+        lines = [
+            f"### Budget {100 * float(budget):g} % pruned",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+        ]
+        for _, row in grp.iterrows():
+            seeds = f"{row['reached']}/{row['seeds']}" if row["reached"] != row["seeds"] else ""
+            cells = [str(row["agent"]), seeds or str(row["seeds"]), _fmt(row["sparsity"])]
+            cells += [_cell(row, m) for m in metrics]
+            if has_base and row["agent"] == baseline:
+                cells += ["(baseline)", "—"] * len(metrics)
+            elif has_base:
+                for m in metrics:
+                    diff = _cell(row, f"{m}_diff")
+                    low, high = row[f"{m}_diff_low"], row[f"{m}_diff_high"]
+                    if not math.isnan(low) and (low > 0 or high < 0):
+                        diff += " *"
+                    cells += [diff, _cell(row, f"{m}_p_improve", 2)]
+            lines.append("| " + " | ".join(cells) + " |")
+        out += [*lines, ""]
+    out.append(
+        "Mean over seeds [95 % percentile-bootstrap interval]; seeds = runs (reached/runs when "
+        "some runs met no budget). "
+        + (
+            f"`*`: the interval of the difference to {baseline} excludes 0 (paired by seed). "
+            f"P(· > {baseline}): probability that a random seed beats a random {baseline} seed."
+            if has_base
+            else ""
+        )
+    )
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(
+    table: pd.DataFrame,
+    out: str | Path,
+    *,
+    metrics: Sequence[str] = METRICS,
+    baseline: str | None = "es",
+    title: str = "",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Write ``summary.csv``, ``summary.md`` and the error-bar plot of a multi-seed table.
+
+    The one report of ``compare``, ``ciess compare`` and ``ciess sweep --report``.
+
+    Returns:
+        The :func:`summarize` frame.
+    """
+    from agents.experiments.plots import plot_quality_vs_memory
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(table, metrics=metrics, baseline=baseline, seed=seed)
+    summary.to_csv(out / "summary.csv", index=False)
+    text = summary_markdown(summary, metrics=metrics, baseline=baseline)
+    (out / "summary.md").write_text((f"# {title}\n\n" if title else "") + text)
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_quality_vs_memory(summary, out / "quality_vs_memory.png"))  # saved: release it
+    return summary

@@ -1,0 +1,188 @@
+"""Bootstrap intervals, probability of improvement and the per agent × budget summary."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import mannwhitneyu, norm
+
+from agents.experiments.stats import (
+    bootstrap_ci,
+    difference_ci,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    summarize,
+    summary_markdown,
+)
+
+
+def _exact_bootstrap_quantiles(x: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
+    """The percentile interval of the *exact* bootstrap distribution of the mean.
+
+    Every one of the n**n equally likely resamples is enumerated (no random draws), so this is
+    an independent computation of what a percentile bootstrap estimates.
+    """
+    means = np.sort([np.mean(c) for c in itertools.product(x, repeat=len(x))])
+    return tuple(float(np.quantile(means, p)) for p in q)  # type: ignore[return-value]
+
+
+def test_bootstrap_ci_matches_the_exact_bootstrap_on_a_tiny_fixed_sample() -> None:
+    x = np.array([0.21, 0.18, 0.25, 0.19, 0.30])
+    lo, hi = _exact_bootstrap_quantiles(x, (0.025, 0.975))
+    ci = bootstrap_ci(x, n_resamples=100_000, seed=1)
+    assert ci.estimate == pytest.approx(0.226)
+    # Monte Carlo error of a 2.5 % quantile from 1e5 draws is ~1e-3 of the spread here.
+    assert ci.low == pytest.approx(lo, abs=2e-3)
+    assert ci.high == pytest.approx(hi, abs=2e-3)
+    assert lo < ci.estimate < hi
+
+
+def test_bootstrap_ci_covers_the_mean_and_shrinks_with_more_seeds() -> None:
+    widths = {}
+    for n in (5, 20, 200):
+        # The same spread at every n (normal quantiles), so only n changes the width.
+        x = 0.2 + 0.02 * norm.ppf((np.arange(n) + 0.5) / n)
+        ci = bootstrap_ci(x, n_resamples=4000)
+        assert ci.low <= ci.estimate <= ci.high
+        assert ci.estimate == pytest.approx(x.mean())
+        widths[n] = ci.high - ci.low
+    assert widths[5] > widths[20] > widths[200]
+    # The width of a mean's interval scales like 1/sqrt(n): 10x the seeds, ~3.2x narrower.
+    assert 2.0 < widths[20] / widths[200] < 5.0
+
+
+def test_bootstrap_ci_covers_the_true_mean_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(3)
+    hits = [bootstrap_ci(rng.normal(1.0, 1.0, 30), n_resamples=2000, seed=i).excludes(1.0)
+            for i in range(300)]  # fmt: skip
+    coverage = 1 - np.mean(hits)
+    assert 0.88 <= coverage <= 0.99  # the percentile bootstrap under-covers slightly at n = 30
+
+
+def test_bootstrap_ci_is_reproducible_and_its_seed_matters() -> None:
+    x = [0.1, 0.4, 0.35, 0.2]
+    assert tuple(bootstrap_ci(x, seed=5)) == tuple(bootstrap_ci(x, seed=5))
+    assert tuple(bootstrap_ci(x, seed=5, n_resamples=200)) != tuple(
+        bootstrap_ci(x, seed=6, n_resamples=200)
+    )
+
+
+def test_bootstrap_ci_edge_cases_drop_nan_and_say_what_is_undefined() -> None:
+    assert all(math.isnan(v) for v in bootstrap_ci([math.nan, math.nan]))
+    one = bootstrap_ci([0.3, math.nan])
+    assert one.estimate == 0.3
+    assert math.isnan(one.low)
+    assert math.isnan(one.high)
+    assert tuple(bootstrap_ci([0.2, 0.2, 0.2])) == (0.2, 0.2, 0.2)
+    with pytest.raises(ValueError, match="`confidence` must be in"):
+        bootstrap_ci([1.0, 2.0], confidence=95)
+    with pytest.raises(ValueError, match="must be finite"):
+        bootstrap_ci([1.0, math.inf])
+
+
+def test_probability_of_improvement_is_the_mann_whitney_statistic_over_nm() -> None:
+    x, y = [0.30, 0.21, 0.25, 0.25], [0.20, 0.25, 0.22]
+    u = mannwhitneyu(x, y, alternative="two-sided").statistic  # U of x, ties count one half
+    assert probability_of_improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+    assert probability_of_improvement([1, 2, 3], [2, 2, 2]) == pytest.approx(0.5)
+    assert probability_of_improvement([3, 4], [1, 2]) == 1.0
+    assert probability_of_improvement([1, 2], [3, 4]) == 0.0
+
+
+def test_probability_of_improvement_interval_brackets_the_estimate() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(0.22, 0.01, 8), rng.normal(0.20, 0.01, 8)
+    poi = probability_of_improvement_ci(x, y, n_resamples=4000)
+    assert 0.0 <= poi.low <= poi.estimate <= poi.high <= 1.0
+    assert poi.estimate > 0.8
+    assert poi.excludes(0.5)
+
+
+def test_paired_difference_removes_the_shared_seed_effect() -> None:
+    # Per-seed effects dwarf a constant gain of 0.01: only the paired interval sees it.
+    seed_effect = np.array([0.0, 0.05, -0.04, 0.08, -0.06])
+    y = 0.2 + seed_effect
+    x = y + 0.01 + np.array([0.001, -0.001, 0.0, 0.002, -0.002])
+    paired = difference_ci(x, y, paired=True, n_resamples=4000)
+    unpaired = difference_ci(x, y, paired=False, n_resamples=4000)
+    assert paired.estimate == pytest.approx(0.01) == unpaired.estimate
+    assert paired.excludes(0.0)
+    assert not unpaired.excludes(0.0)
+    with pytest.raises(ValueError, match="equal lengths"):
+        difference_ci([1.0, 2.0], [1.0], paired=True)
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for seed in range(4):
+        for budget in (0.8, 0.9):
+            rows.append({"agent": "es", "budget": budget, "seed": seed, "sparsity": budget,
+                         "recall@20": 0.20 + 0.001 * seed, "ndcg@20": 0.30})  # fmt: skip
+            rows.append({"agent": "rw-td3", "budget": budget, "seed": seed, "sparsity": 0.85,
+                         "recall@20": 0.21 + 0.001 * seed if budget == 0.8 else math.nan,
+                         "ndcg@20": 0.31 if budget == 0.8 else math.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_summarize_gives_one_row_per_agent_and_budget_with_baseline_comparisons() -> None:
+    summary = summarize(_table(), n_resamples=2000)
+    assert list(zip(summary["agent"], summary["budget"], strict=True)) == [
+        ("es", 0.8), ("rw-td3", 0.8), ("es", 0.9), ("rw-td3", 0.9)
+    ]  # fmt: skip
+    rw = summary[(summary["agent"] == "rw-td3") & (summary["budget"] == 0.8)].iloc[0]
+    assert rw["seeds"] == 4
+    assert rw["reached"] == 4
+    assert rw["recall@20"] == pytest.approx(0.2115)
+    assert rw["recall@20_diff"] == pytest.approx(0.01)
+    assert rw["recall@20_diff_low"] == pytest.approx(0.01)  # paired: every seed gains 0.01
+    assert rw["recall@20_p_improve"] == pytest.approx(1.0)
+    missing = summary[(summary["agent"] == "rw-td3") & (summary["budget"] == 0.9)].iloc[0]
+    assert missing["reached"] == 0
+    assert math.isnan(missing["recall@20"])
+    es = summary[summary["agent"] == "es"].iloc[0]
+    assert math.isnan(es["recall@20_p_improve"])  # the baseline is not compared with itself
+
+
+def test_summary_markdown_has_one_table_per_budget_and_marks_significant_gains() -> None:
+    text = summary_markdown(summarize(_table(), n_resamples=2000))
+    assert text.count("### Budget") == 2
+    assert "### Budget 80 % pruned" in text
+    assert "| rw-td3 | 4 | 0.8500 | 0.2115 [" in text
+    assert "0.0100 [0.0100, 0.0100] *" in text
+    assert "| rw-td3 | 0/4 |" in text
+    assert "| es | 4 | 0.8000 | 0.2015 [" in text
+    assert "| (baseline) | — |" in text
+
+
+def test_summarize_names_missing_columns() -> None:
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['ndcg@20'\]"):
+        summarize(pd.DataFrame({"agent": ["es"], "budget": [0.8], "recall@20": [0.2]}))
+
+
+def test_write_report_writes_the_summary_and_an_error_bar_plot(tmp_path) -> None:
+    from agents.experiments.stats import write_report
+
+    fig_summary = write_report(_table(), tmp_path, title="toy")
+    assert (tmp_path / "summary.md").read_text().startswith("# toy\n\n### Budget 80 % pruned")
+    assert len(pd.read_csv(tmp_path / "summary.csv")) == len(fig_summary) == 4
+    assert (tmp_path / "quality_vs_memory.png").stat().st_size > 0
+
+
+def test_the_plot_draws_the_interval_as_error_bars() -> None:
+    from agents.experiments.plots import plot_quality_vs_memory
+
+    summary = summarize(_table(), n_resamples=500)
+    fig = plot_quality_vs_memory(summary)
+    bars = [c for c in fig.axes[0].containers if c.has_yerr]
+    assert len(bars) == 2  # es and rw-td3
+    segments = bars[0].lines[2][0].get_segments()  # es: one vertical bar per budget
+    lows = sorted(round(seg[0][1], 6) for seg in segments)
+    expected = summary[summary["agent"] == "es"]["recall@20_low"].round(6).sort_values()
+    assert lows == list(expected)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
