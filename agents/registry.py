@@ -19,11 +19,21 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.esapn import make_esapn, wrap_esapn_env
+from agents.lagrangian import LagrangianRWTD3
 from agents.policies import EntityTD3Policy
 from agents.rw_td3 import RandomWalkTD3, _sizes_per_action_unit, env_size_bounds
+from agents.structured import StructuredSearch
 from ciess_env.errors import InvalidArgumentError, suggest
 
-__all__ = ["AGENTS", "ENV_WRAPPERS", "make_agent", "wrap_env_for"]
+__all__ = [
+    "AGENTS",
+    "BUDGET_AGENTS",
+    "BUDGET_SEARCHES",
+    "ENV_WRAPPERS",
+    "make_agent",
+    "make_budget_search",
+    "wrap_env_for",
+]
 
 
 def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
@@ -46,6 +56,16 @@ def _entity_noise(env: VecEnv, sigma: float) -> NormalActionNoise:
 
 def _make_rw_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     return RandomWalkTD3("EntityPolicy", env, **kw)
+
+
+def _make_rw_td3_lagrange(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    if "target_sparsity" not in kw:
+        msg = (
+            "`target_sparsity` is required for 'rw-td3-lagrange' (one search per budget), "
+            "e.g. make_agent('rw-td3-lagrange', env, target_sparsity=0.9)."
+        )
+        raise ValueError(msg)
+    return LagrangianRWTD3("EntityPolicy", env, **kw)
 
 
 def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
@@ -106,12 +126,36 @@ def _make_ppo(env: VecEnv, **kw: Any) -> BaseAlgorithm:
 #: per-entity vector env.
 AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
     "rw-td3": _make_rw_td3,
+    "rw-td3-lagrange": _make_rw_td3_lagrange,
     "td3": _make_td3,
     "ddpg": _make_ddpg,
     "sac": _make_sac,
     "ppo": _make_ppo,
     "esapn": make_esapn,
 }
+
+#: Agents of :data:`AGENTS` that search for one budget: ``make_agent`` needs
+#: ``target_sparsity=c`` and a comparison runs one search per budget.
+BUDGET_AGENTS: tuple[str, ...] = ("rw-td3-lagrange",)
+
+#: Non-RL searches for one budget on the single env: name → ``factory(env, c, **kw)``
+#: returning an object with ``learn(n_trials)`` and ``predict`` (one trial = one env step).
+BUDGET_SEARCHES: dict[str, Callable[..., StructuredSearch]] = {
+    "structured-tpe": lambda env, c, **kw: StructuredSearch(env, c, method="tpe", **kw),
+    "structured-cem": lambda env, c, **kw: StructuredSearch(env, c, method="cem", **kw),
+}
+
+
+def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> StructuredSearch:
+    """Build the one-budget search ``name`` of :data:`BUDGET_SEARCHES` on the single env.
+
+    Raises:
+        UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
+    """
+    if name not in BUDGET_SEARCHES:
+        raise suggest(name, BUDGET_SEARCHES, what="budget search")
+    return BUDGET_SEARCHES[name](env, c, **kwargs)
+
 
 #: Agents that see the env through a wrapper (their action space is not the env's Box):
 #: name → ``wrapper(env) -> env``, applied before the per-entity vector env is built.
@@ -130,6 +174,8 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
     """Build an SB3 agent for the per-entity vector env with paper-like defaults.
 
     * ``"rw-td3"``: :class:`RandomWalkTD3` (CIESS, paper §2–§3).
+    * ``"rw-td3-lagrange"``: :class:`~agents.lagrangian.LagrangianRWTD3`, RW-TD3 whose λ
+      is steered to one target sparsity (pass ``target_sparsity=c``).
     * ``"td3"``: SB3 ``TD3`` with :class:`~agents.policies.EntityTD3Policy`, the same
       hyperparameters, and plain per-entity Gaussian action noise (σ = 6 sizes).
     * ``"ddpg"``: SB3 ``DDPG`` likewise (one critic head, no policy delay or target smoothing).
