@@ -56,16 +56,11 @@ from typing import Any
 import numpy as np
 
 from agents.rw_td3 import RandomWalkTD3
-from ciess_env._spaces import action_to_sizes
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import sparsity as table_sparsity
+from ciess_env.spaces import action_to_sizes, size_penalty
 
 __all__ = ["LagrangianRWTD3"]
-
-
-def _penalty(sizes: np.ndarray, d_max: int, variant: str) -> np.ndarray:
-    # Mirrors the memory term of ciess_env._spaces.entity_rewards.
-    d = np.asarray(sizes, dtype=np.float64)
-    return ((d - 1.0) / d_max) ** 2 if variant == "code" else (d / d_max) ** 2
 
 
 class LagrangianRWTD3(RandomWalkTD3):
@@ -109,14 +104,14 @@ class LagrangianRWTD3(RandomWalkTD3):
         c = float(target_sparsity)
         if not 0.0 < c < 1.0:
             msg = f"`target_sparsity` must be in (0, 1), got {target_sparsity!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         lo, hi = (float(b) for b in lam_bounds)
         if not 0.0 < lo <= hi:
             msg = f"`lam_bounds` must satisfy 0 < λ_min <= λ_max, got {lam_bounds!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         if not (math.isfinite(lam_lr) and lam_lr > 0):
             msg = f"`lam_lr` must be a positive number, got {lam_lr!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         super().__init__(policy, env, gradient_steps=gradient_steps, **kwargs)
         self.target_sparsity = c
         self.lam_lr = float(lam_lr)
@@ -127,7 +122,7 @@ class LagrangianRWTD3(RandomWalkTD3):
                 env_lam = float(self.env.get_attr("lam", indices=[0])[0])
             except (AttributeError, NotImplementedError, TypeError) as err:
                 msg = "`env` must expose the reward's memory weight as an attribute `lam`."
-                raise ValueError(msg) from err
+                raise InvalidArgumentError(msg) from err
             try:
                 variant = str(self.env.get_attr("reward_variant", indices=[0])[0])
             except (AttributeError, NotImplementedError, TypeError):
@@ -137,7 +132,7 @@ class LagrangianRWTD3(RandomWalkTD3):
         start = env_lam if lam_init is None else float(lam_init)
         if not (math.isfinite(start) and start > 0):
             msg = f"`lam_init` must be a positive number, got {start!r}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         self.lam = min(max(start, lo), hi)
         self.lam_kp = float(lam_kp)
         self._log_lam_integral = math.log(self.lam)
@@ -173,7 +168,9 @@ class LagrangianRWTD3(RandomWalkTD3):
             return
         actions = buf.actions[:rows].reshape(-1)
         sizes = action_to_sizes(actions, n=actions.size, d_min=self.d_min, d_max=self.d_max)
-        penalty = _penalty(sizes.reshape(rows, buf.n_envs), self.d_max, self.reward_variant)
+        penalty = size_penalty(
+            sizes.reshape(rows, buf.n_envs), d_max=self.d_max, variant=self.reward_variant
+        )
         old = self._row_lam[:rows, None]
         quality = buf.rewards[:rows] * (1.0 + old) + old * penalty
         buf.rewards[:rows] = ((quality - new_lam * penalty) / (1.0 + new_lam)).astype(

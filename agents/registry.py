@@ -64,7 +64,7 @@ def _make_rw_td3_lagrange(env: VecEnv, **kw: Any) -> BaseAlgorithm:
             "`target_sparsity` is required for 'rw-td3-lagrange' (one search per budget), "
             "e.g. make_agent('rw-td3-lagrange', env, target_sparsity=0.9)."
         )
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return LagrangianRWTD3("EntityPolicy", env, **kw)
 
 

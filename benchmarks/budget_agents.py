@@ -37,7 +37,12 @@ def _load(path: Path) -> list[dict]:
 
 
 def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: str) -> str:
-    from agents.experiments.stats import summarize, summary_markdown
+    from agents.experiments.compare import _markdown
+
+    try:
+        from agents.experiments.stats import summarize, summary_markdown
+    except ImportError:  # before issue 16's stats module: per-seed rows only
+        summarize = summary_markdown = None
 
     table = pd.DataFrame([r for unit in rows for r in unit["rows"]])
     done = len(rows)
@@ -61,8 +66,18 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         + ".",
         "",
     ]
-    summary = summarize(table, baseline="es")
-    return "\n".join(head) + summary_markdown(summary, baseline="es")
+    raw = table[["agent", "budget", "seed", "sparsity", "recall@20", "ndcg@20", "search_s"]]
+    return (
+        "\n".join(head)
+        + (
+            summary_markdown(summarize(table, baseline="es"), baseline="es")
+            if summarize is not None
+            else ""
+        )
+        + "\n## Per seed\n\n"
+        + _markdown(raw)
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+
     from agents.experiments.compare import compare
 
     torch.set_num_threads(1)

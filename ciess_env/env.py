@@ -120,8 +120,16 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Per entity, paper Eq. 10: ``r_n = q_n − λ·(d_n/d_max)²``. With ``reward="code"`` the
     authors' variant ``r_n = quality_n − λ·((d_n − 1)/d_max)²`` (raw quality, not the ratio).
-    The scalar reward is the mean of the ``N`` per-entity rewards; the vector is in
-    ``info["entity_rewards"]``.
+    With ``reward="team"`` (beyond the paper) every entity's quality term is the table-level
+    ``q̄`` (mean of ``q`` over users ∪ items, Eq. 15): ``r_n = q̄ − λ·(d_n/d_max)²``, so each
+    entity sees the collective effect of its size instead of its own quality, which depends
+    mostly on everyone else's sizes; the scalar reward equals ``"paper"``'s. The formulas are
+    :func:`ciess_env.spaces.entity_rewards`. The scalar reward is the mean of the ``N``
+    per-entity rewards; the vector is in ``info["entity_rewards"]``.
+
+    λ may change between steps without rebuilding the env: assign ``env.unwrapped.lam``
+    (validated; through a vector env, ``set_attr("lam", value)``); the next step's reward uses
+    it. Agents that steer λ to a budget do this (:class:`agents.lagrangian.LagrangianRWTD3`).
 
     ## Starting State
 
@@ -181,7 +189,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``retrain`` | str | ``"scratch"`` | or ``fast``, ``short:K``, ``epochs:E``, ``nested:B`` |
     | ``batches_per_step`` | int | paper | batches of a scratch step, ≥ 1 (LightGCN 2,000) |
     | ``batch_size`` | int | 10,000 | BPR triples per batch (synthetic: 2,048) |
-    | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10) or ``"code"`` (reference variant) |
+    | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10), ``"code"`` (reference), ``"team"`` |
     | ``device`` | str | ``"cpu"`` | torch device of training; must exist on this machine |
     | ``progress_bar`` | bool | False | tqdm bar over the batches of a step |
     | ``render_mode`` | str | ``None`` | ``"ansi"`` or ``"rgb_array"`` |
@@ -260,7 +268,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         retrain: str = "scratch",
         batches_per_step: int | None = None,
         batch_size: int | None = None,
-        reward: Literal["paper", "code"] = "paper",
+        reward: spaces.RewardVariant = "paper",
         device: str | torch.device = "cpu",
         progress_bar: bool = False,
         render_mode: str | None = None,
@@ -290,14 +298,11 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 
         if backbone.lower() not in BACKBONES:
             raise suggest(backbone, BACKBONES, what="backbone")
-        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
-            msg = f"`lam` must be a finite number >= 0, got {lam!r}."
-            raise InvalidArgumentError(msg)
         d_min, d_max = spaces.validate_size_range(d_min, d_max)
         check_int(d_max, "d_max", maximum=MAX_D_MAX, hint="Sizes are logged as int16.")
         check_int(max_episode_steps, "max_episode_steps", minimum=1)
-        if reward not in ("paper", "code"):
-            msg = f"`reward` must be 'paper' or 'code', got {reward!r}."
+        if reward not in spaces.REWARD_VARIANTS:
+            msg = f"`reward` must be one of {list(spaces.REWARD_VARIANTS)}, got {reward!r}."
             raise InvalidArgumentError(msg)
         if render_mode is not None and render_mode not in _RENDER_MODES:
             msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
@@ -377,6 +382,23 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last_info: dict[str, Any] = {}
         self._episode = -1
         self._t = 0
+
+    # ------------------------------------------------------------- λ
+    @property
+    def lam(self) -> float:
+        """λ, the memory weight of the reward; may be reassigned between steps."""
+        return self._lam
+
+    @lam.setter
+    def lam(self, value: float) -> None:
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float, np.floating, np.integer))
+            and math.isfinite(value)
+            and value >= 0
+        ):
+            msg = f"`lam` must be a finite number >= 0, got {value!r}."
+            raise InvalidArgumentError(msg)
+        self._lam = float(value)
 
     # ------------------------------------------------------------ mappings
     def action_to_sizes(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "QUALITY_FLOOR",
+    "REWARD_VARIANTS",
     "RewardVariant",
     "action_to_sizes",
     "entity_rewards",
@@ -27,7 +28,10 @@ __all__ = [
     "validate_size_range",
 ]
 
-RewardVariant = Literal["paper", "code"]
+RewardVariant = Literal["paper", "code", "team"]
+
+#: The reward variants :func:`entity_rewards` (and the env's ``reward=``) accept.
+REWARD_VARIANTS: tuple[str, ...] = ("paper", "code", "team")
 
 #: Floor on the full-size quality in the ratio's denominator (the reference code's 1e-5).
 QUALITY_FLOOR = 1e-5
@@ -134,6 +138,25 @@ def quality_ratio(quality: np.ndarray, full_quality: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(quality, dtype=np.float64) / den, 0.0, 1.0)
 
 
+def size_penalty(sizes: np.ndarray, *, d_max: int, variant: RewardVariant = "paper") -> np.ndarray:
+    """The memory term that λ multiplies in :func:`entity_rewards`, per entity.
+
+    ``(d/d_max)²`` for ``"paper"`` and ``"team"``, ``((d − 1)/d_max)²`` for ``"code"``. It
+    depends on the size alone, so an agent that changes λ can relabel stored rewards exactly
+    (:class:`agents.lagrangian.LagrangianRWTD3`).
+
+    Raises:
+        ValueError: on an unknown variant.
+    """
+    d = np.asarray(sizes, dtype=np.float64)
+    if variant in ("paper", "team"):
+        return (d / d_max) ** 2
+    if variant == "code":
+        return ((d - 1.0) / d_max) ** 2
+    msg = f"`reward` must be one of {list(REWARD_VARIANTS)}, got {variant!r}."
+    raise InvalidArgumentError(msg)
+
+
 def entity_rewards(
     *,
     q: np.ndarray,
@@ -143,11 +166,21 @@ def entity_rewards(
     d_max: int,
     variant: RewardVariant = "paper",
 ) -> np.ndarray:
-    """Per-entity reward, paper Eq. 10 or the authors' code variant.
+    """Per-entity reward: paper Eq. 10, the authors' code variant, or the team reward.
 
-    * ``"paper"``: ``r = q − λ·(d/d_max)²`` with the quality ratio ``q``.
-    * ``"code"``: ``r = quality − λ·((d − 1)/d_max)²`` with the raw quality (mean of
+    * ``"paper"``: ``r_n = q_n − λ·(d_n/d_max)²`` with the quality ratio ``q_n``.
+    * ``"code"``: ``r_n = quality_n − λ·((d_n − 1)/d_max)²`` with the raw quality (mean of
       Recall/NDCG@5/10/20), as in the reference implementation.
+    * ``"team"``: ``r_n = q̄ − λ·(d_n/d_max)²``, ``q̄`` the mean of ``q`` over all entities
+      (the table-level quality of Eq. 15). An entity's own quality depends mostly on the other
+      entities' sizes (an item's quality is its users' ranking quality), so under ``"paper"``
+      each entity pays its whole memory cost but sees little of its size's effect on quality;
+      under ``"team"`` every entity sees the collective quality its size contributes to. The
+      mean over entities, the scalar reward, is the same as ``"paper"``'s.
+
+    A difference reward ``G(z) − G(z with d_n replaced)`` is not offered: its exact form needs
+    one counterfactual retraining per entity, and its one cheap estimate (every other entity's
+    quality held fixed) is the ``"paper"`` reward up to a constant per entity.
 
     Args:
         q: (n,) quality ratios in [0, 1].
@@ -155,15 +188,18 @@ def entity_rewards(
         sizes: (n,) integer sizes.
         lam: The memory weight λ.
         d_max: The largest size.
-        variant: ``"paper"`` or ``"code"``.
+        variant: One of :data:`REWARD_VARIANTS`.
 
     Returns:
         (n,) float64 rewards.
+
+    Raises:
+        ValueError: on an unknown variant.
     """
-    d = np.asarray(sizes, dtype=np.float64)
+    penalty = lam * size_penalty(sizes, d_max=d_max, variant=variant)
     if variant == "paper":
-        return np.asarray(q, dtype=np.float64) - lam * (d / d_max) ** 2
+        return np.asarray(q, dtype=np.float64) - penalty
     if variant == "code":
-        return np.asarray(quality, dtype=np.float64) - lam * ((d - 1.0) / d_max) ** 2
-    msg = f"`reward` must be 'paper' or 'code', got {variant!r}."
-    raise InvalidArgumentError(msg)
+        return np.asarray(quality, dtype=np.float64) - penalty
+    q_arr = np.asarray(q, dtype=np.float64)
+    return (float(q_arr.mean()) if q_arr.size else 0.0) - penalty

@@ -6,6 +6,9 @@ Every agent is judged by the same protocol, so the comparison is fair:
 * RL agents search on the per-entity vector env for ``episodes`` episodes, and the env's budget
   log collects every size assignment they tried (``"esapn"`` sees the env through
   :class:`~ciess_env.wrappers.DiscreteSizes`: six candidate sizes);
+* one-budget agents (:data:`ONE_BUDGET_AGENTS`: the Lagrangian RW-TD3 and the structured
+  black-box searches) search ``episodes`` episodes *per budget*, aimed at that budget, so they
+  use ``len(budgets)`` times the env steps of an RL agent, which searches once for all;
 * then each agent's assignments go through the same selective retraining (top-l per budget,
   retrained from scratch, scored on test; :func:`agents.experiments.selective.selective_retrain`);
 * ``"pep"`` (PEP, :mod:`agents.pep`) prunes individual weights: one mask per budget from one
@@ -27,17 +30,20 @@ import pandas as pd
 
 from agents.experiments.selective import PAPER_BUDGETS, retrain_pruned, selective_retrain
 from agents.pep import pep_prefix_log
-from agents.registry import AGENTS
+from agents.registry import AGENTS, BUDGET_AGENTS, BUDGET_SEARCHES
+from ciess_env.budget_log import BudgetLog
 from ciess_env.errors import suggest
 
-__all__ = ["HEURISTICS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
+__all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
 
 logger = logging.getLogger(__name__)
 
 #: Agents that pick sizes from the budget and popularity alone (no search).
 HEURISTICS: tuple[str, ...] = ("es", "mr", "mde")
-#: Agents that search on the environment with reinforcement learning.
-RL_AGENTS: tuple[str, ...] = tuple(AGENTS)
+#: Agents that search on the environment with reinforcement learning, once for all budgets.
+RL_AGENTS: tuple[str, ...] = tuple(a for a in AGENTS if a not in BUDGET_AGENTS)
+#: Agents that run one search per budget, aimed at it.
+ONE_BUDGET_AGENTS: tuple[str, ...] = (*BUDGET_AGENTS, *BUDGET_SEARCHES)
 #: Methods that prune individual weights (PEP) and PEP's projection onto prefix sizes; both
 #: share one PEP search per :func:`compare` call (its settings: ``agent_kwargs["pep"]``).
 PRUNERS: tuple[str, ...] = ("pep", "pep-prefix")
@@ -115,10 +121,12 @@ def compare(
     Args:
         env_id: A registered CIESS env id.
         agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"``, RL agents
-            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``, ``"ppo"``, ``"esapn"``, and PEP
-            (``"pep"``, ``"pep-prefix"``).
+            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``, ``"ppo"``, ``"esapn"``, PEP
+            (``"pep"``, ``"pep-prefix"``), and one-budget agents ``"rw-td3-lagrange"``,
+            ``"structured-tpe"``, ``"structured-cem"``.
         budgets: Target sparsities c.
-        episodes: Search episodes per RL agent (the paper: 30).
+        episodes: Search episodes per RL agent (the paper: 30); per budget for one-budget
+            agents.
         top_l: Masks retrained per budget (the authors' code: 3).
         seed: Seed of the env, the agents and every retraining.
         env_kwargs: Overrides passed to ``gym.make``.
@@ -183,6 +191,19 @@ def compare(
                     )[0]
                     for m in pep_masks
                 ]  # fmt: skip
+        elif name in ONE_BUDGET_AGENTS:
+            results, parts, budget_logs, search_s = [], [], [], 0.0
+            for c in budgets:
+                t1 = time.perf_counter()
+                log, curve = session.budget_search(name, c, episodes=episodes, **kwargs)
+                search_s += time.perf_counter() - t1
+                parts.append(curve.assign(budget=c))
+                budget_logs.append(log)
+                results.append(
+                    selective_retrain(log, session.data, budgets=[c], top_l=top_l, **retrain_kw)[0]
+                )
+            curves[name] = pd.concat(parts, ignore_index=True)
+            log = _concat_logs(budget_logs)
         else:
             log, curve = session.search(name, episodes=episodes, **kwargs)
             curves[name] = curve
@@ -214,6 +235,16 @@ def compare(
     if output_dir is not None:
         _write(comparison, Path(output_dir))
     return comparison
+
+
+def _concat_logs(logs: Sequence[BudgetLog]) -> BudgetLog:
+    """One log holding every entry of ``logs`` in order (one-budget searches, one per budget)."""
+    first = logs[0]
+    merged = BudgetLog(first.n_users, first.n_items, d_max=first.d_max)
+    for log in logs:
+        for e in log:
+            merged.record(**e._asdict())
+    return merged
 
 
 def _write(comparison: Comparison, out: Path) -> None:

@@ -22,7 +22,13 @@ from tqdm import tqdm
 import ciess_env  # noqa: F401  (registers the env ids)
 from agents.baselines import BASELINES, PopularityProportional
 from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
-from agents.registry import make_agent, wrap_env_for
+from agents.registry import (
+    BUDGET_AGENTS,
+    BUDGET_SEARCHES,
+    make_agent,
+    make_budget_search,
+    wrap_env_for,
+)
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, suggest
@@ -201,6 +207,57 @@ class SearchSession:
         self.last_deterministic_log = run.deterministic_log
         self.last_search_finished = run.finished
         return log, search_curve(log)
+
+    def budget_search(
+        self, name: str, c: float, *, episodes: int, **kwargs: Any
+    ) -> tuple[BudgetLog, pd.DataFrame]:
+        """Search for the one budget ``c`` for ``episodes`` × T env steps.
+
+        ``name`` is a one-budget RL agent (:data:`agents.registry.BUDGET_AGENTS`, trained on
+        the per-entity vector env with ``target_sparsity=c``) or a black-box search
+        (:data:`agents.registry.BUDGET_SEARCHES`, one trial per env step on the single env).
+        The env's λ is restored afterwards (a Lagrangian agent steers it).
+
+        Returns:
+            The budget log of this search alone, and its per-step curve.
+
+        Raises:
+            ValueError: for a name that is neither, or ``episodes < 1``.
+        """
+        if name not in BUDGET_AGENTS and name not in BUDGET_SEARCHES:
+            choices = {**dict.fromkeys(BUDGET_AGENTS), **BUDGET_SEARCHES}
+            raise suggest(name, choices, what="one-budget agent")
+        if episodes < 1:
+            msg = f"`episodes` must be >= 1, got {episodes!r}."
+            raise InvalidArgumentError(msg)
+        self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
+        lam = self.env.lam
+        kwargs.setdefault("seed", self.seed)
+        try:
+            if name in BUDGET_SEARCHES:
+                model: Any = make_budget_search(name, self._gym_env, c, **kwargs)
+                model.learn(episodes * self.env.max_episode_steps, progress_bar=self.progress_bar)
+            else:
+                vec = EntityVecEnv(self.env)
+                vec.seed(self.seed)
+                model = make_agent(name, vec, target_sparsity=c, **kwargs)
+                self._learn(model, vec, episodes, desc=f"search {name} at {c:g}")
+        finally:
+            self.env.lam = lam
+        log = self.env.budget_log
+        self.last_model = model
+        return log, search_curve(log)
+
+    def _learn(self, model: Any, vec: EntityVecEnv, episodes: int, *, desc: str) -> None:
+        steps = episodes * self.env.max_episode_steps
+        with tqdm(total=steps, desc=desc, unit="step", disable=not self.progress_bar) as bar:
+            # log_interval: SB3 would dump its logger once per finished sub-env (every entity)
+            # at each episode end; the budget log already holds every step.
+            model.learn(
+                total_timesteps=steps * vec.num_envs,
+                callback=_TqdmCallback(bar),
+                log_interval=10**9,
+            )
 
     # -------------------------------------------------------------- retrain
     def final_batches(self) -> int:

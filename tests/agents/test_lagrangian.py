@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agents.lagrangian import LagrangianRWTD3
-from ciess_env._spaces import action_to_sizes
+from ciess_env.spaces import action_to_sizes
 
 
 def _model(env, tiny_kwargs, **kw):

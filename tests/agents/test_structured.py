@@ -122,3 +122,40 @@ def test_search_rejects_bad_input(tiny_env) -> None:
         StructuredSearch(tiny_env, 0.9, method="cem").best  # noqa: B018
     with pytest.raises(ValueError, match="at least d_min"):
         StructuredSearch(tiny_env, 0.999, method="cem")
+
+
+def test_compare_runs_one_search_per_budget(tmp_path) -> None:
+    from agents.experiments.compare import compare
+
+    small = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}, "gradient_steps": 1}
+    result = compare(
+        "CIESS-MF-Synthetic-v0",
+        ["structured-cem", "rw-td3-lagrange"],
+        episodes=1,
+        top_l=1,
+        retrain_batches=4,
+        env_kwargs={"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path)},
+        agent_kwargs={"rw-td3-lagrange": small},
+        progress_bar=False,
+    )
+    table = result.table.set_index(["agent", "budget"])
+    for c in (0.8, 0.9, 0.95):  # integer caps at 70 entities × 128: met exactly
+        assert table.loc[("structured-cem", c), "sparsity"] == pytest.approx(c)
+    assert len(result.logs["rw-td3-lagrange"]) == 30  # 3 budgets × 1 episode × 10 steps
+    curve = result.curves["structured-cem"]
+    assert curve.groupby("budget").size().to_dict() == {0.8: 10, 0.9: 10, 0.95: 10}
+    assert np.allclose(curve["sparsity"], curve["budget"])
+
+
+def test_session_budget_search_restores_the_envs_lam_and_names_bad_agents(tmp_path) -> None:
+    from agents.experiments.session import SearchSession
+
+    env_kwargs = {"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path)}
+    session = SearchSession("CIESS-MF-Synthetic-v0", env_kwargs=env_kwargs, progress_bar=False)
+    small = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}, "gradient_steps": 1}
+    log, curve = session.budget_search("rw-td3-lagrange", 0.9, episodes=1, **small)
+    assert len(log) == len(curve) == 10
+    assert session.last_model.lam != pytest.approx(0.4)  # it steered λ ...
+    assert session.env.lam == 0.4  # ... and the shared env got its own λ back
+    with pytest.raises(ValueError, match="one-budget agent"):
+        session.budget_search("rw-td3", 0.9, episodes=1)
