@@ -327,7 +327,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 
         self.backbone = backbone.lower()
         self.design = RetrainDesign.parse(retrain)
-        self.lam = float(lam)
+        self.lam = lam  # validated by the property
         self.d_min = d_min
         self.d_max = d_max
         self.max_episode_steps = max_episode_steps

@@ -207,7 +207,7 @@ def test_invalid_arguments_name_the_parameter(tiny_kwargs: dict) -> None:
     """Bad lam / reward / retrain values raise ValueError messages naming the argument."""
     with pytest.raises(ValueError, match=re.escape("`lam` must be a finite number >= 0")):
         EmbeddingSizeEnv(dataset="synthetic", lam=-1.0, **tiny_kwargs)
-    with pytest.raises(ValueError, match=re.escape("`reward` must be 'paper' or 'code'")):
+    with pytest.raises(ValueError, match=re.escape("`reward` must be one of ['paper', 'code'")):
         EmbeddingSizeEnv(dataset="synthetic", reward="raw", **tiny_kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=re.escape("`retrain` must be 'scratch', 'fast'")):
         EmbeddingSizeEnv(dataset="synthetic", retrain="warm", **tiny_kwargs)
