@@ -15,9 +15,11 @@ from agents.baselines import (
     SizeBaseline,
     kept_budget,
 )
+from agents.lagrangian import LagrangianRWTD3
 from agents.policies import EntityTD3Policy, GroupScaledAdam
 from agents.registry import AGENTS, make_agent
 from agents.rw_td3 import ExplorationStep, RandomWalkTD3
+from agents.structured import StructuredSearch, StructuredSizes
 
 __all__ = [
     "AGENTS",
@@ -26,10 +28,13 @@ __all__ = [
     "EqualSize",
     "ExplorationStep",
     "GroupScaledAdam",
+    "LagrangianRWTD3",
     "MixedRandom",
     "PopularityProportional",
     "RandomWalkTD3",
     "SizeBaseline",
+    "StructuredSearch",
+    "StructuredSizes",
     "kept_budget",
     "make_agent",
 ]
