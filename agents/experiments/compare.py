@@ -143,7 +143,7 @@ def compare(
     """
     from agents.experiments.session import SearchSession
 
-    known = (*HEURISTICS, *RL_AGENTS, *PRUNERS)
+    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
     for name in agents:  # fail before any agent has spent minutes
         if name not in known:
             raise suggest(name, known, what="agent")
