@@ -5,6 +5,7 @@ Usage:
     python benchmarks/bench_active_width.py masks --log RUN/budget_log [--data-dir DIR]
     python benchmarks/bench_active_width.py step [--data-dir DIR] [--epochs 5]
     python benchmarks/bench_active_width.py rss [--data-dir DIR] [--steps 100]
+    python benchmarks/bench_active_width.py heap [--data-dir DIR] [--steps 15]
     python benchmarks/bench_active_width.py report
 
 Every part compares the two computations of the backbones in ONE process: ``before`` is
@@ -21,6 +22,8 @@ batch, L2 over gathered rows, plain Adam: the code before issue 13) and ``after`
   masks, before and after, same seeds; records both validation metrics.
 * ``rss``: resident memory of an ML-1M fast-mode env over ``--steps`` steps (seeded random
   actions).
+* ``heap``: resident memory along ``--steps`` short retraining steps without, then with, the
+  heap release between steps (what made the env's memory drift).
 
 Each measured unit is appended to ``benchmarks/results/active_width.jsonl`` as soon as it
 finishes (a rerun skips units already there), and ``report`` (run after each part) rewrites the
@@ -108,7 +111,7 @@ class full_width:
 # ------------------------------------------------------------------ batch
 def part_batch(data, args) -> None:
     done = _done()
-    for name in BACKBONES:
+    for name in args.backbones or BACKBONES:
         unit = f"batch/{name}"
         if unit in done:
             continue
@@ -128,7 +131,7 @@ def part_batch(data, args) -> None:
                 with full_width(path == "before"):
                     r = trainers[path].run(args.batches)
                 best[path] = min(best[path], r.seconds_per_batch)
-        for _ in range(2):
+        for _ in range(args.eval_repeats):
             for path in ("before", "after"):
                 with full_width(path == "before"):
                     seconds = evaluate(trainers[path].model, data, "validation").seconds
@@ -138,6 +141,7 @@ def part_batch(data, args) -> None:
             "before_s": best["before"], "after_s": best["after"],
             "ratio": best["before"] / best["after"],
             "eval_before_s": evals["before"], "eval_after_s": evals["after"],
+            "eval_repeats": args.eval_repeats,
             "chunks": args.chunks, "batches_per_chunk": args.batches,
         })  # fmt: skip
 
@@ -167,7 +171,7 @@ def _masks(data) -> list[tuple[str, np.ndarray, np.ndarray]]:
     from agents.baselines import EqualSize
 
     out = []
-    for c in (0.8, 0.9, 0.95):
+    for c in (0.9, 0.8, 0.95):  # the goal's mask first
         es = EqualSize(c, n_users=data.n_users, n_items=data.n_items)
         out.append((f"ES {c:.0%}", *es.sizes()))
     if MASKS.exists():
@@ -197,6 +201,8 @@ def part_step(data, args) -> None:
                 d_min=1, d_max=128,
             )  # fmt: skip
     for label, users, items in _masks(data):
+        if args.only and not any(label.startswith(o) for o in args.only):
+            continue
         for path in ("before", "after"):
             unit = f"step/{label}/{path}/{n_batches}"
             if unit in done:
@@ -227,10 +233,10 @@ def part_rss(data, args) -> None:
 
     import ciess_env  # noqa: F401 (registers the ids)
 
-    unit = f"rss/{args.steps}"
+    unit = f"rss/{args.retrain}/{args.steps}"
     if unit in _done():
         return
-    env = gym.make(ENV_IDS[args.dataset], retrain="fast", data_dir=args.data_dir)
+    env = gym.make(ENV_IDS[args.dataset], retrain=args.retrain, data_dir=args.data_dir)
     env.reset(seed=SEED)
     env.action_space.seed(SEED)
     rss, seconds = [], []
@@ -245,9 +251,39 @@ def part_rss(data, args) -> None:
             print(f"step {t + 1}: rss {rss[-1]:.1f} MB, {seconds[-1]:.2f} s", flush=True)
     env.close()
     _append({
-        "unit": unit, "part": "rss", "steps": args.steps, "rss_mb": rss, "step_s": seconds,
+        "unit": unit, "part": "rss", "steps": args.steps, "retrain": args.retrain,
+        "rss_mb": rss, "step_s": seconds,
         "rss_10": rss[9], "rss_last": rss[-1], "growth": rss[-1] / rss[9] - 1.0,
     })  # fmt: skip
+
+
+# ------------------------------------------------------------------- heap
+def part_heap(data, args) -> None:
+    """RSS along short retraining steps without, then with, the heap release between steps."""
+    import ciess_env.retrain as retrain
+
+    unit = f"heap/{args.steps}"
+    if unit in _done():
+        return
+    config = TrainConfig(n_batches=2)
+    rng = np.random.default_rng(SEED)
+    release = retrain.release_free_memory
+    rss = {}
+    for mode in ("without", "with"):
+        retrain.release_free_memory = release if mode == "with" else (lambda: False)
+        rss[mode] = []
+        for t in range(args.steps):
+            users = rng.integers(1, 129, size=data.n_users)
+            items = rng.integers(1, 129, size=data.n_items)
+            out = retrain.retrain_and_evaluate(
+                retrain.RetrainDesign("scratch"), backbone="lightgcn", data=data,
+                user_sizes=users, item_sizes=items, base_config=config, init_seed=t,
+                train_seed=t, d_min=1, d_max=128,
+            )  # fmt: skip
+            del out
+            rss[mode].append(_rss_mb())
+    retrain.release_free_memory = release
+    _append({"unit": unit, "part": "heap", "steps": args.steps, "rss_mb": rss})
 
 
 # ----------------------------------------------------------------- report
@@ -282,7 +318,8 @@ def part_report(data, args) -> None:
             "",
             f"Best of {batch[0]['chunks']} interleaved chunks of "
             f"{batch[0]['batches_per_chunk']} batches of 10,000 triples; full validation "
-            "evaluation best of 2 (NeuMF before: its old 2^24-element scoring blocks).",
+            f"evaluation best of {batch[0].get('eval_repeats', 2)} (NeuMF before: its old "
+            "2^24-element scoring blocks).",
             "",
             "| backbone | before s/batch | after s/batch | ratio "
             "| before eval s | after eval s | eval ratio | load |",
@@ -328,10 +365,10 @@ def part_report(data, args) -> None:
         rss = r["rss_mb"]
         marks = [s for s in (1, 10, 25, 50, 75, 100) if s <= len(rss)]
         lines += [
-            f"## Resident memory over {r['steps']} fast-mode steps (ML-1M env)",
+            f"## Resident memory over {r['steps']} steps, `retrain='{r['retrain']}'` (ML-1M env)",
             "",
-            "`gym.make('CIESS-LightGCN-ML1M-v0', retrain='fast')`, seeded random actions, "
-            "reset every 10 steps; RSS of the process after each step.",
+            f"`gym.make('CIESS-LightGCN-ML1M-v0', retrain='{r['retrain']}')`, seeded random "
+            "actions, reset every 10 steps; RSS of the process after each step.",
             "",
             "| after step | " + " | ".join(str(s) for s in marks) + " |",
             "|---|" + "---|" * len(marks),
@@ -341,30 +378,49 @@ def part_report(data, args) -> None:
             f"({r['growth']:+.1%}; goal within ±5 %); median step {np.median(r['step_s']):.2f} s.",
             "",
         ]
+    for r in (r for r in recs if r["part"] == "heap"):
+        a, b = np.array(r["rss_mb"]["without"]), np.array(r["rss_mb"]["with"])
+        lines += [
+            "### Where the drift comes from: the allocator, not a leak",
+            "",
+            f"{r['steps']} short scratch steps (2 batches + full evaluation, random sizes) "
+            "without, then with, `release_free_memory()` (glibc `malloc_trim`) before each "
+            "step, in one process (`bench_active_width.py heap`):",
+            "",
+            "| RSS MB | min | max | last |",
+            "|---|---|---|---|",
+            f"| without | {a.min():.0f} | {a.max():.0f} | {a[-1]:.0f} |",
+            f"| with | {b.min():.0f} | {b.max():.0f} | {b[-1]:.0f} |",
+            "",
+        ]
     REPORT.write_text("\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["batch", "masks", "step", "rss", "report"])
+    parser.add_argument("part", choices=["batch", "masks", "step", "rss", "heap", "report"])
     parser.add_argument("--data-dir", default=None, help="default: $CIESS_DATA_DIR or the cache")
     parser.add_argument("--dataset", default="ml-1m", choices=sorted(ENV_IDS))
     parser.add_argument("--results", default=str(RESULTS), help="folder of the results files")
     parser.add_argument("--batches", type=int, default=5, help="batch: batches per chunk")
     parser.add_argument("--chunks", type=int, default=4, help="batch: chunks per path")
     parser.add_argument("--epochs", type=float, default=5.0, help="step: epochs per step")
-    parser.add_argument("--steps", type=int, default=100, help="rss: env steps")
+    parser.add_argument("--steps", type=int, default=100, help="rss, heap: env steps")
+    parser.add_argument("--retrain", default="fast", help="rss: the env's step design")
+    parser.add_argument("--backbones", nargs="*", default=None, help="batch: which")
+    parser.add_argument("--only", nargs="*", default=None, help="step: mask labels to run")
+    parser.add_argument("--eval-repeats", type=int, default=2, help="batch: evaluations")
     parser.add_argument("--log", default=None, help="masks: a saved BudgetLog")
     args = parser.parse_args(argv)
     global JSONL, MASKS, REPORT
     folder = Path(args.results)
     JSONL, MASKS, REPORT = (folder / p.name for p in (JSONL, MASKS, REPORT))
     data = None
-    if args.part in ("batch", "masks", "step"):
+    if args.part in ("batch", "masks", "step", "heap"):
         data = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=42)
     {"batch": part_batch, "masks": part_masks, "step": part_step, "rss": part_rss,
-     "report": part_report}[args.part](data, args)  # fmt: skip
+     "heap": part_heap, "report": part_report}[args.part](data, args)  # fmt: skip
 
 
 if __name__ == "__main__":
