@@ -301,8 +301,9 @@ def part_report(data, args) -> None:
         "Written by `python benchmarks/bench_active_width.py report` from "
         "`benchmarks/results/active_width.jsonl`; each row's command, time and 1-minute load "
         "average are in that file. **Shared machine**: 2 cores used by several jobs at once, "
-        "every job at one torch thread (`/work/bin/cpuslot`); before and after ran in the same "
-        "process, interleaved, so the ratios are fairer than the absolute times.",
+        "every job at one torch thread (load average 17–22 during these runs, so absolute "
+        "times are ~10× an idle core's); before and after ran in the same process, "
+        "interleaved, so the ratios are fairer than the absolute times.",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         "CPU; seed 0; ML-1M (split 50/25/25, seed 42).",
