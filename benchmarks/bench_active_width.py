@@ -312,6 +312,16 @@ def part_report(data, args) -> None:
         "cached masks, `bincount` L2, fused Adam).",
         "",
     ]
+    n_masks = len({r["mask"] for r in recs if r["part"] == "step"})
+    n_batch = len({r["backbone"] for r in recs if r["part"] == "batch"})
+    has_rss = any(r["part"] == "rss" for r in recs)
+    if n_masks < 6 or n_batch < len(BACKBONES) or not has_rss:
+        lines += [
+            f"**(partial: per-batch {n_batch} of {len(BACKBONES)} backbones, step {n_masks} of "
+            f"6 masks, RSS {'done' if has_rss else 'not run'}; the rest waits for CPU time, "
+            "rerun the same commands to resume.)**",
+            "",
+        ]
     batch = [r for r in recs if r["part"] == "batch"]
     if batch:
         lines += [
