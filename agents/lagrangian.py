@@ -31,7 +31,7 @@ the sizes have moved. Why this form:
 
 The controller can only be as fast as the policy it steers. With RW-TD3's one gradient step
 per env step the actor follows a change of λ several episodes late, and an integral loop
-around such a lag oscillates instead of settling (benchmarks/results/lagrangian.md). An env
+around such a lag oscillates instead of settling (on the test suite's synthetic env). An env
 step costs a retraining while a gradient step costs milliseconds, so this agent takes
 ``gradient_steps=10`` per env step by default.
 
