@@ -48,6 +48,18 @@ def small_data() -> InteractionData:
     return make_synthetic()
 
 
+@pytest.fixture(scope="module")
+def tiny_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Env kwargs for a 40 × 30 synthetic MF env on the tiny preset, one cache per module."""
+    return {
+        "dataset": "synthetic",
+        "backbone": "mf",
+        "preset": "tiny",
+        "dataset_kwargs": {"n_users": 40, "n_items": 30, "mean_interactions": 8},
+        "cache_dir": str(tmp_path_factory.mktemp("ciess-cache")),
+    }
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The folder of the real data sets, from ``$CIESS_DATA_DIR``; skips the test if absent."""

@@ -11,19 +11,6 @@ import torch
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import CacheWriteWarning, CIESSError, InvalidArgumentError, InvalidTypeError
 
-TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
-
-
-@pytest.fixture(scope="module")
-def tiny_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return {
-        "dataset": "synthetic",
-        "backbone": "mf",
-        "preset": "tiny",
-        "dataset_kwargs": TINY_DATA,
-        "cache_dir": str(tmp_path_factory.mktemp("ciess-cache")),
-    }
-
 
 @pytest.mark.parametrize(
     ("override", "cls", "text"),
@@ -70,7 +57,8 @@ def test_unwritable_cache_dir_warns_and_keeps_the_pretrained_model(tiny_kwargs, 
     """The cache write fails after pretraining; the env warns and still resets."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    data = {**TINY_DATA, "seed": 11}  # a data set no other test pretrained (memo miss)
+    # a data set no other test pretrained (memo miss)
+    data = {**tiny_kwargs["dataset_kwargs"], "seed": 11}
     env = EmbeddingSizeEnv(**{**tiny_kwargs, "dataset_kwargs": data, "cache_dir": str(blocker)})
     with pytest.warns(CacheWriteWarning, match=re.escape(str(blocker))):
         obs, info = env.reset(seed=0)

@@ -11,19 +11,6 @@ from ciess_env import spaces
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.vector import EntityVecEnv
 
-TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
-
-
-@pytest.fixture(scope="module")
-def tiny_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return {
-        "dataset": "synthetic",
-        "backbone": "mf",
-        "preset": "tiny",
-        "dataset_kwargs": TINY_DATA,
-        "cache_dir": str(tmp_path_factory.mktemp("ciess-cache")),
-    }
-
 
 def test_team_reward_gives_everyone_the_table_quality_on_known_values() -> None:
     q = np.array([1.0, 0.5, 0.0, 0.5])
