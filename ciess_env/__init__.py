@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ciess_env.budget_log import BudgetEntry, BudgetLog
     from ciess_env.env import EmbeddingSizeEnv
     from ciess_env.vector import EntityVecEnv
+    from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = [
     "BACKBONE_IDS",
@@ -29,6 +30,7 @@ __all__ = [
     "BudgetLog",
     "EmbeddingSizeEnv",
     "EntityVecEnv",
+    "RecordBudgetLog",
     "__version__",
 ]
 
@@ -78,6 +80,7 @@ _LAZY = {
     "BudgetLog": "ciess_env.budget_log",
     "EmbeddingSizeEnv": "ciess_env.env",
     "EntityVecEnv": "ciess_env.vector",
+    "RecordBudgetLog": "ciess_env.wrappers",
 }
 
 

@@ -2,19 +2,22 @@
 
 During the search every size assignment the agent tries is logged with its quality. For a
 budget ``c`` the final step picks the ``l`` logged assignments with the best mean quality ratio
-``q̄`` among those whose sparsity is at least ``c``, and retrains each from scratch. Because one
-log serves every budget ("one shot for several budgets"), the log keeps *all* steps, not only
-the best so far.
+``q̄`` among those whose sparsity is at least ``c``, and retrains each from scratch. One log
+serves several budgets ("one shot for several budgets").
 
-Sizes are stored compactly (``uint8`` when ``d_max ≤ 255``, else ``int16``): a 30-episode ×
-10-step search on Yelp2018 (69,716 entities) logs 300 assignments in about 21 MB.
+A log built with ``budgets=`` is *bounded*: it keeps the masks that are among the ``top_l``
+best for at least one of those budgets (an evicted mask can never re-enter a top-l, so the
+selection is exactly that of the full log), the mask of the best step by reward, and a scalar
+summary of every step
+(:attr:`BudgetLog.steps`, what search curves read). Without ``budgets`` it keeps every mask.
+Sizes are stored compactly (``uint8`` when ``d_max ≤ 255``, else ``int16``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,15 +25,17 @@ import numpy as np
 
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["MAX_D_MAX", "BudgetEntry", "BudgetLog"]
+__all__ = ["MAX_D_MAX", "BudgetEntry", "BudgetLog", "StepSummary"]
 
 #: The widest table a log can hold: sizes are stored as int16 above 255.
 MAX_D_MAX = int(np.iinfo(np.int16).max)
 
-#: Version 2 added ``reward``; version-1 files load with a NaN reward.
-_FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+#: Version 2 added ``reward``, version 3 the step summary and the bound (``budgets``,
+#: ``top_l``); older files load with NaN rewards and a summary rebuilt from their entries.
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 _SCALARS = ("episode", "step", "sparsity", "mean_quality", "recall_20", "ndcg_20", "reward")
+_STEP_FIELDS = (*_SCALARS, "mean_user_size", "mean_item_size")
 
 
 def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -68,8 +73,8 @@ class BudgetEntry(NamedTuple):
         ndcg_20: Validation NDCG@20 (mean over users with ground truth).
         user_sizes: (n_users,) sizes, ``uint8`` or ``int16``.
         item_sizes: (n_items,) sizes, ``uint8`` or ``int16``.
-        reward: The step's mean reward as the env computed it (``spaces.entity_rewards`` under
-            the env's ``reward`` variant, averaged over entities); NaN when not recorded.
+        reward: The step's reward as the env returned it (the mean of
+            ``spaces.entity_rewards`` under the env's ``reward`` variant); NaN when not recorded.
     """
 
     episode: int
@@ -83,6 +88,36 @@ class BudgetEntry(NamedTuple):
     reward: float = float("nan")
 
 
+class StepSummary(NamedTuple):
+    """The scalars of one logged step, kept for every step even in a bounded log.
+
+    Attributes:
+        episode, step, sparsity, mean_quality, recall_20, ndcg_20, reward: As in
+            :class:`BudgetEntry`.
+        mean_user_size: Mean user size of the step.
+        mean_item_size: Mean item size of the step.
+    """
+
+    episode: int
+    step: int
+    sparsity: float
+    mean_quality: float
+    recall_20: float
+    ndcg_20: float
+    reward: float
+    mean_user_size: float
+    mean_item_size: float
+
+    @classmethod
+    def of(cls, entry: BudgetEntry) -> StepSummary:
+        """The summary of a full entry."""
+        return cls(
+            *(getattr(entry, name) for name in _SCALARS),
+            mean_user_size=float(np.mean(entry.user_sizes)) if entry.user_sizes.size else 0.0,
+            mean_item_size=float(np.mean(entry.item_sizes)) if entry.item_sizes.size else 0.0,
+        )
+
+
 def _size_dtype(d_max: int) -> type[np.integer]:
     return np.uint8 if d_max <= np.iinfo(np.uint8).max else np.int16
 
@@ -94,6 +129,9 @@ class BudgetLog:
         n_users: Number of users (length of every logged ``user_sizes``).
         n_items: Number of items (length of every logged ``item_sizes``).
         d_max: The largest size; fixes the storage dtype (``uint8`` up to 255, else ``int16``).
+        budgets: If given, keep only the masks among the ``top_l`` best for one of these
+            target sparsities (a bounded log); ``None`` keeps every mask.
+        top_l: How many masks per budget a bounded log keeps.
 
     Example:
         >>> import numpy as np
@@ -105,7 +143,15 @@ class BudgetLog:
         [0.8]
     """
 
-    def __init__(self, n_users: int, n_items: int, *, d_max: int = 128) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        *,
+        d_max: int = 128,
+        budgets: Sequence[float] | None = None,
+        top_l: int = 3,
+    ) -> None:
         if n_users < 0 or n_items < 0:
             msg = f"n_users and n_items must be >= 0, got {n_users} and {n_items}."
             raise InvalidArgumentError(msg)
@@ -116,7 +162,28 @@ class BudgetLog:
         self.n_items = int(n_items)
         self.d_max = int(d_max)
         self._dtype = _size_dtype(self.d_max)
+        if not isinstance(top_l, int | np.integer) or top_l < 1:
+            msg = f"`top_l` must be an integer >= 1, got {top_l!r}."
+            raise InvalidArgumentError(msg)
+        if budgets is not None:
+            budgets = tuple(sorted({float(c) for c in budgets}))
+            if not budgets or not all(0.0 <= c <= 1.0 for c in budgets):
+                msg = f"`budgets` must be sparsities in [0, 1] (at least one), got {budgets!r}."
+                raise InvalidArgumentError(msg)
+        self.budgets: tuple[float, ...] | None = budgets
+        self.top_l = int(top_l)
         self._entries: list[BudgetEntry] = []
+        self._steps: list[StepSummary] = []
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the log keeps only the top masks of its budgets."""
+        return self.budgets is not None
+
+    @property
+    def steps(self) -> tuple[StepSummary, ...]:
+        """The scalar summary of every recorded step, in order (bounded or not)."""
+        return tuple(self._steps)
 
     # ------------------------------------------------------------- recording
     def record(
@@ -154,6 +221,15 @@ class BudgetLog:
             reward=float(reward),
         )
         self._entries.append(entry)
+        self._steps.append(StepSummary.of(entry))
+        if self.budgets is not None:
+            keep: set[int] = set()
+            for c in self.budgets:
+                keep.update(self._top_indices(c, self.top_l).tolist())
+            rewards = self.column("reward")
+            if not np.all(np.isnan(rewards)):  # the best step by reward (search curves' pick)
+                keep.add(int(np.nanargmax(rewards)))
+            self._entries = [e for i, e in enumerate(self._entries) if i in keep]
         return entry
 
     def _as_sizes(self, sizes: np.ndarray, n: int, what: str) -> np.ndarray:
@@ -186,9 +262,10 @@ class BudgetLog:
         return self._entries[index]
 
     def __repr__(self) -> str:
+        bound = "" if self.budgets is None else f", budgets={self.budgets}, top_l={self.top_l}"
         return (
-            f"BudgetLog(n_users={self.n_users}, n_items={self.n_items}, d_max={self.d_max}, "
-            f"entries={len(self)})"
+            f"BudgetLog(n_users={self.n_users}, n_items={self.n_items}, d_max={self.d_max}"
+            f"{bound}, entries={len(self)}, steps={len(self._steps)})"
         )
 
     def column(self, name: str) -> np.ndarray:
@@ -212,6 +289,10 @@ class BudgetLog:
 
         Returns:
             Up to ``l`` entries; fewer (possibly none) when fewer meet the budget.
+
+        Raises:
+            ValueError: for ``c`` outside [0, 1], ``l < 1``, or, on a bounded log, a budget it
+                does not track or ``l`` above its ``top_l`` (the answer would be incomplete).
         """
         if not 0.0 <= c <= 1.0:
             msg = f"`c` must be in [0, 1], got {c!r}."
@@ -219,15 +300,26 @@ class BudgetLog:
         if l < 1:
             msg = f"`l` must be >= 1, got {l!r}."
             raise InvalidArgumentError(msg)
+        if self.budgets is not None and (
+            l > self.top_l or not any(abs(c - b) <= 1e-9 for b in self.budgets)
+        ):
+            msg = (
+                f"this log keeps only the top {self.top_l} masks for budgets {self.budgets}; "
+                f"got c={c!r}, l={l!r}. Record the search with those budgets (e.g. "
+                "RecordBudgetLog(env, budgets=..., top_l=...)), or budgets=None to keep all."
+            )
+            raise InvalidArgumentError(msg)
+        return [self._entries[i] for i in self._top_indices(c, l)]
+
+    def _top_indices(self, c: float, l: int) -> np.ndarray:  # noqa: E741 (paper's name)
         if not self._entries:
-            return []
+            return np.zeros(0, dtype=np.int64)
         sparsity = self.column("sparsity")
         quality = self.column("mean_quality")
         # A relative tolerance so that an assignment computed to sit exactly on the budget
         # (e.g. ES at size 0.1·d_max for c = 0.9) is not lost to floating-point rounding.
         ok = np.flatnonzero((sparsity >= c - 1e-12) & ~np.isnan(quality))
-        order = ok[np.lexsort((ok, -quality[ok]))]
-        return [self._entries[i] for i in order[:l]]
+        return ok[np.lexsort((ok, -quality[ok]))][:l]
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -255,13 +347,19 @@ class BudgetLog:
             if n
             else np.zeros((0, self.n_items), self._dtype)
         )
+        for name in _STEP_FIELDS:
+            dtype = np.int64 if name in ("episode", "step") else np.float64
+            arrays[f"steps_{name}"] = np.array([getattr(s, name) for s in self._steps], dtype)
         np.savez_compressed(npz_path, **arrays)
         meta = {
             "format_version": _FORMAT_VERSION,
             "n_users": self.n_users,
             "n_items": self.n_items,
             "d_max": self.d_max,
+            "budgets": None if self.budgets is None else list(self.budgets),
+            "top_l": self.top_l,
             "entries": [{name: getattr(e, name) for name in _SCALARS} for e in self._entries],
+            "steps": len(self._steps),
         }
         json_path.write_text(json.dumps(_json_safe(meta), indent=1, allow_nan=False))
         return npz_path
@@ -282,7 +380,7 @@ class BudgetLog:
                 f"{meta.get('format_version')!r} in {json_path}."
             )
             raise InvalidArgumentError(msg)
-        log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])
+        log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])  # unbounded while filling
         with np.load(npz_path) as z:
             arrays = {k: z[k] for k in z.files}
         n = arrays["user_sizes"].shape[0]
@@ -302,4 +400,12 @@ class BudgetLog:
                 ndcg_20=float(arrays["ndcg_20"][i]),
                 reward=float(rewards[i]),
             )
+        if "steps_episode" in arrays:
+            columns = [arrays[f"steps_{name}"] for name in _STEP_FIELDS]
+            log._steps = [
+                StepSummary(int(row[0]), int(row[1]), *(float(v) for v in row[2:]))
+                for row in zip(*columns, strict=True)
+            ]
+        log.budgets = None if meta.get("budgets") is None else tuple(meta["budgets"])
+        log.top_l = int(meta.get("top_l", 3))
         return log

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ciess_env import spaces
-from ciess_env.budget_log import MAX_D_MAX, BudgetLog
+from ciess_env.budget_log import MAX_D_MAX
 from ciess_env.checks import check_device, check_int, check_seed
 from ciess_env.data import canonical_name, load_dataset
 from ciess_env.data.interactions import InteractionData
@@ -83,7 +83,9 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     env then retrains the backbone with those sizes, evaluates it on the validation split with
     full ranking, and returns per-entity states and rewards (paper §1.2, Algorithm 1 lines 7–11).
     The paper's agent treats each user and item as its own MDP with a shared policy per side;
-    :class:`ciess_env.vector.EntityVecEnv` exposes exactly that view to Stable-Baselines3.
+    :class:`ciess_env.vector.EntityVecEnv` exposes exactly that view to Stable-Baselines3. The
+    env is a pure MDP: recording the masks a search tried, for selective retraining, is the
+    job of the opt-in wrapper :class:`ciess_env.wrappers.RecordBudgetLog`.
 
     ``N = n_users + n_items`` below; index ``n < n_users`` is user ``n``, the rest are items.
 
@@ -373,7 +375,6 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self._static[: self.n_users, 1] = spaces.scale_popularity(self.data.user_freq)
         self._static[self.n_users :, 1] = spaces.scale_popularity(self.data.item_freq)
 
-        self.budget_log = BudgetLog(self.n_users, self.n_items, d_max=self.d_max)
         self._pretrained: PretrainResult | None = None
         self._nested: PretrainResult | None = None
         self._full_quality: np.ndarray | None = None
@@ -512,11 +513,6 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         info = self._info(ev, train_seconds=outcome.train_seconds)
         info["entity_rewards"] = rewards.astype(np.float32)
         self._last_info = info
-        self.budget_log.record(
-            episode=self._episode, step=self._t, user_sizes=user_sizes, item_sizes=item_sizes,
-            sparsity=info["sparsity"], mean_quality=info["mean_quality_ratio"],
-            recall_20=info["recall@20"], ndcg_20=info["ndcg@20"], reward=float(rewards.mean()),
-        )  # fmt: skip
         return self._observation(), float(rewards.mean()), False, truncated, _copy_info(info)
 
     def evaluate_sizes(

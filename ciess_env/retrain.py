@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -47,6 +47,7 @@ from ciess_env.recommenders.memory import release_free_memory
 
 __all__ = [
     "FAST_DESIGN",
+    "BudgetResult",
     "FinalRetrainResult",
     "FinalRetrainRule",
     "RetrainDesign",
@@ -497,3 +498,31 @@ def score_on_test(
             trace.append((stop, ev))
     assert test is not None
     return test, trace
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """Test-split quality of the mask chosen for one budget (one row of Table 1).
+
+    Attributes:
+        budget: Target sparsity c.
+        sparsity: Sparsity the chosen mask achieves (≥ c).
+        candidates: How many logged masks met the budget and were retrained (≤ l).
+        validation_quality: Mean user quality on validation of the chosen mask (selection score).
+        batches: Batches of the final (train + validation) retraining.
+        recall_5, recall_20, ndcg_5, ndcg_20: Test metrics after retraining on train + validation.
+    """
+
+    budget: float
+    sparsity: float
+    candidates: int
+    validation_quality: float
+    batches: int
+    recall_5: float
+    recall_20: float
+    ndcg_5: float
+    ndcg_20: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The row as a plain dict (for pandas / JSON)."""
+        return asdict(self)

@@ -16,6 +16,7 @@ from ciess_env.checks import check_real_array
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
+    "PAPER_BUDGETS",
     "QUALITY_FLOOR",
     "REWARD_VARIANTS",
     "RewardVariant",
@@ -32,6 +33,9 @@ RewardVariant = Literal["paper", "code", "team"]
 
 #: The reward variants :func:`entity_rewards` (and the env's ``reward=``) accept.
 REWARD_VARIANTS: tuple[str, ...] = ("paper", "code", "team")
+
+#: The paper's budgets c (Eq. 5): 80, 90 and 95 % of the embedding parameters pruned.
+PAPER_BUDGETS: tuple[float, ...] = (0.8, 0.9, 0.95)
 
 #: Floor on the full-size quality in the ratio's denominator (the reference code's 1e-5).
 QUALITY_FLOOR = 1e-5

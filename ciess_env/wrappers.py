@@ -1,16 +1,99 @@
-"""Gymnasium wrappers around :class:`~ciess_env.env.EmbeddingSizeEnv`."""
+"""Gymnasium wrappers around :class:`~ciess_env.env.EmbeddingSizeEnv`.
+
+The env is a pure MDP; what a search needs on top of it is opt-in here:
+:class:`RecordBudgetLog` records the masks tried (in the spirit of Gymnasium's
+``RecordEpisodeStatistics``), :class:`DiscreteSizes` offers a few candidate sizes instead of a
+continuous action.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ciess_env.budget_log import BudgetLog
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
+from ciess_env.spaces import PAPER_BUDGETS
 
-__all__ = ["ESAPN_SIZES", "DiscreteSizes"]
+__all__ = ["ESAPN_SIZES", "DiscreteSizes", "RecordBudgetLog"]
+
+
+class RecordBudgetLog(gym.Wrapper):
+    """Record every step's sizes, quality and reward into a :class:`BudgetLog`.
+
+    Selective retraining reads :attr:`budget_log`. The log is bounded by default: it keeps the
+    ``top_l`` best masks (by mean quality ratio q̄) for each of ``budgets`` plus a scalar
+    summary of every step, so a long search on a large table stays small; ``budgets=None``
+    keeps every mask. Episodes are counted from this wrapper's first ``reset``.
+
+    Args:
+        env: An :class:`~ciess_env.env.EmbeddingSizeEnv`, possibly wrapped (e.g. by ``gym.make``
+            or :class:`DiscreteSizes`; its info reports the sizes applied).
+        budgets: Target sparsities whose top masks are kept; ``None``: keep every mask.
+        top_l: Masks kept per budget (the authors' code retrains 3).
+        log: Record into this log instead of a new one (e.g. to continue a search).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = RecordBudgetLog(gym.make("CIESS-MF-Synthetic-v0", preset="tiny",
+        ...     dataset_kwargs={"n_users": 30, "n_items": 20, "mean_interactions": 6}))
+        >>> _ = env.reset(seed=0)
+        >>> _ = env.step(env.action_space.sample())
+        >>> len(env.budget_log.steps)
+        1
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        budgets: Sequence[float] | None = PAPER_BUDGETS,
+        top_l: int = 3,
+        log: BudgetLog | None = None,
+    ) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        for attr in ("n_users", "n_items", "d_max"):
+            if not hasattr(base, attr):
+                msg = f"`env` must be an EmbeddingSizeEnv (or wrap one), got {type(base).__name__}."
+                raise InvalidTypeError(msg)
+        if log is None:
+            log = BudgetLog(
+                base.n_users, base.n_items, d_max=base.d_max, budgets=budgets, top_l=top_l
+            )
+        elif (log.n_users, log.n_items) != (base.n_users, base.n_items):
+            msg = (
+                f"`log` must have the env's shape ({base.n_users} users, {base.n_items} items), "
+                f"got {log.n_users} users and {log.n_items} items."
+            )
+            raise InvalidArgumentError(msg)
+        self.budget_log = log
+        self._episode = max((s.episode for s in log.steps), default=-1)
+        self._t = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and start a new episode in the log."""
+        obs, info = self.env.reset(**kwargs)
+        self._episode += 1
+        self._t = 0
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the env and record the step (sizes and metrics from its info)."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t += 1
+        self.budget_log.record(
+            episode=self._episode, step=self._t, user_sizes=info["user_sizes"],
+            item_sizes=info["item_sizes"], sparsity=info["sparsity"],
+            mean_quality=info["mean_quality_ratio"], recall_20=info["recall@20"],
+            ndcg_20=info["ndcg@20"], reward=float(reward),
+        )  # fmt: skip
+        return obs, reward, terminated, truncated, info
+
 
 #: Six candidate sizes, as ESAPN (Liu et al., SIGIR 2020) has six choices (CIESS paper §6).
 #: The exact set is ours: powers of two from 2 to d_max = 128 with 32 left out to stay at six,
@@ -23,7 +106,7 @@ class DiscreteSizes(gym.ActionWrapper):
 
     The action is ``MultiDiscrete([K] * N)``: entry ``n`` is the index of entity ``n``'s size in
     ``sizes`` (users first, then items). It is turned into the wrapped env's Box action with the
-    env's own ``sizes_to_action``, so the dynamics, rewards and budget log are unchanged.
+    env's own ``sizes_to_action``, so the dynamics and rewards are unchanged.
     :class:`~ciess_env.vector.EntityVecEnv` splits it into ``N`` sub-environments with a
     ``Discrete(K)`` action each, for SB3's discrete algorithms (DQN, PPO).
 

@@ -71,3 +71,38 @@ def test_record_rejects_wrong_shapes_and_sizes() -> None:
                    mean_quality=0)  # fmt: skip
     with pytest.raises(ValueError, match=re.escape("`c` must be in [0, 1]")):
         log.top_masks(1.5)
+
+
+def test_bounded_log_keeps_top_masks_per_budget_and_summarises_every_step() -> None:
+    """A bounded log selects exactly what the full log selects, keeping only those masks."""
+    full, bounded = filled_log(), BudgetLog(3, 2, d_max=128, budgets=[0.9, 0.95], top_l=2)
+    for e in full:
+        bounded.record(
+            episode=e.episode, step=e.step, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
+            sparsity=e.sparsity, mean_quality=e.mean_quality, reward=-e.step,
+        )  # fmt: skip
+    for c in (0.9, 0.95):
+        assert [e.step for e in bounded.top_masks(c, 2)] == [e.step for e in full.top_masks(c, 2)]
+    # c = 0.9: sizes 12 and 10 (steps 4, 6); c = 0.95: size 4 (step 5); best reward: step 1.
+    assert sorted(e.step for e in bounded) == [1, 4, 5, 6]
+    assert [s.step for s in bounded.steps] == [1, 2, 3, 4, 5, 6]
+    assert bounded.steps[1].mean_user_size == 16.0
+    with pytest.raises(ValueError, match=re.escape("keeps only the top 2 masks for budgets")):
+        bounded.top_masks(0.8, 2)
+    with pytest.raises(ValueError, match=re.escape("got c=0.9, l=3")):
+        bounded.top_masks(0.9, 3)
+
+
+def test_bounded_log_round_trips_with_its_bound_and_summary(tmp_path) -> None:
+    """save() then load() keeps the budgets, top_l, kept masks and every step's summary."""
+    log = BudgetLog(3, 2, d_max=128, budgets=[0.9], top_l=1)
+    for step, size in enumerate([64, 8, 12], start=1):
+        log.record(
+            episode=0, step=step, user_sizes=np.full(3, size), item_sizes=np.full(2, size),
+            sparsity=1 - size / 128, mean_quality=1 - 1 / size, recall_20=0.2, ndcg_20=0.3,
+            reward=0.1 * step,
+        )  # fmt: skip
+    back = BudgetLog.load(log.save(tmp_path / "bounded"))
+    assert (back.budgets, back.top_l) == ((0.9,), 1)
+    assert back.steps == log.steps
+    assert [e.step for e in back] == [e.step for e in log] == [3]

@@ -14,6 +14,7 @@ from ciess_env import spaces
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import DataNotFoundError
 from ciess_env.retrain import RetrainDesign
+from ciess_env.wrappers import RecordBudgetLog
 
 TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
@@ -173,16 +174,19 @@ def test_same_seed_gives_same_rollout(tiny_kwargs: dict) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_budget_log_grows_one_entry_per_step(env: EmbeddingSizeEnv) -> None:
-    """Every step appends its sizes and sparsity to env.budget_log, with episode and step."""
-    env.reset(seed=0)
-    env.step(env.sizes_to_action(np.full(40, 8), np.full(30, 8)))
-    env.reset(seed=0)
-    env.step(env.sizes_to_action(np.full(40, 32), np.full(30, 32)))
-    log = env.budget_log
+def test_record_budget_log_logs_one_entry_per_step(env: EmbeddingSizeEnv) -> None:
+    """RecordBudgetLog appends each step's sizes, sparsity and reward; the env logs nothing."""
+    recorder = RecordBudgetLog(env, budgets=None)
+    recorder.reset(seed=0)
+    _, r8, *_ = recorder.step(env.sizes_to_action(np.full(40, 8), np.full(30, 8)))
+    recorder.reset(seed=0)
+    recorder.step(env.sizes_to_action(np.full(40, 32), np.full(30, 32)))
+    log = recorder.budget_log
     assert [(e.episode, e.step) for e in log] == [(0, 1), (1, 1)]
     assert log[0].sparsity == pytest.approx(1 - 8 / 128)
+    assert log[0].reward == r8
     assert log[1].user_sizes.tolist() == [32] * 40
+    assert not hasattr(env, "budget_log")
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import CIESSError, InvalidArgumentError
 from ciess_env.vector import EntityVecEnv
+from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -175,10 +176,12 @@ class SearchRun:
     then call :meth:`run`. ``SearchSession.search`` and ``SearchSession.resume`` do this.
 
     Args:
-        env: The env the search steps (its ``budget_log`` receives every step).
-        vec: The per-entity vector env around it.
+        env: The env the search steps (the base env, for its episode count and scoring).
+        vec: The per-entity vector env around it (through a
+            :class:`~ciess_env.wrappers.RecordBudgetLog` that records into ``log``).
         model: The agent.
         meta: The search's description and progress.
+        log: The budget log the recorder writes every step to (saved with the checkpoint).
         checkpoint_dir: Folder of the checkpoint, rewritten after every episode; None: none.
         deterministic_log: Log of the policy's noise-free masks (one per episode).
     """
@@ -190,10 +193,12 @@ class SearchRun:
         model: BaseAlgorithm,
         meta: CheckpointMeta,
         *,
+        log: BudgetLog,
         checkpoint_dir: str | Path | None,
         deterministic_log: BudgetLog | None = None,
     ) -> None:
         self.env = env
+        self.log = log
         self.vec = vec
         self.model = model
         self.meta = meta
@@ -213,12 +218,13 @@ class SearchRun:
         model: BaseAlgorithm,
         meta: CheckpointMeta,
         *,
+        log: BudgetLog,
         checkpoint_dir: str | Path | None = None,
     ) -> SearchRun:
-        """A fresh search (the env's budget log is expected to be empty)."""
+        """A fresh search; ``log`` is the (empty) log of the vector env's recorder."""
         meta.agent_class = _class_path(type(model))
         meta.agent_kwargs = {k: _jsonable(v) for k, v in meta.agent_kwargs.items()}
-        return cls(env, vec, model, meta, checkpoint_dir=checkpoint_dir)
+        return cls(env, vec, model, meta, log=log, checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def resume(
@@ -247,11 +253,11 @@ class SearchRun:
                 "checkpoint's env_id and env_kwargs (state.json)."
             )
             raise CheckpointError(msg)
-        env.budget_log = log
         # Back to the state right after the automatic reset that ended the last episode:
         # reset() counts the episode and rebuilds the full-size observation (it draws nothing).
         env._episode = meta.env_episode - 1
-        vec = EntityVecEnv(wrap_env_for(meta.agent, env))  # DiscreteSizes for esapn
+        # DiscreteSizes for esapn; the recorder continues the saved log (and its episode count).
+        vec = EntityVecEnv(RecordBudgetLog(wrap_env_for(meta.agent, env), log=log))
         obs = vec.reset()
         agent_device = device or meta.agent_kwargs.get("device", "auto")
         model = _load_class(meta.agent_class).load(
@@ -271,8 +277,9 @@ class SearchRun:
         with (folder / "rng.pkl").open("rb") as f:
             _restore_rng(pickle.load(f), model, env)
         return cls(
-            env, vec, model, meta, checkpoint_dir=checkpoint_dir, deterministic_log=deterministic
-        )
+            env, vec, model, meta, log=log, checkpoint_dir=checkpoint_dir,
+            deterministic_log=deterministic,
+        )  # fmt: skip
 
     # ------------------------------------------------------------- running
     @property
@@ -333,7 +340,8 @@ class SearchRun:
         """Score and log the policy's noise-free mask in the state the episode ended in."""
         actions, _ = self.model.predict(terminal_obs, deterministic=True)
         users, items = self.env.action_to_sizes(np.asarray(actions).reshape(-1))
-        episode = self.env.budget_log[-1].episode if len(self.env.budget_log) else 0
+        steps = self.log.steps
+        episode = steps[-1].episode if steps else 0
         info = self.env.evaluate_sizes(users, items, seed=probe_seed(self.meta.seed, episode))
         self.deterministic_log.record(
             episode=episode,
@@ -357,7 +365,7 @@ class SearchRun:
         self.model.save(tmp / "agent.zip")
         if isinstance(self.model, OffPolicyAlgorithm):
             self.model.save_replay_buffer(tmp / "replay_buffer.pkl")
-        self.env.budget_log.save(tmp / "budget_log")
+        self.log.save(tmp / "budget_log")
         self.deterministic_log.save(tmp / "deterministic_log")
         with (tmp / "rng.pkl").open("wb") as f:
             pickle.dump(_capture_rng(self.model, self.env), f)

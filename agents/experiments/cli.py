@@ -130,7 +130,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise CheckpointError(msg)
         agent_kwargs = _kv(args.agent_kw)
         out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
-        session = SearchSession(args.env_id, seed=args.seed, env_kwargs=env_kwargs)
+        session = SearchSession(
+            args.env_id, seed=args.seed, env_kwargs=env_kwargs, log_budgets=args.budgets,
+            log_top_l=args.top_l,
+        )  # fmt: skip
         t0 = time.perf_counter()
         log, curve = session.search(
             args.agent,
@@ -213,6 +216,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
     )
     log = BudgetLog.load(run / args.log)
+    if log.bounded and (
+        args.top_l > log.top_l
+        or not all(any(abs(c - b) <= 1e-9 for b in log.budgets) for c in args.budgets)
+    ):
+        print(
+            f"ciess: error: {run} keeps the top {log.top_l} masks for budgets "
+            f"{', '.join(map(str, log.budgets))}; got --budgets {' '.join(map(str, args.budgets))} "
+            f"--top-l {args.top_l}. Rerun `ciess search` with those --budgets / --top-l.",
+            file=sys.stderr,
+        )
+        return 2
     results = selective_retrain(
         log,
         session.data,
@@ -381,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also score and log the policy's noise-free mask after every episode",
     )
+    s.add_argument(
+        "--budgets", **{**budgets, "help": "budgets whose top masks the log keeps (for retrain)"}
+    )
+    s.add_argument("--top-l", type=int, default=3, help="masks kept per budget")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("retrain", help="selective retraining of a search run → Table 1")

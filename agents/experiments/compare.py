@@ -147,7 +147,10 @@ def compare(
     for name in agents:  # fail before any agent has spent minutes
         if name not in known:
             raise suggest(name, known, what="agent")
-    session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar)
+    session = SearchSession(
+        env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar,
+        log_budgets=budgets, log_top_l=top_l,
+    )  # fmt: skip
     _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts
     rows, curves, logs, pruned = [], {}, {}, {}
     pep_masks, pep_s = None, 0.0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,50 +26,21 @@ from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import (
+    BudgetResult,
     FinalRetrainRule,
     RetrainDesign,
     final_retrain,
     retrain_and_evaluate,
     score_on_test,
 )
+from ciess_env.spaces import PAPER_BUDGETS
 
 __all__ = ["PAPER_BUDGETS", "BudgetResult", "retrain_pruned", "selective_retrain"]
 
 logger = logging.getLogger(__name__)
 
-#: The paper's budgets: 80, 90 and 95 % of the embedding parameters pruned.
-PAPER_BUDGETS: tuple[float, ...] = (0.8, 0.9, 0.95)
-
 #: Every final retraining starts from a fresh model with the paper's schedule.
 _SCRATCH = RetrainDesign("scratch")
-
-
-@dataclass(frozen=True)
-class BudgetResult:
-    """Test-split quality of the mask chosen for one budget (one row of Table 1).
-
-    Attributes:
-        budget: Target sparsity c.
-        sparsity: Sparsity the chosen mask achieves (≥ c).
-        candidates: How many logged masks met the budget and were retrained (≤ l).
-        validation_quality: Mean user quality on validation of the chosen mask (selection score).
-        batches: Batches of the final (train + validation) retraining.
-        recall_5, recall_20, ndcg_5, ndcg_20: Test metrics after retraining on train + validation.
-    """
-
-    budget: float
-    sparsity: float
-    candidates: int
-    validation_quality: float
-    batches: int
-    recall_5: float
-    recall_20: float
-    ndcg_5: float
-    ndcg_20: float
-
-    def as_dict(self) -> dict[str, float]:
-        """The row as a plain dict (for pandas / JSON)."""
-        return asdict(self)
 
 
 def selective_retrain(

@@ -32,7 +32,9 @@ from agents.registry import (
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, suggest
+from ciess_env.spaces import PAPER_BUDGETS
 from ciess_env.vector import EntityVecEnv
+from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = ["SearchSession", "best_entry", "search_curve"]
 
@@ -47,6 +49,9 @@ class SearchSession:
         seed: Seed of the env and the agents.
         env_kwargs: Overrides passed to ``gym.make``.
         progress_bar: Show progress bars while agents learn.
+        log_budgets: Budgets whose top masks each search's log keeps
+            (:class:`~ciess_env.wrappers.RecordBudgetLog`); ``None`` keeps every mask.
+        log_top_l: Masks kept per budget.
     """
 
     def __init__(
@@ -56,11 +61,15 @@ class SearchSession:
         seed: int = 0,
         env_kwargs: dict[str, Any] | None = None,
         progress_bar: bool = True,
+        log_budgets: Sequence[float] | None = PAPER_BUDGETS,
+        log_top_l: int = 3,
     ) -> None:
         self.env_id = env_id
         self.seed = int(seed)
         self.env_kwargs = dict(env_kwargs or {})
         self.progress_bar = progress_bar
+        self.log_budgets = None if log_budgets is None else tuple(log_budgets)
+        self.log_top_l = int(log_top_l)
         self._gym_env = gym.make(env_id, **self.env_kwargs)
         self.env: EmbeddingSizeEnv = self._gym_env.unwrapped  # type: ignore[assignment]
         self.data = self.env.data
@@ -154,8 +163,11 @@ class SearchSession:
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
             raise InvalidArgumentError(msg)
-        self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
-        vec = EntityVecEnv(wrap_env_for(name, self.env))  # e.g. DiscreteSizes for esapn
+        # e.g. DiscreteSizes for esapn; the recorder sees the sizes the base env applied.
+        recorder = RecordBudgetLog(
+            wrap_env_for(name, self.env), budgets=self.log_budgets, top_l=self.log_top_l
+        )
+        vec = EntityVecEnv(recorder)
         vec.seed(self.seed)
         kwargs.setdefault("seed", self.seed)
         model = make_agent(name, vec, **kwargs)
@@ -164,7 +176,9 @@ class SearchSession:
             agent_class="", agent_kwargs=kwargs, episodes=int(episodes),
             deterministic_masks=bool(deterministic_masks),
         )  # fmt: skip
-        run = SearchRun.start(self.env, vec, model, meta, checkpoint_dir=checkpoint_dir)
+        run = SearchRun.start(
+            self.env, vec, model, meta, log=recorder.budget_log, checkpoint_dir=checkpoint_dir
+        )
         return self._run(run, stop_after=stop_after)
 
     def resume(
@@ -202,7 +216,7 @@ class SearchSession:
             disable=not self.progress_bar,
         ) as bar:
             run.run(stop_after=stop_after, callbacks=[_TqdmCallback(bar)])
-        log = self.env.budget_log
+        log = run.log
         self.last_model = run.model
         self.last_deterministic_log = run.deterministic_log
         self.last_search_finished = run.finished
@@ -230,21 +244,22 @@ class SearchSession:
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
             raise InvalidArgumentError(msg)
-        self.env.budget_log = BudgetLog(self.data.n_users, self.data.n_items, d_max=self.env.d_max)
+        budgets = None if self.log_budgets is None else (float(c),)
+        recorder = RecordBudgetLog(self.env, budgets=budgets, top_l=self.log_top_l)
         lam = self.env.lam
         kwargs.setdefault("seed", self.seed)
         try:
             if name in BUDGET_SEARCHES:
-                model: Any = make_budget_search(name, self._gym_env, c, **kwargs)
+                model: Any = make_budget_search(name, recorder, c, **kwargs)
                 model.learn(episodes * self.env.max_episode_steps, progress_bar=self.progress_bar)
             else:
-                vec = EntityVecEnv(self.env)
+                vec = EntityVecEnv(recorder)
                 vec.seed(self.seed)
                 model = make_agent(name, vec, target_sparsity=c, **kwargs)
                 self._learn(model, vec, episodes, desc=f"search {name} at {c:g}")
         finally:
             self.env.lam = lam
-        log = self.env.budget_log
+        log = recorder.budget_log
         self.last_model = model
         return log, search_curve(log)
 
@@ -300,17 +315,16 @@ def search_curve(log: BudgetLog) -> pd.DataFrame:
     "code") averaged over entities; it is never recomputed here with another formula.
     """
     rows = []
-    # Episodes count from the env's first reset; a shared env has run other searches before.
-    first = min((e.episode for e in log), default=0)
-    for e in log:
+    first = min((e.episode for e in log.steps), default=0)
+    for e in log.steps:
         rows.append(
             {
                 "episode": e.episode - first,
                 "step": e.step,
                 "mean_quality": e.mean_quality,
                 "reward": e.reward,
-                "mean_user_size": float(np.mean(e.user_sizes)),
-                "mean_item_size": float(np.mean(e.item_sizes)),
+                "mean_user_size": e.mean_user_size,
+                "mean_item_size": e.mean_item_size,
                 "sparsity": e.sparsity,
                 "recall@20": e.recall_20,
             }

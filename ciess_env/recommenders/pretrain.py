@@ -85,18 +85,17 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _package_version() -> str:
-    try:
-        from ciess_env import __version__  # type: ignore[attr-defined]
+    """The installed version, as ``ciess_env.__version__`` reports it (part of the cache key).
 
-        return str(__version__)
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+    Read from the metadata directly: importing the package root would register the Gymnasium
+    envs and pull the env layer into the model layer.
+    """
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("ciess-env")
-    except PackageNotFoundError:
-        return "unknown"
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
 
 
 def _data_fingerprint(data: InteractionData) -> str:

@@ -13,7 +13,7 @@ from agents.registry import make_agent, wrap_env_for
 from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.vector import EntityVecEnv
-from ciess_env.wrappers import ESAPN_SIZES, DiscreteSizes
+from ciess_env.wrappers import ESAPN_SIZES, DiscreteSizes, RecordBudgetLog
 
 DATA = {"n_users": 30, "n_items": 20, "mean_interactions": 6}
 
@@ -77,14 +77,13 @@ def test_esapn_agent_searches_through_the_env_and_is_deterministic(cache_dir: st
     """DQN fills the budget log with candidate-size assignments; same seed, same log."""
 
     def run() -> BudgetLog:
-        base = make_env(cache_dir)
-        base.budget_log = BudgetLog(30, 20, d_max=128)
-        venv = EntityVecEnv(wrap_env_for("esapn", base))
+        recorder = RecordBudgetLog(wrap_env_for("esapn", make_env(cache_dir)), budgets=None)
+        venv = EntityVecEnv(recorder)
         venv.seed(0)
         model = make_agent("esapn", venv, seed=0, batch_size=64)
         assert isinstance(model, DQN)
         model.learn(total_timesteps=6 * venv.num_envs)
-        return base.budget_log
+        return recorder.budget_log
 
     a, b = run(), run()
     assert len(a) == 6

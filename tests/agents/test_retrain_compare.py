@@ -93,6 +93,7 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     code = main([
         "search", ENV_ID, "--agent", "rw-td3", "--episodes", "1", "--output", str(run),
         "--env-kw", *env_kw, "--agent-kw", "batch_size=64", "policy_kwargs={'net_arch': [16]}",
+        "--budgets", "0.0", "--top-l", "1",
     ])  # fmt: skip
     assert code == 0
     config = json.loads((run / "config.json").read_text())
@@ -110,6 +111,10 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     assert table.loc[0, "budget"] == 0.0
     assert 0.0 <= table.loc[0, "recall_20"] <= 1.0
     assert "| budget |" in capsys.readouterr().out
+
+    # The log kept only what `--budgets 0.0 --top-l 1` asked for: other budgets are refused.
+    assert main(["retrain", str(run), "--budgets", "0.9"]) == 2
+    assert "keeps the top 1 masks for budgets 0.0" in capsys.readouterr().err
 
 
 def test_cli_reports_an_unknown_data_set_without_a_traceback(capsys) -> None:

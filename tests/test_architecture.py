@@ -1,0 +1,55 @@
+"""The layer contracts of pyproject.toml hold, and they break when a lower layer imports up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_import_contracts_hold() -> None:
+    """`lint-imports` keeps every contract of pyproject.toml on the real packages."""
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_import_contracts_fail_when_a_lower_layer_imports_a_higher_one(tmp_path) -> None:
+    """Upward imports injected into a copy of the packages break the matching contracts."""
+    for package in ("ciess_env", "agents"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    upward = {
+        "ciess_env/data/synthetic.py": "import ciess_env.recommenders.mf",
+        "ciess_env/recommenders/mf.py": "import ciess_env.spaces",
+        "ciess_env/env.py": "import agents.baselines",
+        "agents/baselines.py": "import agents.experiments.session",
+    }
+    for path, line in upward.items():
+        with open(tmp_path / path, "a") as f:
+            f.write(f"\n{line}  # noqa\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    for name in (
+        "data knows no model BROKEN",
+        "models know no RL BROKEN",
+        "the env knows no agent BROKEN",
+        "agents know no experiments BROKEN",
+        "ciess_env layers: data -> metrics -> recommenders -> MDP -> env BROKEN",
+    ):
+        assert name in result.stdout, result.stdout
