@@ -163,6 +163,19 @@ class SizeBaseline:
             raise InvalidArgumentError(msg)
         self._sizes: np.ndarray | None = None
 
+    @classmethod
+    def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
+        """The baseline for ``env`` (an ``EmbeddingSizeEnv``, possibly wrapped) at budget ``c``.
+
+        The one constructor the experiments use, so a new heuristic is its class plus an entry
+        in :data:`BASELINES`. ``seed`` reaches baselines that draw random numbers.
+        """
+        base = env.unwrapped
+        return cls(
+            c, n_users=base.n_users, n_items=base.n_items, d_min=base.d_min, d_max=base.d_max,
+            **kwargs,
+        )  # fmt: skip
+
     @property
     def n_entities(self) -> int:
         """``|U| + |V|``."""
@@ -302,6 +315,12 @@ class MixedRandom(SizeBaseline):
         )
         self._rng = np.random.default_rng(seed)
 
+    @classmethod
+    def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
+        """As :meth:`SizeBaseline.from_env`, drawing with ``seed`` unless ``kwargs`` has one."""
+        kwargs.setdefault("seed", seed)
+        return super().from_env(c, env, **kwargs)
+
     def _assign(self) -> np.ndarray:
         weights = 1.0 - self._rng.random(self.n_entities)  # in (0, 1]
         return fit_to_budget(weights, self.budget, self.d_min, self.d_max)
@@ -346,6 +365,15 @@ class FrequencyBaseline(SizeBaseline):
             msg = "`user_freq` and `item_freq` must be finite, got NaN or inf."
             raise InvalidArgumentError(msg)
 
+    @classmethod
+    def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
+        """As :meth:`SizeBaseline.from_env`, with the env's training frequencies."""
+        base = env.unwrapped
+        return cls(
+            c, user_freq=base.data.user_freq, item_freq=base.data.item_freq, d_min=base.d_min,
+            d_max=base.d_max, **kwargs,
+        )  # fmt: skip
+
 
 class PopularityProportional(FrequencyBaseline):
     """MDE-style sizes ``d ∝ f^α`` (Ginart et al. 2021), scaled to the cap and clipped.
@@ -387,7 +415,8 @@ class PopularityProportional(FrequencyBaseline):
         return fit_to_budget(freq**self.alpha, self.budget, self.d_min, self.d_max)
 
 
-#: Baseline names (as used by :mod:`agents.experiments.compare`) → classes.
+#: The one table of heuristic baselines: name → class, each built by its ``from_env``
+#: (:mod:`agents.experiments.compare` and the CLI read the names from here).
 BASELINES: dict[str, type[SizeBaseline]] = {
     "es": EqualSize,
     "mr": MixedRandom,

@@ -13,11 +13,11 @@ Differences from the CIESS reference code (``yorkequ98/CIESS``):
    gets an almost-zero probability. Here a missing neighbour simply does not exist: the
    probability is normalised over the neighbours that do, so sizes 1 and 128 have five
    neighbours each and no padding bias.
-2. The reference walks entity by entity in Python (0.74 s for 9,746 entities × 5 steps on two
-   cores, ``shared/findings.md``). Here the neighbour table and the cumulative transition
-   probabilities are built once per ``(d_min, d_max, t)``; one walk step for every entity is a
-   single uniform draw per entity plus a comparison against at most ``2t`` cumulative
-   probabilities (an inverse-CDF lookup), so 10,000 entities × 5 steps take about a millisecond.
+2. The reference walks entity by entity in Python. Here the neighbour table and the cumulative
+   transition probabilities are built once per ``(d_min, d_max, t)``; one walk step for every
+   entity is a single uniform draw per entity plus a comparison against at most ``2t``
+   cumulative probabilities (an inverse-CDF lookup), vectorised over entities
+   (``benchmarks/results/random_walk.md`` has the timings).
 """
 
 from __future__ import annotations

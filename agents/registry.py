@@ -1,7 +1,7 @@
 """Agent names → SB3 models with paper-like defaults for the per-entity vector env.
 
 One registry for the CLI, ``compare`` and the notebooks, so every caller builds an agent the
-same way: the paper's hyperparameters (shared/paper.md §2) converted from size units to the
+same way: the paper's hyperparameters (paper §2) converted from size units to the
 env's [−1, 1] action units.
 """
 
@@ -49,7 +49,7 @@ def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
     }
 
 
-def _entity_noise(env: VecEnv, sigma: float) -> NormalActionNoise:
+def _entity_noise(sigma: float) -> NormalActionNoise:
     """N(0, σ²) in action units; SB3 wraps it in a VectorizedActionNoise (one per entity)."""
     return NormalActionNoise(np.zeros(1), np.full(1, sigma))
 
@@ -76,7 +76,7 @@ def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
         "policy_delay": 2,
         "target_policy_noise": 2.0 / scale,
         "target_noise_clip": 5.0 / scale,
-        "action_noise": _entity_noise(env, 6.0 / scale),
+        "action_noise": _entity_noise(6.0 / scale),
         "policy_kwargs": {"net_arch": [256, 256], "critic_lr_scale": 3.0},
     }
     params.update(kw)
@@ -88,7 +88,7 @@ def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     scale = _sizes_per_action_unit(d_min, d_max)
     params: dict[str, Any] = {
         **_off_policy_defaults(env),
-        "action_noise": _entity_noise(env, 6.0 / scale),
+        "action_noise": _entity_noise(6.0 / scale),
         "policy_kwargs": {"net_arch": [256, 256], "critic_lr_scale": 3.0},
     }
     params.update(kw)

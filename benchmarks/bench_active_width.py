@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from ciess_env.budget_log import BudgetLog
+from ciess_env.config import StepConfig
 from ciess_env.data import load_dataset
 from ciess_env.metrics import evaluate
 from ciess_env.recommenders import BACKBONES, Backbone, BPRTrainer, TrainConfig, make_backbone
@@ -186,7 +187,7 @@ def _masks(data) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 # ------------------------------------------------------------------- step
 def part_step(data, args) -> None:
-    from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
+    from ciess_env.retrain import retrain_and_evaluate
 
     base = paper_train_config("lightgcn", data)
     n_batches = round(args.epochs * len(data.train) / base.batch_size)
@@ -195,10 +196,9 @@ def part_step(data, args) -> None:
     for path in ("before", "after"):  # warm-up (thread pools, allocator), not recorded
         with full_width(path == "before"):
             retrain_and_evaluate(
-                RetrainDesign("scratch"), backbone="lightgcn", data=data,
+                StepConfig("lightgcn", config.replace(n_batches=2)), data=data,
                 user_sizes=np.full(data.n_users, 64), item_sizes=np.full(data.n_items, 64),
-                base_config=config.replace(n_batches=2), init_seed=SEED, train_seed=SEED,
-                d_min=1, d_max=128,
+                init_seed=SEED, train_seed=SEED,
             )  # fmt: skip
     for label, users, items in _masks(data):
         if args.only and not any(label.startswith(o) for o in args.only):
@@ -211,9 +211,8 @@ def part_step(data, args) -> None:
             with full_width(path == "before"):
                 start = time.perf_counter()
                 out = retrain_and_evaluate(
-                    RetrainDesign("scratch"), backbone="lightgcn", data=data,
-                    user_sizes=users, item_sizes=items, base_config=config,
-                    init_seed=SEED, train_seed=SEED, d_min=1, d_max=128,
+                    StepConfig("lightgcn", config), data=data, user_sizes=users,
+                    item_sizes=items, init_seed=SEED, train_seed=SEED,
                 )  # fmt: skip
                 seconds = time.perf_counter() - start
             _append({
@@ -276,9 +275,8 @@ def part_heap(data, args) -> None:
             users = rng.integers(1, 129, size=data.n_users)
             items = rng.integers(1, 129, size=data.n_items)
             out = retrain.retrain_and_evaluate(
-                retrain.RetrainDesign("scratch"), backbone="lightgcn", data=data,
-                user_sizes=users, item_sizes=items, base_config=config, init_seed=t,
-                train_seed=t, d_min=1, d_max=128,
+                StepConfig("lightgcn", config), data=data, user_sizes=users, item_sizes=items,
+                init_seed=t, train_seed=t,
             )  # fmt: skip
             del out
             rss[mode].append(_rss_mb())

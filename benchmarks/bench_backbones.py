@@ -11,7 +11,7 @@ evaluation, one size change, and the sparse-product FLOP rate of LightGCN's prop
 
 Quality: LightGCN at d = 128 with the reference schedule (batch 10,000, lr 0.03 × 0.9 every
 200 batches), validation mean user quality and Recall@20 after 200 / 400 / 600 batches, against
-the reference code's numbers (shared/findings.md) and the popularity baseline.
+the reference code's numbers (run by the maintainers on ML-1M) and the popularity baseline.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ciess_env.recommenders.graph import propagate
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-# The authors' code on ML-1M (shared/findings.md): validation mean user quality and Recall@20.
+# The authors' code on ML-1M (run by the maintainers): validation mean user quality and Recall@20.
 REFERENCE = {200: (0.1830, 0.1606), 400: (0.1928, 0.1734), 600: (0.1932, 0.1757)}
 
 

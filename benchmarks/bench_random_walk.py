@@ -7,7 +7,7 @@ Usage:
 Measures, for 9,746 entities (ML-1M: 6,040 users + 3,706 items) and 10,000 entities:
 
 * the random walk alone (5 steps, t = 5, sizes 1..128): the reference code takes 0.74 s for
-  9,746 entities on this machine class (shared/findings.md);
+  9,746 entities on this machine class (run by the maintainers);
 * the whole ``RandomWalkTD3._sample_action`` with the paper's 256-256 networks: actor
   proposals, the walk, one batched Q1 call over the 6 candidates of every entity, argmax,
   noise, rounding.
@@ -34,7 +34,7 @@ from agents.random_walk import random_walk
 from agents.rw_td3 import RandomWalkTD3
 
 SIZES = {"ML-1M (6,040 + 3,706)": 9746, "10,000": 10_000}
-REFERENCE_WALK_S = 0.74  # authors' code, 9,746 entities × 5 steps (shared/findings.md)
+REFERENCE_WALK_S = 0.74  # authors' code, 9,746 entities × 5 steps, run by the maintainers
 
 
 class _StubEntityEnv(VecEnv):
@@ -137,7 +137,7 @@ def main() -> None:
         "two-sided 256-256 actor/critic — actor proposals, the walk, one batched Q1 call over "
         "6 candidates per entity, argmax, per-entity Gaussian noise (σ = 6), rounding.",
         f"Reference: the authors' walk takes {REFERENCE_WALK_S} s for 9,746 entities "
-        "(shared/findings.md).",
+        "(run by the maintainers on this machine class).",
         "",
         *rows,
         "",

@@ -1,7 +1,7 @@
 """How well do cheap retraining designs rank size assignments like the paper's scratch runs?
 
 The env's ``retrain="fast"`` must preserve the *ranking* of size assignments by quality (the
-final masks are retrained from scratch anyway, shared/findings.md). This script scores ≥ 20
+final masks are retrained from scratch anyway). This script scores ≥ 20
 assignments spread over 70–97 % sparsity — equal sizes (ES) at several sizes, mixed random
 (MR), popularity-proportional with positive and negative exponents, and random perturbations —
 once with the paper's scratch retraining and once with each candidate design, all through the
@@ -114,9 +114,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             env.d_max * (len(users) + len(items)))}  # fmt: skip
         for design in designs:
             outcome = retrain_and_evaluate(
-                design, backbone=env.backbone, data=data, user_sizes=users, item_sizes=items,
-                base_config=config, init_seed=1000 + i, train_seed=2000 + i, d_min=env.d_min,
-                d_max=env.d_max, device=env.device, backbone_kwargs=env.backbone_kwargs,
+                env.step_config.replace(train=config, retrain=str(design)), data=data,
+                user_sizes=users, item_sizes=items, init_seed=1000 + i, train_seed=2000 + i,
                 nested_state=nested_state,
             )  # fmt: skip
             ev = outcome.eval

@@ -142,12 +142,10 @@ def probe(env: EmbeddingSizeEnv, mask: Mask, seed: int, *, full: bool) -> dict:
 
 
 def run_design(env: EmbeddingSizeEnv, mask: Mask, design: str, nested_state) -> dict:
-    d = RetrainDesign.parse(design)
+    step = env.step_config.replace(retrain=str(RetrainDesign.parse(design)))
     out = retrain_and_evaluate(
-        d, backbone=env.backbone, data=env.data, user_sizes=mask.user_sizes,
-        item_sizes=mask.item_sizes, base_config=env.train_config, init_seed=0, train_seed=0,
-        d_min=env.d_min, d_max=env.d_max, device=env.device, backbone_kwargs=env.backbone_kwargs,
-        nested_state=nested_state,
+        step, data=env.data, user_sizes=mask.user_sizes, item_sizes=mask.item_sizes,
+        init_seed=0, train_seed=0, nested_state=nested_state,
     )  # fmt: skip
     return {
         "mask": mask.name, "digest": mask.digest, "design": design,

@@ -82,6 +82,7 @@ import torch
 import ciess_env
 from agents.experiments import PAPER_BUDGETS, SearchSession
 from agents.experiments.compare import HEURISTICS, PRUNERS, compare
+from ciess_env.data.specs import DATASET_SPECS
 
 logger = logging.getLogger("reproduce")
 
@@ -89,7 +90,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------------
-# The paper's numbers (shared/paper.md §5.1–§5.3). REFERENCE ONLY: these are the values printed
+# The paper's numbers (§5.1–§5.3). REFERENCE ONLY: these are the values printed
 # in the paper for LightGCN, not results of this package.
 #   table1[dataset][(method, c)] = (R@5, R@20, N@5, N@20)         Table 1(a) ML-1M, 1(b) Yelp2018
 #   table2[dataset][(c, noise, random_walk)] = (R@20, N@20)      Table 2; G/OU/U = Gaussian,
@@ -160,8 +161,11 @@ PAPER_REFERENCE: dict[str, dict[str, dict[tuple[Any, ...], tuple[float, ...]]]] 
     },
 }
 
-#: Data set name → the data-set part of its registered env id (λ comes from the registration).
-ENV_DATASET_IDS: dict[str, str] = {"ml-1m": "ML1M", "ml-100k": "ML100K", "yelp2018": "Yelp2018"}
+#: Real data set name → the data-set part of its registered env id (from the data set specs;
+#: λ comes from the registration).
+ENV_DATASET_IDS: dict[str, str] = {
+    s.name: s.env_name for s in DATASET_SPECS.values() if s.stats is not None
+}
 #: Our agent names → how the tables label them, and the paper's method name for the same idea.
 LABELS: dict[str, str] = {
     "es": "ES",

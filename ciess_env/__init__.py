@@ -32,32 +32,43 @@ __all__ = [
     "EntityVecEnv",
     "RecordBudgetLog",
     "__version__",
+    "register_envs",
 ]
-
-#: Backbone part of an env id → backbone name of :func:`ciess_env.recommenders.make_backbone`.
-BACKBONE_IDS: dict[str, str] = {"LightGCN": "lightgcn", "NGCF": "ngcf", "NCF": "ncf", "MF": "mf"}
-
-#: Data set part of an env id → (data set name, paper λ). λ = 0.4 is the paper's best on ML-1M
-#: and 0.2 on Yelp2018 (§5.4); ML-100K and the synthetic set are MovieLens-like, so 0.4.
-DATASET_IDS: dict[str, tuple[str, float]] = {
-    "ML1M": ("ml-1m", 0.4),
-    "ML100K": ("ml-100k", 0.4),
-    "Yelp2018": ("yelp2018", 0.2),
-    "Synthetic": ("synthetic", 0.4),
-}
 
 #: Paper episode length T (§1.2); registered both as a kwarg and as the TimeLimit.
 _MAX_EPISODE_STEPS = 10
 
+#: Backbone part of an env id → backbone name (from the backbone specs).
+BACKBONE_IDS: dict[str, str] = {}
+#: Data set part of an env id → (data set name, paper λ) (from the data set specs).
+DATASET_IDS: dict[str, tuple[str, float]] = {}
 #: Every registered id.
-ENV_IDS: tuple[str, ...] = tuple(f"CIESS-{b}-{d}-v0" for b in BACKBONE_IDS for d in DATASET_IDS)
+ENV_IDS: tuple[str, ...] = ()
 
 
-def _register_all() -> None:
+def register_envs() -> tuple[str, ...]:
+    """Register ``CIESS-<Backbone>-<Dataset>-v0`` for every backbone × data set spec.
+
+    Called on import for the built-in specs; call it again after
+    :func:`~ciess_env.recommenders.register_backbone` or
+    :func:`~ciess_env.data.register_dataset` to get the new ids. Ids already registered are
+    kept as they are (re-imports, notebooks).
+
+    Returns:
+        Every CIESS id now registered (also :data:`ENV_IDS`).
+    """
+    global ENV_IDS
+    from ciess_env.data.specs import DATASET_SPECS
+    from ciess_env.recommenders.registry import BACKBONE_SPECS
+
+    BACKBONE_IDS.update({b.env_name: b.name for b in BACKBONE_SPECS.values()})
+    DATASET_IDS.update({d.env_name: (d.name, d.lam) for d in DATASET_SPECS.values()})
+    ids = []
     for b_id, backbone in BACKBONE_IDS.items():
         for d_id, (dataset, lam) in DATASET_IDS.items():
             env_id = f"CIESS-{b_id}-{d_id}-v0"
-            if env_id in gymnasium.registry:  # re-import (importlib.reload, notebooks)
+            ids.append(env_id)
+            if env_id in gymnasium.registry:
                 continue
             gymnasium.register(
                 id=env_id,
@@ -71,9 +82,11 @@ def _register_all() -> None:
                     "max_episode_steps": _MAX_EPISODE_STEPS,
                 },
             )
+    ENV_IDS = tuple(ids)
+    return ENV_IDS
 
 
-_register_all()
+register_envs()
 
 _LAZY = {
     "BudgetEntry": "ciess_env.budget_log",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -15,35 +16,23 @@ import torch
 from ciess_env import spaces
 from ciess_env.budget_log import MAX_D_MAX
 from ciess_env.checks import check_device, check_int, check_seed
-from ciess_env.data import canonical_name, load_dataset
+from ciess_env.config import PRESETS, PretrainConfig, StepConfig
+from ciess_env.data import canonical_name, dataset_spec, load_dataset
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CallOrderError, InvalidArgumentError, suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
 from ciess_env.recommenders.pretrain import pretrain, pretrain_cache_key
-from ciess_env.recommenders.registry import check_hparams
+from ciess_env.recommenders.registry import backbone_spec, check_hparams
 from ciess_env.retrain import RetrainDesign, StepOutcome, retrain_and_evaluate
 
 __all__ = ["EmbeddingSizeEnv"]
 
 logger = logging.getLogger(__name__)
 
-#: Synthetic data: batches per step (per backbone) and batch size, chosen so one step takes
-#: ≤ 2 s on two CPU cores (benchmarks/results/env.md). The paper schedule is compressed to fit.
-_SYNTHETIC_BATCHES = {"lightgcn": 150, "mf": 150, "ncf": 60, "ngcf": 30}
+#: Synthetic data: batch size of a step; the batches per step are each backbone's
+#: ``BackboneSpec.synthetic_batches``. The paper schedule is compressed to fit.
 _SYNTHETIC_BATCH_SIZE = 2048
-
-#: Named presets: defaults that apply where the caller passed ``None``.
-_PRESETS: dict[str, dict[str, int]] = {
-    "paper": {},
-    # For tests and demos: seconds per step on any data set, quality far below the paper's.
-    "tiny": {
-        "batches_per_step": 8,
-        "batch_size": 256,
-        "pretrain_max_batches": 24,
-        "pretrain_eval_every": 12,
-    },
-}
 
 _RENDER_MODES = ["ansi", "rgb_array"]
 
@@ -209,16 +198,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     ``retrain="fast"`` is a documented **deviation** from the paper. It is ``"nested:20"``:
     instead of a fresh model, every step starts from a *nested-prefix* model (pretrained once,
     with a fresh uniform size per entity at every batch, so every prefix of every row is a
-    trained model; shared/findings.md), applies the mask and fine-tunes it for 20 batches at
-    lr/10. Measured on ML-1M (``benchmarks/results/env_fast_mode.md``: 22 assignments at
-    70–97 % sparsity against 2,000-batch scratch runs) it ranks assignments with Spearman 0.75
-    at 2 % of the cost of a scratch step; no design we measured reached 0.9 (1/4-length
-    scratch runs, ``"short:4"``: 0.79 at 26 % of the cost; zero-shot nested: 0.76). It keeps
-    the big picture (smaller tables are worse, equal sizes beat random ones) but mis-ranks
-    assignments of similar quality, notably over-rating random and inverse-popularity sizes.
-    That is why ``"scratch"`` stays the default: use ``"fast"`` to iterate on agents, and
-    confirm with scratch. The synthetic data set uses batches of 2,048, 150 per step (NCF 60,
-    NGCF 30; schedule compressed to match), so a step takes at most about 2 s on two CPU cores.
+    trained model), applies the mask and fine-tunes it for 20 batches at lr/10, at a small
+    fraction of the cost of a scratch step. Against scratch runs on ML-1M it keeps the big
+    picture (smaller tables are worse, equal sizes beat random ones) but mis-ranks assignments
+    of similar quality (``benchmarks/results/env_fast_mode.md`` has the rank correlations and
+    costs of every design measured). That is why ``"scratch"`` stays the default: use
+    ``"fast"`` to iterate on agents, and confirm with scratch. The synthetic data set uses
+    batches of 2,048 and each backbone's ``BackboneSpec.synthetic_batches`` per step (schedule
+    compressed to match), so that a step stays short on two CPU cores
+    (``benchmarks/results/env.md``).
 
     **What a step measures.** A step's quality is a proxy for what users report: the mask's
     quality after *final retraining* (:func:`ciess_env.retrain.final_retrain`: early stopping
@@ -286,17 +274,12 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         report_train_seconds: bool = False,
     ) -> None:
         super().__init__()
-        if preset not in _PRESETS:
-            raise suggest(str(preset), _PRESETS, what="preset")
-        defaults = _PRESETS[preset]
-        batches_per_step = (
-            batches_per_step if batches_per_step is not None else defaults.get("batches_per_step")
-        )
-        batch_size = batch_size if batch_size is not None else defaults.get("batch_size")
-        if pretrain_max_batches is None:
-            pretrain_max_batches = defaults.get("pretrain_max_batches")
-        if pretrain_eval_every is None:
-            pretrain_eval_every = defaults.get("pretrain_eval_every")
+        if preset not in PRESETS:
+            raise suggest(str(preset), PRESETS, what="preset")
+        defaults = PRESETS[preset]
+
+        def _or_preset(value: int | None, name: str) -> int | None:
+            return value if value is not None else defaults.get(name)
 
         if backbone.lower() not in BACKBONES:
             raise suggest(backbone, BACKBONES, what="backbone")
@@ -309,6 +292,10 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         if render_mode is not None and render_mode not in _RENDER_MODES:
             msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
             raise InvalidArgumentError(msg)
+        batches_per_step = _or_preset(batches_per_step, "batches_per_step")
+        batch_size = _or_preset(batch_size, "batch_size")
+        pretrain_max_batches = _or_preset(pretrain_max_batches, "pretrain_max_batches")
+        pretrain_eval_every = _or_preset(pretrain_eval_every, "pretrain_eval_every")
         for name, value, low, why in (
             (
                 "batches_per_step",
@@ -326,28 +313,21 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         check_seed(split_seed, "split_seed")
         device = check_device(device)
         backbone_kwargs = check_hparams(backbone, backbone_kwargs)
+        #: How the full-size model is pretrained.
+        self.pretrain_config = PretrainConfig(
+            max_batches=pretrain_max_batches, eval_every=pretrain_eval_every,
+            patience=pretrain_patience, seed=pretrain_seed, cache_dir=cache_dir,
+        )  # fmt: skip
 
-        self.backbone = backbone.lower()
         self.design = RetrainDesign.parse(retrain)
         self.lam = lam  # validated by the property
-        self.d_min = d_min
-        self.d_max = d_max
         self.max_episode_steps = max_episode_steps
         self.reward_variant = reward
-        self.device = torch.device(device)
         self.progress_bar = bool(progress_bar)
         self.render_mode = render_mode
         self.report_train_seconds = bool(report_train_seconds)
         #: Wall-clock seconds of the last step's model building and training.
         self.last_train_seconds = 0.0
-        self.backbone_kwargs = dict(backbone_kwargs or {})
-        self._pretrain_settings = {
-            "max_batches": pretrain_max_batches,
-            "eval_every": pretrain_eval_every,
-            "patience": int(pretrain_patience),
-            "seed": int(pretrain_seed),
-            "cache_dir": cache_dir,
-        }
 
         # Loading the data here (not at reset) makes a missing data set fail at make time.
         self.data = (
@@ -358,9 +338,16 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         )
         self.dataset = self.data.name
-        self.train_config = _train_config(
-            self.backbone, self.data, batches_per_step=batches_per_step, batch_size=batch_size
-        )
+        #: How every step retrains a mask (backbone, schedule, design, sizes, device).
+        self.step_config = StepConfig(
+            backbone=backbone,
+            train=_train_config(
+                backbone.lower(), self.data, batches_per_step=batches_per_step,
+                batch_size=batch_size,
+            ),
+            retrain=str(self.design), d_min=d_min, d_max=d_max, device=torch.device(device),
+            backbone_kwargs=dict(backbone_kwargs or {}),
+        )  # fmt: skip
         self.n_users = int(self.data.n_users)
         self.n_items = int(self.data.n_items)
         self.n_entities = self.n_users + self.n_items
@@ -401,6 +388,37 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             raise InvalidArgumentError(msg)
         self._lam = float(value)
 
+    # -------------------------------------------------------- step settings
+    @property
+    def backbone(self) -> str:
+        """Backbone name (lowercase)."""
+        return self.step_config.backbone
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The scratch schedule of one step (the designs derive theirs from it)."""
+        return self.step_config.train
+
+    @property
+    def d_min(self) -> int:
+        """Smallest size."""
+        return self.step_config.d_min
+
+    @property
+    def d_max(self) -> int:
+        """Largest size (table width)."""
+        return self.step_config.d_max
+
+    @property
+    def device(self) -> torch.device:
+        """Torch device of training."""
+        return torch.device(self.step_config.device)
+
+    @property
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """Backbone hyperparameters."""
+        return self.step_config.backbone_kwargs
+
     # ------------------------------------------------------------ mappings
     def action_to_sizes(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map an action to (user_sizes, item_sizes), int64, as :meth:`step` does.
@@ -432,25 +450,23 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ----------------------------------------------------------- pretraining
     def _pretrain(self, *, nested: bool = False) -> PretrainResult:
-        settings = self._pretrain_settings
-        config = self.train_config
-        max_batches = settings["max_batches"]
-        if max_batches is None:
-            max_batches = 3 * config.n_batches
-        eval_every = settings["eval_every"] or min(200, max(1, config.n_batches))
-        key = pretrain_cache_key(
-            self.backbone, self.data, d_max=self.d_max, d_min=self.d_min, config=config,
-            eval_every=eval_every, patience=settings["patience"], max_batches=max_batches,
-            nested=nested, seed=settings["seed"], hparams=self.backbone_kwargs,
+        settings, config = self.pretrain_config, self.train_config
+        max_batches, eval_every = settings.resolved(config)
+        common = dict(
+            d_max=self.d_max, d_min=self.d_min, config=config, eval_every=eval_every,
+            patience=settings.patience, max_batches=max_batches, nested=nested, seed=settings.seed,
         )  # fmt: skip
+        key = pretrain_cache_key(self.backbone, self.data, hparams=self.backbone_kwargs, **common)
+        # The memo keeps weights and metrics, not the model object: the env never uses it, and
+        # a graph backbone's adjacency would stay alive for every memoised data set.
         return _PRETRAIN_MEMO.get_or_make(
             (key, str(self.device)),
-            lambda: pretrain(
-                self.backbone, self.data, d_max=self.d_max, d_min=self.d_min, config=config,
-                eval_every=eval_every, patience=settings["patience"], max_batches=max_batches,
-                nested=nested, seed=settings["seed"], device=self.device,
-                cache_dir=settings["cache_dir"], progress_bar=self.progress_bar,
-                **self.backbone_kwargs,
+            lambda: dataclasses.replace(
+                pretrain(
+                    self.backbone, self.data, device=self.device, cache_dir=settings.cache_dir,
+                    progress_bar=self.progress_bar, **common, **self.backbone_kwargs,
+                ),
+                model=None,
             ),
         )  # fmt: skip
 
@@ -567,10 +583,8 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.design.needs_nested_model:
             nested_state = self.nested_pretrained.state_dict
         return retrain_and_evaluate(
-            self.design, backbone=self.backbone, data=self.data, user_sizes=user_sizes,
-            item_sizes=item_sizes, base_config=self.train_config, init_seed=init_seed,
-            train_seed=train_seed, d_min=self.d_min, d_max=self.d_max, device=self.device,
-            backbone_kwargs=self.backbone_kwargs, nested_state=nested_state,
+            self.step_config, data=self.data, user_sizes=user_sizes, item_sizes=item_sizes,
+            init_seed=init_seed, train_seed=train_seed, nested_state=nested_state,
             progress_bar=self.progress_bar,
         )  # fmt: skip
 
@@ -718,10 +732,12 @@ def _train_config(
     schedule's shape (how many decays happen) is that of the paper.
     """
     config = paper_train_config(backbone, data)
-    if data.name.startswith("synthetic"):
+    spec = dataset_spec(data.name)
+    synthetic = spec.synthetic if spec is not None else data.name.startswith("synthetic")
+    if synthetic:
         config = config.replace(batch_size=_SYNTHETIC_BATCH_SIZE)
         if batches_per_step is None:
-            batches_per_step = _SYNTHETIC_BATCHES[backbone]
+            batches_per_step = backbone_spec(backbone).synthetic_batches
     if batches_per_step is not None and batches_per_step != config.n_batches:
         scale = batches_per_step / config.n_batches
         config = config.replace(

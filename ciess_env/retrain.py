@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ciess_env.config import StepConfig
 from ciess_env.data.interactions import InteractionData, SplitName
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 from ciess_env.metrics import EvalResult, evaluate
@@ -174,19 +175,13 @@ class StepOutcome:
 
 
 def retrain_and_evaluate(
-    design: RetrainDesign,
+    step: StepConfig,
     *,
-    backbone: str,
     data: InteractionData,
     user_sizes: np.ndarray,
     item_sizes: np.ndarray,
-    base_config: TrainConfig,
     init_seed: int,
     train_seed: int,
-    d_min: int,
-    d_max: int,
-    device: torch.device | str = "cpu",
-    backbone_kwargs: dict[str, Any] | None = None,
     nested_state: dict[str, torch.Tensor] | None = None,
     progress_bar: bool = False,
     split: SplitName = "validation",
@@ -194,21 +189,15 @@ def retrain_and_evaluate(
     rule: FinalRetrainRule | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> StepOutcome:
-    """Build, train and evaluate one model for a size assignment under ``design``.
+    """Build, train and evaluate one model for a size assignment under ``step``.
 
     Args:
-        design: The retraining design.
-        backbone: Backbone name.
+        step: Backbone, schedule, retrain design, size range, device and hyperparameters.
         data: The data set (train split for training, validation for evaluation).
         user_sizes: (n_users,) int sizes.
         item_sizes: (n_items,) int sizes.
-        base_config: The paper schedule the design derives its own from.
         init_seed: Seed of the fresh model's initialisation.
         train_seed: Seed of BPR sampling and training randomness.
-        d_min: Smallest size.
-        d_max: Largest size.
-        device: Torch device.
-        backbone_kwargs: Backbone hyperparameters.
         nested_state: The nested-prefix pretrained weights (required by ``nested`` designs).
         progress_bar: Show a tqdm bar while training.
         split: Split to evaluate on (selective retraining scores its winner on "test").
@@ -234,10 +223,11 @@ def retrain_and_evaluate(
     # A search runs thousands of these; hand the last one's freed buffers back to the OS so
     # the resident size stays flat (ciess_env/recommenders/memory.py).
     release_free_memory()
+    design = RetrainDesign.parse(step.retrain)
     start = time.perf_counter()
     model = make_backbone(
-        backbone, data, d_max=d_max, d_min=d_min, seed=init_seed, device=device,
-        **(backbone_kwargs or {}),
+        step.backbone, data, d_max=step.d_max, d_min=step.d_min, seed=init_seed,
+        device=step.device, **step.backbone_kwargs,
     )  # fmt: skip
     if design.needs_nested_model:
         if nested_state is None:
@@ -247,7 +237,7 @@ def retrain_and_evaluate(
     model.set_sizes(user_sizes, item_sizes)
     if element_masks is not None:
         model.set_element_masks(*element_masks)
-    config = design.config(base_config, n_train=len(data.train))
+    config = design.config(step.train, n_train=len(data.train))
     if early_stopping:
         rule = rule or FinalRetrainRule()
         best = train_until_converged(
@@ -419,10 +409,13 @@ def final_retrain(
     """
     rule = rule or FinalRetrainRule()
     common = dict(d_max=d_max, d_min=d_min, device=device)
+    step = StepConfig(
+        backbone=backbone, train=config, d_min=d_min, d_max=d_max, device=device,
+        backbone_kwargs=dict(backbone_kwargs or {}),
+    )  # a fresh model (retrain="scratch") with this schedule  # fmt: skip
     best = retrain_and_evaluate(
-        _SCRATCH, backbone=backbone, data=data, user_sizes=user_sizes, item_sizes=item_sizes,
-        base_config=config, init_seed=seed, train_seed=seed, backbone_kwargs=backbone_kwargs,
-        early_stopping=True, rule=rule, element_masks=element_masks, **common,
+        step, data=data, user_sizes=user_sizes, item_sizes=item_sizes, init_seed=seed,
+        train_seed=seed, early_stopping=True, rule=rule, element_masks=element_masks,
     )  # fmt: skip
     n_final = merged_batches(best.n_batches, data, rule)
     result = FinalRetrainResult(best.eval, best.n_batches, best.history, n_final, None)

@@ -69,6 +69,24 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _agent(spec: str) -> Any:
+    """A registered agent name as is, or ``"module:builder"`` imported as an AgentBuilder.
+
+    Any agent enters the CLI this way (:mod:`agents.protocol`): ``builder(vec_env, seed)``
+    returns an object with ``predict`` (and ``learn`` if it learns).
+    """
+    if ":" not in spec:
+        return spec
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        msg = f"`--agent` {spec!r} must name an importable module:builder, got {err}."
+        raise argparse.ArgumentTypeError(msg) from err
+
+
 # --------------------------------------------------------------------------- commands
 def cmd_envs(args: argparse.Namespace) -> int:
     """Print every registered CIESS env id with its data set and λ."""
@@ -136,7 +154,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )  # fmt: skip
         t0 = time.perf_counter()
         log, curve = session.search(
-            args.agent,
+            _agent(args.agent),
             episodes=args.episodes,
             checkpoint_dir=out / "checkpoint",
             stop_after=args.stop_after,
@@ -171,7 +189,8 @@ def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, titl
     if len(session.last_deterministic_log):
         session.last_deterministic_log.save(out / "deterministic_log")
     curve.to_csv(out / "curve.csv", index=False)
-    session.last_model.save(out / "agent")
+    if hasattr(session.last_model, "save"):  # SB3 models; a hand-written agent may have none
+        session.last_model.save(out / "agent")
     plot_search_curves(curve, out / "search_curves.png", title=title)
     best = best_entry(log)
     fields = ("episode", "step", "reward", "sparsity", "mean_quality")
@@ -257,7 +276,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out, env_kwargs = _start_run("compare", args)
     result = compare(
         args.env_id,
-        args.agents,
+        [a if ":" not in a else (a, _agent(a)) for a in args.agents],
         budgets=args.budgets,
         episodes=args.episodes,
         top_l=args.top_l,
@@ -370,8 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
     s.add_argument("env_id", nargs="?", default=None, help="omit with --resume")
     s.add_argument(
-        "--agent", default="rw-td3", help="rw-td3, td3, ddpg, sac, ppo or esapn (6 discrete sizes)"
-    )
+        "--agent", default="rw-td3",
+        help="rw-td3, td3, ddpg, sac, ppo, esapn (6 discrete sizes), or module:builder for any "
+        "agent",
+    )  # fmt: skip
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", default="runs/search")
@@ -451,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except CIESSError as err:
+    except (CIESSError, argparse.ArgumentTypeError) as err:
         one_line = " ".join(str(err).splitlines())
         print(f"ciess: error: {one_line}", file=sys.stderr)
         return 2

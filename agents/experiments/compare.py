@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.baselines import BASELINES
 from agents.experiments.selective import PAPER_BUDGETS, retrain_pruned, selective_retrain
 from agents.pep import pep_prefix_log
+from agents.protocol import AgentBuilder
 from agents.registry import AGENTS, BUDGET_AGENTS, BUDGET_SEARCHES
 from ciess_env.budget_log import BudgetLog
 from ciess_env.errors import suggest
@@ -38,8 +40,9 @@ __all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Compariso
 
 logger = logging.getLogger(__name__)
 
-#: Agents that pick sizes from the budget and popularity alone (no search).
-HEURISTICS: tuple[str, ...] = ("es", "mr", "mde")
+#: Agents that pick sizes from the budget and popularity alone (no search): the names of
+#: :data:`agents.baselines.BASELINES`, the one table of heuristics.
+HEURISTICS: tuple[str, ...] = tuple(BASELINES)
 #: Agents that search on the environment with reinforcement learning, once for all budgets.
 RL_AGENTS: tuple[str, ...] = tuple(a for a in AGENTS if a not in BUDGET_AGENTS)
 #: Agents that run one search per budget, aimed at it.
@@ -104,7 +107,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 def compare(
     env_id: str = "CIESS-LightGCN-Synthetic-v0",
-    agents: Sequence[str] = ("es", "mr", "mde", "td3", "rw-td3"),
+    agents: Sequence[str | tuple[str, AgentBuilder]] = ("es", "mr", "mde", "td3", "rw-td3"),
     *,
     budgets: Sequence[float] = PAPER_BUDGETS,
     episodes: int = 30,
@@ -123,7 +126,10 @@ def compare(
         agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"``, RL agents
             ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``, ``"ppo"``, ``"esapn"``, PEP
             (``"pep"``, ``"pep-prefix"``), and one-budget agents ``"rw-td3-lagrange"``,
-            ``"structured-tpe"``, ``"structured-cem"``.
+            ``"structured-tpe"``, ``"structured-cem"``, or
+            ``(label, builder)`` pairs for any other agent (:mod:`agents.protocol`:
+            ``builder(vec_env, seed)`` returns an object with ``predict``, and ``learn`` if it
+            learns).
         budgets: Target sparsities c.
         episodes: Search episodes per RL agent (the paper: 30); per budget for one-budget
             agents.
@@ -145,7 +151,7 @@ def compare(
 
     known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
     for name in agents:  # fail before any agent has spent minutes
-        if name not in known:
+        if isinstance(name, str) and name not in known:
             raise suggest(name, known, what="agent")
     session = SearchSession(
         env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar,
@@ -154,11 +160,13 @@ def compare(
     _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts
     rows, curves, logs, pruned = [], {}, {}, {}
     pep_masks, pep_s = None, 0.0
-    for name in agents:
+    for entry in agents:
+        builtin = isinstance(entry, str)  # else a (label, builder) pair
+        name, agent = (entry, entry) if builtin else entry
         t0 = time.perf_counter()
         kwargs = (agent_kwargs or {}).get(name, {})
         retrain_kw = dict(seed=seed, **session.retrain_kwargs(retrain_batches))
-        if name in HEURISTICS:
+        if builtin and name in HEURISTICS:
             # One assignment per budget, no search: retrain each at its own budget.
             log = session.heuristic_log(name, budgets, **kwargs)
             search_s = time.perf_counter() - t0
@@ -172,7 +180,7 @@ def compare(
                 )[0]
                 for c in budgets
             ]
-        elif name in PRUNERS:
+        elif builtin and name in PRUNERS:
             if pep_masks is None:  # one PEP search serves both rows
                 pep_masks = session.pep(budgets, seed=seed, **(agent_kwargs or {}).get("pep", {}))
                 pep_s = time.perf_counter() - t0
@@ -194,7 +202,7 @@ def compare(
                     )[0]
                     for m in pep_masks
                 ]  # fmt: skip
-        elif name in ONE_BUDGET_AGENTS:
+        elif builtin and name in ONE_BUDGET_AGENTS:
             results, parts, budget_logs, search_s = [], [], [], 0.0
             for c in budgets:
                 t1 = time.perf_counter()
@@ -208,7 +216,7 @@ def compare(
             curves[name] = pd.concat(parts, ignore_index=True)
             log = _concat_logs(budget_logs)
         else:
-            log, curve = session.search(name, episodes=episodes, **kwargs)
+            log, curve = session.search(agent, episodes=episodes, **kwargs)
             curves[name] = curve
             search_s = time.perf_counter() - t0
             logger.info("%s: search took %.1f s; retraining", name, search_s)

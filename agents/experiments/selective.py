@@ -22,13 +22,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ciess_env.budget_log import BudgetEntry, BudgetLog
+from ciess_env.config import StepConfig
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import (
     BudgetResult,
     FinalRetrainRule,
-    RetrainDesign,
     final_retrain,
     retrain_and_evaluate,
     score_on_test,
@@ -40,7 +40,6 @@ __all__ = ["PAPER_BUDGETS", "BudgetResult", "retrain_pruned", "selective_retrain
 logger = logging.getLogger(__name__)
 
 #: Every final retraining starts from a fresh model with the paper's schedule.
-_SCRATCH = RetrainDesign("scratch")
 
 
 def selective_retrain(
@@ -87,10 +86,10 @@ def selective_retrain(
     if top_l < 1:
         msg = f"top_l must be >= 1, got {top_l!r}."
         raise InvalidArgumentError(msg)
-    common = dict(
-        backbone=backbone, init_seed=seed, train_seed=seed, d_max=d_max, d_min=d_min,
-        device=device, backbone_kwargs=backbone_kwargs,
-    )  # fmt: skip
+    step = StepConfig(
+        backbone=backbone, train=config, d_min=d_min, d_max=d_max, device=device,
+        backbone_kwargs=dict(backbone_kwargs or {}),
+    )  # a fresh model (retrain="scratch") with this schedule  # fmt: skip
     results: list[BudgetResult | None] = []
     for c in budgets:
         entries = _candidates(log, c, top_l)
@@ -113,8 +112,8 @@ def selective_retrain(
         else:
             scores = [
                 retrain_and_evaluate(
-                    _SCRATCH, data=data, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
-                    base_config=config, **common,
+                    step, data=data, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
+                    init_seed=seed, train_seed=seed,
                 ).eval.mean_user_quality
                 for e in entries
             ]  # fmt: skip

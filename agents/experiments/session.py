@@ -16,12 +16,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 import ciess_env  # noqa: F401  (registers the env ids)
-from agents.baselines import BASELINES, PopularityProportional
+from agents.baselines import BASELINES
 from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
+from agents.protocol import AgentBuilder, LearningAgent, rollout
 from agents.registry import (
     BUDGET_AGENTS,
     BUDGET_SEARCHES,
@@ -31,7 +33,7 @@ from agents.registry import (
 )
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
-from ciess_env.errors import InvalidArgumentError, suggest
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError, suggest
 from ciess_env.spaces import PAPER_BUDGETS
 from ciess_env.vector import EntityVecEnv
 from ciess_env.wrappers import RecordBudgetLog
@@ -79,15 +81,7 @@ class SearchSession:
         """Build heuristic baseline ``name`` ("es", "mr", "mde") at target sparsity ``c``."""
         if name not in BASELINES:
             raise suggest(name, BASELINES, what="baseline")
-        cls = BASELINES[name]
-        common = dict(d_min=self.env.d_min, d_max=self.env.d_max)
-        if cls is PopularityProportional or issubclass(cls, PopularityProportional):
-            return cls(
-                c, user_freq=self.data.user_freq, item_freq=self.data.item_freq, **common, **kwargs
-            )
-        if "seed" in cls.__init__.__code__.co_varnames:
-            kwargs.setdefault("seed", self.seed)
-        return cls(c, n_users=self.data.n_users, n_items=self.data.n_items, **common, **kwargs)
+        return BASELINES[name].from_env(c, self.env, seed=self.seed, **kwargs)
 
     def heuristic_log(self, name: str, budgets: Sequence[float], **kwargs: Any) -> BudgetLog:
         """A budget log holding baseline ``name``'s assignment at each budget (no search)."""
@@ -134,7 +128,7 @@ class SearchSession:
     # ------------------------------------------------------------- RL search
     def search(
         self,
-        name: str,
+        agent: str | AgentBuilder,
         *,
         episodes: int,
         checkpoint_dir: str | Path | None = None,
@@ -142,10 +136,16 @@ class SearchSession:
         deterministic_masks: bool = False,
         **kwargs: Any,
     ) -> tuple[BudgetLog, pd.DataFrame]:
-        """Train RL agent ``name`` for ``episodes`` episodes on the per-entity vector env.
+        """Let an agent search for ``episodes`` episodes on the per-entity vector env.
+
+        A named agent's search is checkpointed and resumable (below). Any other agent enters
+        through the agent protocol (:mod:`agents.protocol`): an agent with ``learn`` learns, any
+        other is rolled out with its ``predict``; such a search runs in one sitting.
 
         Args:
-            name: A registered agent (:data:`agents.registry.AGENTS`).
+            agent: A name of :data:`agents.registry.AGENTS` (built by
+                :func:`~agents.registry.make_agent` with ``kwargs``), or any
+                :data:`~agents.protocol.AgentBuilder` ``(vec_env, seed) -> Agent``.
             episodes: Episodes of T steps.
             checkpoint_dir: Write a checkpoint here after every episode (agent, replay buffer,
                 random states, budget logs), so :meth:`resume` can continue the search.
@@ -163,6 +163,20 @@ class SearchSession:
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
             raise InvalidArgumentError(msg)
+        if not isinstance(agent, str):
+            if (
+                kwargs
+                or checkpoint_dir is not None
+                or stop_after is not None
+                or deterministic_masks
+            ):
+                msg = (
+                    "keyword arguments, checkpoint_dir, stop_after and deterministic_masks are "
+                    f"for named agents only; got an agent builder {agent!r}."
+                )
+                raise InvalidTypeError(msg)
+            return self._search_protocol(agent, episodes)
+        name = agent
         # e.g. DiscreteSizes for esapn; the recorder sees the sizes the base env applied.
         recorder = RecordBudgetLog(
             wrap_env_for(name, self.env), budgets=self.log_budgets, top_l=self.log_top_l
@@ -180,6 +194,39 @@ class SearchSession:
             self.env, vec, model, meta, log=recorder.budget_log, checkpoint_dir=checkpoint_dir
         )
         return self._run(run, stop_after=stop_after)
+
+    def _search_protocol(
+        self, builder: AgentBuilder, episodes: int
+    ) -> tuple[BudgetLog, pd.DataFrame]:
+        """The search of an agent built by ``builder`` (no checkpoints)."""
+        recorder = RecordBudgetLog(self.env, budgets=self.log_budgets, top_l=self.log_top_l)
+        vec = EntityVecEnv(recorder)
+        vec.seed(self.seed)
+        model = builder(vec, self.seed)
+        name = getattr(builder, "__name__", "agent")
+        steps = episodes * self.env.max_episode_steps
+        with tqdm(
+            total=steps, desc=f"search {name}", unit="step", disable=not self.progress_bar
+        ) as bar:
+            if isinstance(model, BaseAlgorithm):
+                # log_interval: SB3 would dump its logger once per finished sub-env (every
+                # entity) at each episode end; the budget log already holds every step.
+                model.learn(
+                    total_timesteps=steps * vec.num_envs,
+                    callback=_TqdmCallback(bar),
+                    log_interval=10**9,
+                )
+            elif isinstance(model, LearningAgent):
+                model.learn(total_timesteps=steps * vec.num_envs)
+            else:
+                rollout(model, vec, steps)
+        log = recorder.budget_log
+        self.last_model = model
+        self.last_deterministic_log = BudgetLog(
+            self.env.n_users, self.env.n_items, d_max=self.env.d_max
+        )
+        self.last_search_finished = True
+        return log, search_curve(log)
 
     def resume(
         self, checkpoint_dir: str | Path, *, stop_after: int | None = None

@@ -28,9 +28,20 @@ import pandas as pd
 import platformdirs
 
 from ciess_env.checks import check_seed
-from ciess_env.data.download import DATASET_FILES, REMOTE_FILES, fetch_dataset
+from ciess_env.data.download import fetch_dataset
 from ciess_env.data.interactions import InteractionData, Interactions
 from ciess_env.data.readers import read_lightgcn, read_ml1m_ratings, read_ml100k
+from ciess_env.data.specs import (
+    ALIASES,
+    CANONICAL_STATS,
+    DATASET_FILES,
+    DATASETS,
+    REMOTE_FILES,
+    SOURCES,
+    DatasetStats,
+    Source,
+    alias_key,
+)
 from ciess_env.data.split import carve_validation, check_ratios, split_per_user
 from ciess_env.data.synthetic import make_synthetic
 from ciess_env.errors import (
@@ -58,70 +69,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class DatasetStats(NamedTuple):
-    """Counts that identify a complete copy of a data set (after deduplication)."""
-
-    n_users: int
-    n_items: int
-    n_interactions: int
-
-
-#: Canonical counts. ML-1M: GroupLens README (the paper's 1,000,208 is an off-by-one of its
-#: code, shared/paper.md §4); Yelp2018: LightGCN train ∪ test (the paper reports 1,561,147).
-CANONICAL_STATS: dict[str, DatasetStats] = {
-    "ml-1m": DatasetStats(6_040, 3_706, 1_000_209),
-    "ml-100k": DatasetStats(943, 1_682, 100_000),
-    "yelp2018": DatasetStats(31_668, 38_048, 1_561_406),
-}
-
-
-class Source(NamedTuple):
-    """One form a named data set can take inside the data directory.
-
-    Attributes:
-        kind: ``"ml1m"`` (``ratings.dat`` or ``ml-1m.zip``), ``"ml100k"`` (``u.data`` or
-            ``ml-100k.zip``) or ``"lightgcn"`` (a ``train.txt`` / ``test.txt`` pair).
-        files: Paths relative to the data directory; for ``"lightgcn"`` (train, test), each
-            also accepted with a ``.gz`` suffix.
-        id_offset: Added to raw ids after reading, so every source of one data set yields the
-            same raw ids (the ML-1M LightGCN copy stores MovieLens ids − 1).
-    """
-
-    kind: str
-    files: tuple[str, ...]
-    id_offset: int = 0
-
-
-#: Where each named data set is looked for, in order of preference.
-SOURCES: dict[str, tuple[Source, ...]] = {
-    "ml-1m": (
-        Source("ml1m", ("ml-1m/ratings.dat",)),
-        Source("ml1m", ("ml-1m/ratings.dat.gz",)),
-        Source("ml1m", ("ml-1m.zip",)),
-        Source("lightgcn", ("ml-1m-lightgcn/train.txt", "ml-1m-lightgcn/test.txt"), id_offset=1),
-    ),
-    "ml-100k": (
-        Source("ml100k", ("ml-100k/u.data",)),
-        Source("ml100k", ("ml-100k.zip",)),
-    ),
-    "yelp2018": (Source("lightgcn", ("yelp2018/train.txt", "yelp2018/test.txt")),),
-}
-
-#: Every name :func:`load_dataset` accepts, canonical form.
-DATASETS: tuple[str, ...] = ("ml-100k", "ml-1m", "synthetic", "yelp2018")
-
-_ALIASES = {
-    "ml1m": "ml-1m",
-    "movielens1m": "ml-1m",
-    "ml100k": "ml-100k",
-    "movielens100k": "ml-100k",
-    "yelp2018": "yelp2018",
-    "yelp": "yelp2018",
-    "synthetic": "synthetic",
-    "synth": "synthetic",
-}
-
-
 def canonical_name(name: str) -> str:
     """Return the canonical data set name for ``name`` (case, ``-``/``_``/spaces ignored).
 
@@ -131,10 +78,10 @@ def canonical_name(name: str) -> str:
     if not isinstance(name, str):
         msg = f"`name` must be a string, got {name!r}."
         raise InvalidTypeError(msg)
-    key = "".join(ch for ch in name.lower() if ch.isalnum())
-    if key not in _ALIASES:
-        raise suggest(name, DATASETS, what="data set")
-    return _ALIASES[key]
+    key = alias_key(name)
+    if key not in ALIASES:
+        raise suggest(name, sorted(DATASETS), what="data set")
+    return ALIASES[key]
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:

@@ -9,8 +9,9 @@ the next :func:`fetch` of that file removes partials whose process is gone (POSI
 not been written to for an hour. An existing file with the wrong hash (a corrupt or truncated
 copy) is downloaded again.
 
-The table of remote files is the module-level dict :data:`REMOTE_FILES`; tests (and mirrors)
-replace entries with ``monkeypatch.setitem`` or pass ``url=`` to :func:`fetch`.
+The table of remote files is the module-level dict :data:`REMOTE_FILES`, filled from each
+data set's :class:`~ciess_env.data.specs.DatasetSpec`; tests (and mirrors) replace entries
+with ``monkeypatch.setitem`` or pass ``url=`` to :func:`fetch`.
 
 Checksums: the SHA-256 of each GroupLens archive is the value pinned identically by several
 independent public projects, and the MD5 is the one GroupLens publishes next to the archive
@@ -26,68 +27,16 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import requests
 
+from ciess_env.data.specs import DATASET_FILES, REMOTE_FILES, RemoteFile
 from ciess_env.errors import DataNotFoundError, DatasetIntegrityError
 
 __all__ = ["DATASET_FILES", "REMOTE_FILES", "RemoteFile", "fetch", "fetch_dataset"]
 
 logger = logging.getLogger(__name__)
 
-
-class RemoteFile(NamedTuple):
-    """One downloadable file.
-
-    Attributes:
-        url: Where to get it.
-        relpath: Where it goes, relative to the data directory (POSIX separators).
-        sha256: Expected SHA-256 (lowercase hex) of the file as downloaded.
-        md5: The MD5 the publisher lists, for reference (not checked when ``sha256`` is set).
-    """
-
-    url: str
-    relpath: str
-    sha256: str
-    md5: str | None = None
-
-
-_GROUPLENS = "https://files.grouplens.org/datasets/movielens"
-_LIGHTGCN = "https://raw.githubusercontent.com/kuandeng/LightGCN/master/Data"
-
-#: Every downloadable file, by key.
-REMOTE_FILES: dict[str, RemoteFile] = {
-    "ml-1m.zip": RemoteFile(
-        url=f"{_GROUPLENS}/ml-1m.zip",
-        relpath="ml-1m.zip",
-        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        md5="c4d9eecfca2ab87c1945afe126590906",
-    ),
-    "ml-100k.zip": RemoteFile(
-        url=f"{_GROUPLENS}/ml-100k.zip",
-        relpath="ml-100k.zip",
-        sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-        md5="0e33842e24a9c977be4e0107933c0723",
-    ),
-    "yelp2018/train.txt": RemoteFile(
-        url=f"{_LIGHTGCN}/yelp2018/train.txt",
-        relpath="yelp2018/train.txt",
-        sha256="1e9568725a9e833d0ac3bae01c94cd95367f73b3bb6104fd26b5f65ea5054093",
-    ),
-    "yelp2018/test.txt": RemoteFile(
-        url=f"{_LIGHTGCN}/yelp2018/test.txt",
-        relpath="yelp2018/test.txt",
-        sha256="9cd9b37926cd1447a06625ffa7914527573fb097c10cb0bbdb1d1b8ded3742fe",
-    ),
-}
-
-#: The files each named data set needs, as keys of :data:`REMOTE_FILES`.
-DATASET_FILES: dict[str, tuple[str, ...]] = {
-    "ml-1m": ("ml-1m.zip",),
-    "ml-100k": ("ml-100k.zip",),
-    "yelp2018": ("yelp2018/train.txt", "yelp2018/test.txt"),
-}
 
 _PARTIAL = ".ciess-partial"
 _STALE_SECONDS = 3600  # a live download writes every few seconds (HTTP timeout: 60 s)

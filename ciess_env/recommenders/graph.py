@@ -5,7 +5,7 @@ Graph backbones (LightGCN, NGCF) propagate embeddings with the symmetric-normali
 (users first, then items). Two facts make this fast on a CPU:
 
 1. ``Â`` is stored once as a torch CSR tensor; a CSR ``sparse.mm`` is several times faster than
-   the COO form the reference code uses (shared/findings.md: 5.5 ms vs 26 ms on ML-1M).
+   the COO form the reference code uses (``benchmarks/bench_backbones.py`` measures it).
 2. ``Â`` is symmetric, so the gradient of ``Â X`` with respect to ``X`` is ``Â · grad``: the
    same CSR product. Autograd's generic sparse backward is the slow part of the reference
    (144 ms for three layers), so :class:`SymmetricPropagate` supplies that backward itself.

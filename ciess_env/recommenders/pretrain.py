@@ -50,7 +50,8 @@ class PretrainResult:
 
     Attributes:
         backbone: Backbone name.
-        model: The model with the best weights loaded, in eval mode.
+        model: The model with the best weights loaded, in eval mode (``None`` where a holder
+            keeps only the weights, as the env's memo does).
         state_dict: The best weights (CPU tensors).
         eval: Validation metrics of the best weights (``eval.user_quality`` is the Eq. 7
             denominator).
@@ -64,7 +65,7 @@ class PretrainResult:
     """
 
     backbone: str
-    model: Backbone
+    model: Backbone | None
     state_dict: dict[str, torch.Tensor]
     eval: EvalResult
     best_batches: int

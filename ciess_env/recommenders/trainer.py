@@ -12,8 +12,10 @@ import torch
 from tqdm import tqdm
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import InvalidArgumentError, NonFiniteError, suggest
+from ciess_env.data.specs import dataset_spec
+from ciess_env.errors import InvalidArgumentError, NonFiniteError
 from ciess_env.recommenders.base import Backbone
+from ciess_env.recommenders.registry import backbone_spec
 from ciess_env.recommenders.sampling import BPRSampler
 
 __all__ = ["BPRTrainer", "TrainConfig", "TrainResult", "paper_train_config", "train_bpr"]
@@ -69,35 +71,27 @@ class TrainConfig:
 
 
 #: (batches, Yelp2018 batches, decay_batches, lr_floor) of the reference code (paper §8).
-_PAPER = {
-    "lightgcn": (2000, 4000, 200, 1e-3),
-    "ngcf": (3000, 5000, 100, 1e-3),
-    "ncf": (1500, 3000, 50, 1e-4),
-    "mf": (2000, 4000, 200, 1e-3),  # not in the paper; LightGCN's schedule
-}
-
-
 def paper_train_config(backbone: str, dataset: str | InteractionData) -> TrainConfig:
     """The reference code's per-step training budget for ``backbone`` on ``dataset`` (§8).
 
-    LightGCN 2,000 batches (Yelp2018 4,000), decay every 200; NGCF 3,000 (5,000), every 100;
-    NCF 1,500 (3,000), every 50 with floor 1e-4. MF (not in the paper) uses LightGCN's.
+    Read from the backbone's :class:`~ciess_env.recommenders.registry.BackboneSpec`: its
+    ``paper_batches_large`` on data sets whose :class:`~ciess_env.data.specs.DatasetSpec` says
+    ``large`` (Yelp2018), else ``paper_batches``; unregistered data (e.g. from
+    :func:`~ciess_env.data.from_pairs`) gets the standard budget.
 
     Args:
         backbone: Backbone name (case-insensitive).
-        dataset: A data set name or an :class:`InteractionData`; names containing "yelp"
-            get the Yelp2018 budget, everything else the ML-1M one.
+        dataset: A data set name or an :class:`InteractionData`.
 
     Raises:
         UnknownNameError: for an unknown backbone.
     """
-    key = backbone.lower()
-    if key not in _PAPER:
-        raise suggest(backbone, _PAPER, what="backbone")
+    spec = backbone_spec(backbone)
     name = dataset.name if isinstance(dataset, InteractionData) else str(dataset)
-    batches, yelp_batches, decay, floor = _PAPER[key]
-    n = yelp_batches if "yelp" in name.lower() else batches
-    return TrainConfig(n_batches=n, decay_batches=decay, lr_floor=floor)
+    data_spec = dataset_spec(name)
+    large = data_spec is not None and data_spec.large
+    n = spec.paper_batches_large if large else spec.paper_batches
+    return TrainConfig(n_batches=n, decay_batches=spec.decay_batches, lr_floor=spec.lr_floor)
 
 
 @dataclass
@@ -139,7 +133,7 @@ class BPRTrainer:
             sizes; a ``torch.Generator`` on the model's device).
         nested: Nested-prefix training: every batch draws a fresh uniform size in
             ``[d_min, d_max]`` for every user and item, so every prefix of every row is trained
-            (Matryoshka-style; shared/findings.md). The model's sizes are restored after each run.
+            (Matryoshka-style). The model's sizes are restored after each run.
         progress_bar: Show a tqdm bar.
         fused_adam: Use the fused Adam kernel (one pass over all parameters instead of a
             dozen per tensor; equal to float tolerance). ``None``: wherever this torch build

@@ -92,3 +92,51 @@ def test_same_seed_search_is_identical_across_processes(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert a["steps_reward"].shape == (20,)
     assert len(np.unique(a["steps_reward"])) > 1  # the search moved: equality is not trivial
+
+
+class _PopularFirst:
+    """A hand-written agent: popular entities keep more dimensions; predict only, no learn."""
+
+    def __init__(self, vec_env, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        popularity = observation[:, 1:2]  # in [-1, 1]
+        noise = 0.0 if deterministic else self.rng.normal(0.0, 0.1, popularity.shape)
+        return np.clip(popularity - 0.5 + noise, -1, 1).astype(np.float32), state
+
+
+def test_a_hand_written_agent_enters_compare_and_the_cli_like_a_built_in_one(tmp_path, monkeypatch):
+    """Any object with ``predict``, given as a builder, is searched, logged and retrained."""
+    from agents.experiments import compare
+    from agents.protocol import Agent, LearningAgent
+
+    agent = _PopularFirst(None, 0)
+    assert isinstance(agent, Agent)
+    assert not isinstance(agent, LearningAgent)
+    env_kwargs = {"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path)}
+    result = compare(
+        ENV_ID, ["es", ("popular-first", _PopularFirst)], budgets=[0.5], episodes=1, top_l=1,
+        env_kwargs=env_kwargs, retrain_batches=4, progress_bar=False,
+    )  # fmt: skip
+    row = result.table.set_index("agent").loc["popular-first"]
+    assert row["sparsity"] >= 0.5
+    assert 0.0 <= row["recall@20"] <= 1.0
+    assert len(result.curves["popular-first"]) == 10
+
+    module = tmp_path / "my_agents.py"
+    module.write_text(
+        "import numpy as np\n"
+        "def build(vec_env, seed):\n"
+        "    class Half:\n"
+        "        def predict(self, obs, state=None, episode_start=None, deterministic=False):\n"
+        "            return np.zeros((len(obs), 1), np.float32), state\n"
+        "    return Half()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    argv = ["search", ENV_ID, "--agent", "my_agents:build", "--episodes", "1", "--output", str(run)]
+    assert main([*argv, *_env_kw(tmp_path)]) == 0
+    curve = pd.read_csv(run / "curve.csv")
+    assert np.allclose(curve["sparsity"], 0.5, atol=0.01)  # action 0 → size 64 of 128
+    assert main(["search", ENV_ID, "--agent", "nowhere:build", "--output", str(run)]) == 2
