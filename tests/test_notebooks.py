@@ -31,7 +31,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
             "sparsity 0.8750 | mean quality ratio",  # the ansi render after "everyone gets 16"
         ],
     ),
-    "02_random_walk_td3": (4, ["rows sum to 1: True", "budget log entries: "]),
+    "02_random_walk_td3": (4, ["rows sum to 1: True", "steps summarised, "]),
     "03_compare_agents": (
         3,
         [
@@ -113,7 +113,7 @@ def test_notebook_runs_top_to_bottom(
         ]
         assert len(pngs) == len(set(pngs)), f"{path.name} shows a figure twice:\n{cell.source}"
     if path.stem == "02_random_walk_td3":
-        entries = int(re.search(r"budget log entries: (\d+)", text).group(1))
+        entries = int(re.search(r"budget log: (\d+) steps summarised", text).group(1))
         assert entries > 0
         assert entries % 10 == 0  # whole episodes of T = 10 steps were logged
     if path.stem == "03_compare_agents":

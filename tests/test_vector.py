@@ -11,6 +11,7 @@ from stable_baselines3.common.monitor import Monitor
 
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.vector import EntityVecEnv
+from ciess_env.wrappers import RecordBudgetLog
 
 DATA = {"n_users": 30, "n_items": 20, "mean_interactions": 6}
 
@@ -96,7 +97,9 @@ def test_sb3_agents_learn_to_shrink_sizes_under_a_large_memory_weight(
     algo: type, cache_dir: str
 ) -> None:
     """λ = 4: after 20 env steps (1,000 transitions) the greedy mean size is below d_max / 2."""
-    venv = make_venv(cache_dir, lam=4.0, d_max=16, max_episode_steps=5, batches_per_step=2)
+    kwargs = {"lam": 4.0, "d_max": 16, "max_episode_steps": 5, "batches_per_step": 2}
+    recorder = RecordBudgetLog(make_venv(cache_dir, **kwargs).env, budgets=None)
+    venv = EntityVecEnv(recorder)
     model = algo(
         "MlpPolicy", venv, buffer_size=2_000, batch_size=64, learning_starts=50,
         gradient_steps=4, learning_rate=3e-3, policy_kwargs={"net_arch": [16]}, seed=0,
@@ -106,4 +109,4 @@ def test_sb3_agents_learn_to_shrink_sizes_under_a_large_memory_weight(
     users, items = venv.env.unwrapped.action_to_sizes(action)
     mean_size = float(np.concatenate([users, items]).mean())
     assert mean_size < 16 / 2
-    assert len(venv.get_attr("budget_log")[0]) == 20
+    assert len(recorder.budget_log) == len(recorder.budget_log.steps) == 20
