@@ -22,7 +22,7 @@ from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CallOrderError, InvalidArgumentError, suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
-from ciess_env.recommenders.pretrain import pretrain, pretrain_cache_key
+from ciess_env.recommenders.pretraining import pretrain, pretrain_cache_key
 from ciess_env.recommenders.registry import backbone_spec, check_hparams
 from ciess_env.retrain import RetrainDesign, StepOutcome, retrain_and_evaluate
 

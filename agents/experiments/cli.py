@@ -152,15 +152,27 @@ def cmd_search(args: argparse.Namespace) -> int:
             args.env_id, seed=args.seed, env_kwargs=env_kwargs, log_budgets=args.budgets,
             log_top_l=args.top_l,
         )  # fmt: skip
-        t0 = time.perf_counter()
-        log, curve = session.search(
-            _agent(args.agent),
-            episodes=args.episodes,
-            checkpoint_dir=out / "checkpoint",
-            stop_after=args.stop_after,
-            deterministic_masks=args.deterministic_masks,
-            **agent_kwargs,
+        agent = _agent(args.agent)
+        # A named agent's search is checkpointed; a module:builder agent runs in one sitting.
+        named = isinstance(agent, str)
+        if not named and (args.stop_after or args.deterministic_masks or agent_kwargs):
+            msg = (
+                "--stop-after, --deterministic-masks and --agent-kw need a named agent (see "
+                f"`ciess search --help`); got the builder {args.agent!r}."
+            )
+            raise CheckpointError(msg)
+        extra: dict[str, Any] = (
+            dict(
+                checkpoint_dir=out / "checkpoint",
+                stop_after=args.stop_after,
+                deterministic_masks=args.deterministic_masks,
+                **agent_kwargs,
+            )
+            if named
+            else {}
         )
+        t0 = time.perf_counter()
+        log, curve = session.search(agent, episodes=args.episodes, **extra)
         agent, env_id = args.agent, args.env_id
     seconds = time.perf_counter() - t0
     if not session.last_search_finished:

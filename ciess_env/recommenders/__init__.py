@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ciess_env.recommenders.mf import MF
     from ciess_env.recommenders.ncf import NCF
     from ciess_env.recommenders.ngcf import NGCF
-    from ciess_env.recommenders.pretrain import (
+    from ciess_env.recommenders.pretraining import (
         Converged,
         PretrainResult,
         pretrain,
@@ -73,11 +73,11 @@ _EXPORTS = {
     "MF": "ciess_env.recommenders.mf",
     "NCF": "ciess_env.recommenders.ncf",
     "NGCF": "ciess_env.recommenders.ngcf",
-    "Converged": "ciess_env.recommenders.pretrain",
-    "PretrainResult": "ciess_env.recommenders.pretrain",
-    "pretrain": "ciess_env.recommenders.pretrain",
-    "pretrain_cache_key": "ciess_env.recommenders.pretrain",
-    "train_until_converged": "ciess_env.recommenders.pretrain",
+    "Converged": "ciess_env.recommenders.pretraining",
+    "PretrainResult": "ciess_env.recommenders.pretraining",
+    "pretrain": "ciess_env.recommenders.pretraining",
+    "pretrain_cache_key": "ciess_env.recommenders.pretraining",
+    "train_until_converged": "ciess_env.recommenders.pretraining",
     "BACKBONES": "ciess_env.recommenders.registry",
     "make_backbone": "ciess_env.recommenders.registry",
     "BACKBONE_SPECS": "ciess_env.recommenders.registry",

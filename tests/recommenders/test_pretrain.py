@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ciess_env.recommenders import BPRTrainer, TrainConfig, pretrain, pretrain_cache_key
-from ciess_env.recommenders.pretrain import resolve_cache_dir
+from ciess_env.recommenders.pretraining import resolve_cache_dir
 
 CFG = TrainConfig(n_batches=40, batch_size=256, decay_batches=20)
 KW = {"d_max": 8, "config": CFG, "eval_every": 10, "max_batches": 40}
