@@ -293,15 +293,17 @@ def _records() -> list[dict]:
 
 def part_report(data, args) -> None:
     recs = _records()
+    loads = [r["load_1min"] for r in recs] or [float("nan")]
     lines = [
         "# Training cost proportional to what is kept (issue 13)",
         "",
         "Written by `python benchmarks/bench_active_width.py report` from "
         "`benchmarks/results/active_width.jsonl`; each row's command, time and 1-minute load "
-        "average are in that file. **Shared machine**: 2 cores used by several jobs at once, "
-        "every job at one torch thread (load average 17–22 during these runs, so absolute "
-        "times are ~10× an idle core's); before and after ran in the same process, "
-        "interleaved, so the ratios are fairer than the absolute times.",
+        "average are in that file (the load column below). Every job ran at one torch thread "
+        f"on a 2-core machine (1-minute load {min(loads):.1f}–{max(loads):.1f} across the "
+        "rows; at a load near 2 each job had a core of its own, above that absolute times "
+        "stretch); before and after ran in the same process, interleaved, so the ratios are "
+        "fairer than the absolute times.",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         "CPU; seed 0; ML-1M (split 50/25/25, seed 42).",
@@ -348,8 +350,8 @@ def part_report(data, args) -> None:
             f"## Scratch step on ML-1M, LightGCN, {n} batches ({steps[0]['epochs']:g} epochs)",
             "",
             f"The paper's 5-epoch schedule: 5 · |train| / 10,000 = {n} batches of 10,000 "
-            "(lr 0.03 × 0.9 every 200), run directly as the batch count (no `epochs:E` step "
-            "design on main yet); step = model build + training + full validation evaluation.",
+            "(lr 0.03 × 0.9 every 200), run directly as the batch count; step = model build + "
+            "training + full validation evaluation.",
             "",
             "| mask | max size W | mean size | before step s | after step s | ratio "
             "| train ratio | before R@20 | after R@20 | max abs diff (val. metrics) | load |",

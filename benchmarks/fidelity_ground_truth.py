@@ -141,14 +141,14 @@ def probe(env: EmbeddingSizeEnv, mask: Mask, seed: int, *, full: bool) -> dict:
     }  # fmt: skip
 
 
-def run_design(env: EmbeddingSizeEnv, mask: Mask, design: str, nested_state) -> dict:
+def run_design(env: EmbeddingSizeEnv, mask: Mask, design: str, nested_state, seed: int) -> dict:
     step = env.step_config.replace(retrain=str(RetrainDesign.parse(design)))
     out = retrain_and_evaluate(
         step, data=env.data, user_sizes=mask.user_sizes, item_sizes=mask.item_sizes,
-        init_seed=0, train_seed=0, nested_state=nested_state,
+        init_seed=seed, train_seed=seed, nested_state=nested_state,
     )  # fmt: skip
     return {
-        "mask": mask.name, "digest": mask.digest, "design": design,
+        "mask": mask.name, "digest": mask.digest, "design": design, "seed": seed,
         "quality": round(out.eval.mean_user_quality, 6), "recall_20": round(out.eval.recall(20), 6),
         "batches": out.n_batches, "train_s": round(out.train_seconds, 3),
         "eval_s": round(out.eval.seconds, 3), "load": round(os.getloadavg()[0], 2),
@@ -216,6 +216,9 @@ def main() -> None:
                         "when every stopping rule has stopped")  # fmt: skip
     p.add_argument("--only", choices=["item0", "all"], default="all")
     p.add_argument("--designs", default="", help="comma-separated designs to run on every mask")
+    p.add_argument("--design-seed", type=int, default=1,
+                   help="seed of the design runs (not the ground truth's 0, so that a design "
+                        "shares no initialisation or sampling with it)")  # fmt: skip
     p.add_argument("--add-search", type=int, default=0, help="RW-TD3 fast-search episodes")
     p.add_argument("--from-log", default=None, help="take RW-TD3 masks from this budget log")
     p.add_argument("--search-seed", type=int, default=0)
@@ -256,14 +259,14 @@ def main() -> None:
                 append(probes_path, row)
                 print(f"probe {m.name} seed {seed}: {row['seconds']} s", flush=True)
     if args.designs:
-        done = {(r["digest"], r["design"]) for r in read_jsonl(designs_path)}
+        done = {(r["digest"], r["design"], r.get("seed", 0)) for r in read_jsonl(designs_path)}
         designs = args.designs.split(",")
         nested = env.nested_pretrained.state_dict if any("nested" in d for d in designs) else None
         for m in chosen:
             for d in designs:
-                if (m.digest, d) in done:
+                if (m.digest, d, args.design_seed) in done:
                     continue
-                row = run_design(env, m, d, nested)
+                row = run_design(env, m, d, nested, args.design_seed)
                 append(designs_path, row)
                 print(f"design {d} {m.name}: {row['quality']:.4f} {row['train_s']} s", flush=True)
     if args.report:
