@@ -465,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-kw", **env_kw)
     s.set_defaults(func=cmd_compare)
 
+    from agents.experiments.sweep import add_arguments as sweep_arguments
+    from agents.experiments.sweep import cmd_sweep
+
+    s = sub.add_parser("sweep", help="a grid of searches on Ray, resumable → mean ± CI tables")
+    sweep_arguments(s)
+    s.set_defaults(func=cmd_sweep)
+
     s = sub.add_parser("demo", help="the main job on the offline synthetic data set")
     s.add_argument("--episodes", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)

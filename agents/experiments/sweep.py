@@ -1,0 +1,655 @@
+"""``ciess sweep SPEC``: a grid of searches, one Ray task per cell, resumable, one report.
+
+A sweep spec is a small TOML file. Every cell is one :func:`~agents.compare.compare` run of one
+agent with one seed (a search for RL agents, then selective retraining at every budget)::
+
+    env_id = "CIESS-LightGCN-ML100K-v0"
+    agents = ["es", "mr", "rw-td3"]      # always a grid axis
+    seeds = 3                            # 3 → seeds 0, 1, 2; or a list [0, 5, 7]
+    episodes = 15                        # RL agents only
+    top_l = 3
+    budgets = [0.8, 0.9, 0.95]
+    retrain_batches = 2000               # cap on each final retraining (optional)
+
+    [env_kwargs]                         # passed to gym.make in every cell
+    retrain = "fast"
+
+    [agent_kwargs.rw-td3]                # constructor overrides of one agent
+    noise_std = 6.0
+
+    [grid]                               # more axes: lists of values
+    env_id = ["CIESS-LightGCN-ML100K-v0", "CIESS-LightGCN-ML1M-v0"]
+    "env_kwargs.lam" = [0.2, 0.4]
+    "agent_kwargs.rw-td3.random_walk" = [true, false]
+
+    [resources]                          # per cell, as Ray schedules it
+    num_cpus = 1
+    num_gpus = 0                         # 1 with env_kwargs.device = "cuda"
+
+Safety and resumption: each cell owns ``OUTPUT/cells/<agent>-s<seed>-<hash>/``, the hash taken
+over its resolved configuration (settings that do not affect a cell, such as ``episodes`` for a
+heuristic, are left out, so equal cells are run once). ``done.json`` is written last (atomically);
+a folder with it is never touched again and is skipped on rerun. A cell that raises writes
+``error.txt`` (the traceback) and ``failed.json`` and the others go on; a failed or interrupted
+cell is started afresh next time. Killing the sweep and rerunning it therefore runs exactly the
+missing cells.
+
+The report (``OUTPUT/report.md``, ``results.csv`` and per env id ``report/<env id>/``) is
+:func:`agents.experiments.stats.write_report`, the same code as ``ciess compare --seeds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as dt
+import hashlib
+import itertools
+import json
+import logging
+import os
+import platform
+import shlex
+import socket
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Cell", "SweepResult", "SweepSpec", "load_spec", "main", "report", "run_sweep"]
+
+logger = logging.getLogger(__name__)
+
+_HEURISTICS = ("es", "mr", "mde")
+_TOP_KEYS = {
+    "description", "env_id", "agents", "seeds", "episodes", "top_l", "budgets",
+    "retrain_batches", "env_kwargs", "agent_kwargs", "grid", "resources",
+}  # fmt: skip
+_AXES = ("env_id", "episodes", "top_l", "budgets", "retrain_batches")
+_RESOURCES = {"num_cpus", "num_gpus"}
+
+
+class SpecError(ValueError):
+    """A sweep spec is malformed; the message names the file, the key and the fix."""
+
+
+# ----------------------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class Cell:
+    """One unit of a sweep: one agent, one seed, one resolved configuration.
+
+    Attributes:
+        config: The resolved configuration (what :func:`run_cell` passes to ``compare``).
+        label: The agent name plus the grid values that distinguish it (report rows).
+    """
+
+    config: dict[str, Any]
+    label: str
+
+    @property
+    def key(self) -> str:
+        """Folder name: ``<agent>-s<seed>-<12 hex digits of the config's SHA-256>``."""
+        blob = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return f"{self.config['agent']}-s{self.config['seed']}-{digest}"
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep spec (:func:`load_spec`).
+
+    Attributes:
+        path: The TOML file (None when built in code).
+        base: The fixed settings (env id, episodes, budgets, ...).
+        agents: Agent names, one grid axis.
+        seeds: Seeds, one grid axis.
+        grid: Further axes: setting (``"episodes"``, ``"env_kwargs.lam"``, ...) → values.
+        num_cpus: CPUs Ray reserves per cell (also torch's threads in the cell).
+        num_gpus: GPUs Ray reserves per cell.
+        description: Free text shown in the report.
+    """
+
+    path: Path | None
+    base: dict[str, Any]
+    agents: list[str]
+    seeds: list[int]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    description: str = ""
+
+    def cells(self) -> list[Cell]:
+        """Every distinct cell of the grid, in a stable order (agents, then seeds, then axes)."""
+        axes = list(self.grid)
+        out: dict[str, Cell] = {}
+        for agent, seed, *values in itertools.product(
+            self.agents, self.seeds, *(self.grid[a] for a in axes)
+        ):
+            config = copy.deepcopy(self.base)
+            config["agent"], config["seed"] = agent, int(seed)
+            label_parts = []
+            for axis, value in zip(axes, values, strict=True):
+                if _set(config, axis, value, agent):
+                    if axis != "env_id":
+                        label_parts.append(f"{axis.rsplit('.', 1)[-1]}={value}")
+            config = _resolve(config)
+            cell = Cell(config, " ".join([agent, *label_parts]))
+            out.setdefault(cell.key, cell)
+        return list(out.values())
+
+
+def _set(config: dict[str, Any], axis: str, value: Any, agent: str) -> bool:
+    """Apply one grid value to a cell's config; False if it does not concern this agent."""
+    head, _, rest = axis.partition(".")
+    if head == "env_kwargs":
+        config["env_kwargs"][rest] = value
+        return True
+    if head == "agent_kwargs":
+        name, _, key = rest.partition(".")
+        if name != agent:
+            return False
+        config["agent_kwargs"].setdefault(name, {})[key] = value
+        return True
+    if head in ("episodes",) and agent in _HEURISTICS:
+        return False
+    config[axis] = value
+    return True
+
+
+def _resolve(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop what does not affect the cell, so that equal cells hash equally."""
+    agent = config["agent"]
+    config["agent_kwargs"] = dict(config["agent_kwargs"].get(agent, {}))
+    if agent in _HEURISTICS:  # no search: episodes do not matter, compare retrains top-1
+        config.pop("episodes", None)
+        config.pop("top_l", None)
+    config["budgets"] = [float(c) for c in config["budgets"]]
+    return config
+
+
+def _fail(path: Path | None, msg: str) -> SpecError:
+    return SpecError(f"{path or 'sweep spec'}: {msg}")
+
+
+def _check_grid(raw: dict[str, Any], path: Path | None) -> dict[str, list[Any]]:
+    grid = dict(raw.get("grid", {}))
+    for axis, values in grid.items():
+        head = axis.partition(".")[0]
+        if axis not in _AXES and head not in ("env_kwargs", "agent_kwargs"):
+            choices = [*_AXES, "env_kwargs.KEY", "agent_kwargs.AGENT.KEY"]
+            raise _fail(path, f"[grid] key {axis!r} is not an axis; choose from {choices}.")
+        if head == "agent_kwargs" and axis.count(".") != 2:
+            raise _fail(path, f"[grid] key {axis!r} must read 'agent_kwargs.AGENT.KEY'.")
+        if not isinstance(values, list) or not values:
+            msg = f"[grid] {axis!r} must be a non-empty list of values, got {values!r}."
+            raise _fail(path, msg)
+        if axis in raw:
+            raise _fail(path, f"{axis!r} is set both at the top level and in [grid]; keep one.")
+    return grid
+
+
+def _check_seeds(raw: dict[str, Any], path: Path | None) -> list[int]:
+    seeds = raw.get("seeds", 1)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise _fail(path, f"`seeds` must be >= 1 (a count) or a list of seeds; got {seeds}.")
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise _fail(path, f"`seeds` must be a count or a list of integers; got {seeds!r}.")
+    return [int(s) for s in seeds]
+
+
+def _check_resources(raw: dict[str, Any], path: Path | None) -> tuple[float, float]:
+    from ciess_env.errors import suggest
+
+    resources = dict(raw.get("resources", {}))
+    for key in resources:
+        if key not in _RESOURCES:
+            raise _fail(path, str(suggest(key, _RESOURCES, what="[resources] key")))
+    num_cpus, num_gpus = float(resources.get("num_cpus", 1)), float(resources.get("num_gpus", 0))
+    if num_cpus <= 0 or num_gpus < 0:
+        msg = f"[resources] needs num_cpus > 0 and num_gpus >= 0; got {num_cpus}, {num_gpus}."
+        raise _fail(path, msg)
+    return num_cpus, num_gpus
+
+
+def parse_spec(raw: dict[str, Any], path: Path | None = None) -> SweepSpec:
+    """Validate a spec's TOML table and build a :class:`SweepSpec`.
+
+    Raises:
+        SpecError: An unknown or missing key, a wrong type or an empty axis; the message says
+            which and what is expected.
+    """
+    from ciess_env.errors import suggest
+
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise _fail(path, str(suggest(key, _TOP_KEYS, what="spec key")))
+    grid = _check_grid(raw, path)
+    if "env_id" not in raw and "env_id" not in grid:
+        raise _fail(path, "`env_id` is required (at the top level or in [grid]).")
+    agents = raw.get("agents")
+    if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
+        msg = f'`agents` must be a non-empty list of names, e.g. ["es", "rw-td3"]; got {agents!r}.'
+        raise _fail(path, msg)
+    for key in ("env_kwargs", "agent_kwargs"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise _fail(path, f"[{key}] must be a table, got {raw[key]!r}.")
+    num_cpus, num_gpus = _check_resources(raw, path)
+    base = {
+        "env_id": raw.get("env_id"),
+        "episodes": int(raw.get("episodes", 30)),
+        "top_l": int(raw.get("top_l", 3)),
+        "budgets": list(raw.get("budgets", [0.8, 0.9, 0.95])),
+        "retrain_batches": raw.get("retrain_batches"),
+        "env_kwargs": dict(raw.get("env_kwargs", {})),
+        "agent_kwargs": {k: dict(v) for k, v in raw.get("agent_kwargs", {}).items()},
+    }
+    return SweepSpec(
+        path=path, base=base, agents=list(agents), seeds=_check_seeds(raw, path), grid=grid,
+        num_cpus=num_cpus, num_gpus=num_gpus, description=str(raw.get("description", "")),
+    )  # fmt: skip
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a TOML sweep spec (see the module docstring for its keys)."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"sweep spec {str(path)!r} not found; pass a TOML file (see benchmarks/sweeps/)."
+        raise SpecError(msg)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from err
+    return parse_spec(raw, path)
+
+
+# ----------------------------------------------------------------------------- one cell
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically (temporary file + ``os.replace``), so a marker is whole or absent."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def cell_status(folder: Path) -> str:
+    """``"done"``, ``"failed"``, ``"started"`` (running or interrupted) or ``"todo"``."""
+    for status in ("done", "failed", "started"):
+        if (folder / f"{status}.json").is_file():
+            return status
+    return "todo"
+
+
+def run_cell(config: dict[str, Any], folder: str | Path, sweep_id: str, threads: int = 1) -> dict:
+    """Run one cell into ``folder``; never raises (a failure is recorded in the folder).
+
+    Returns:
+        ``{"status": "done" | "skipped" | "failed", "key": ..., "error": last line or None}``.
+    """
+    folder = Path(folder)
+    if cell_status(folder) == "done":
+        return {"status": "skipped", "key": folder.name, "error": None}
+    if folder.exists():  # an earlier attempt failed or was killed: nothing finished is here
+        for item in sorted(folder.rglob("*"), reverse=True):
+            item.unlink() if not item.is_dir() else item.rmdir()
+    folder.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    _write_json(folder / "config.json", config)
+    _write_json(folder / "started.json", {"sweep": sweep_id, "pid": os.getpid(),
+                                          "host": socket.gethostname(), "at": started})  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        table = _compare_cell(config, folder, threads)
+        table.to_csv(folder / "results.csv", index=False)
+    except Exception as err:  # a cell's failure must not stop the sweep
+        (folder / "error.txt").write_text(traceback.format_exc())
+        line = f"{type(err).__name__}: {err}".splitlines()[0]
+        _write_json(folder / "failed.json", {"sweep": sweep_id, "error": line,
+                                             "seconds": time.perf_counter() - t0})  # fmt: skip
+        return {"status": "failed", "key": folder.name, "error": line}
+    _write_json(folder / "done.json", {
+        "sweep": sweep_id, "started": started, "seconds": round(time.perf_counter() - t0, 3),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    })  # fmt: skip
+    return {"status": "done", "key": folder.name, "error": None}
+
+
+def _compare_cell(config: dict[str, Any], folder: Path, threads: int) -> pd.DataFrame:
+    import torch
+
+    from agents.compare import compare
+
+    torch.set_num_threads(max(1, int(threads)))
+    agent = config["agent"]
+    result = compare(
+        config["env_id"], [agent], budgets=config["budgets"],
+        episodes=config.get("episodes", 1), top_l=config.get("top_l", 1), seed=config["seed"],
+        env_kwargs=config["env_kwargs"], agent_kwargs={agent: config["agent_kwargs"]},
+        retrain_batches=config.get("retrain_batches"), output_dir=folder / "compare",
+        progress_bar=False,
+    )  # fmt: skip
+    table = result.table.copy()
+    table.insert(0, "env_id", config["env_id"])
+    table.insert(2, "seed", config["seed"])
+    return table
+
+
+# ----------------------------------------------------------------------------- the sweep
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did.
+
+    Attributes:
+        output: The sweep folder.
+        counts: ``done`` (this run), ``skipped`` (finished before), ``failed``.
+        failures: Cell key → the error's last line.
+        table: The combined table of every finished cell (one row per cell × budget).
+        seconds: Wall time of this run.
+    """
+
+    output: Path
+    counts: dict[str, int]
+    failures: dict[str, str]
+    table: pd.DataFrame
+    seconds: float
+
+
+@contextlib.contextmanager
+def _lock(output: Path) -> Iterator[None]:
+    """One sweep per output folder at a time (a stale lock of a dead process is taken over)."""
+    output.mkdir(parents=True, exist_ok=True)
+    lock = output / "sweep.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # its owner is gone
+                continue
+            except PermissionError:
+                pass
+            msg = (f"another sweep (pid {pid}) is writing to {output}; wait for it or remove "
+                   f"{lock} if that process is not a sweep.")  # fmt: skip
+            raise RuntimeError(msg) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _machine() -> str:
+    text = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+    if hasattr(os, "getloadavg"):  # timings on a shared machine are only comparable with it
+        text += f"; 1-min load average when written {os.getloadavg()[0]:.2f}"
+    return text
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as err:
+        msg = ("`ciess sweep` runs its cells on Ray: pip install 'ciess-env[ray]' "
+               "(or pass --sequential to run them one after another in this process).")  # fmt: skip
+        raise ImportError(msg) from err
+    return ray
+
+
+def run_sweep(
+    spec: SweepSpec,
+    output: str | Path,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    sequential: bool = False,
+    progress: bool = True,
+    make_report: bool = True,
+) -> SweepResult:
+    """Run every unfinished cell of ``spec``; write the combined report.
+
+    Args:
+        spec: The sweep.
+        output: Sweep folder (cells, results, report).
+        address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``, ...); default: start
+            a local Ray in this process.
+        num_cpus: CPUs of the local Ray (default: all); ignored with ``address``.
+        sequential: Run the cells one after another in this process, without Ray.
+        progress: Show the live progress line (done / running / failed, elapsed, ETA).
+        make_report: Write the report when the cells are finished.
+    """
+    output = Path(output)
+    cells = spec.cells()
+    sweep_id = uuid.uuid4().hex[:12]
+    t0 = time.perf_counter()
+    with _lock(output):
+        (output / "cells").mkdir(parents=True, exist_ok=True)
+        _write_json(output / "spec.json", {"path": str(spec.path), "cells": len(cells),
+                                           "keys": [c.key for c in cells]})  # fmt: skip
+        todo = [c for c in cells if cell_status(output / "cells" / c.key) != "done"]
+        counts = {"done": 0, "skipped": len(cells) - len(todo), "failed": 0}
+        failures: dict[str, str] = {}
+        bar = _Progress(len(cells), counts["skipped"], enabled=progress)
+        threads = max(1, int(spec.num_cpus))
+        if sequential or not todo:
+            for cell in todo:
+                bar.running = 1
+                bar.show()
+                out = run_cell(cell.config, output / "cells" / cell.key, sweep_id, threads)
+                _tally(out, counts, failures, bar)
+            bar.running = 0
+        else:
+            _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus,
+                        counts, failures, bar)  # fmt: skip
+        bar.close()
+        table = collect(cells, output)
+        if make_report:
+            report(spec, output, cells=cells)
+    return SweepResult(output, counts, failures, table, time.perf_counter() - t0)
+
+
+def _tally(out: dict, counts: dict[str, int], failures: dict[str, str], bar: _Progress) -> None:
+    status = "done" if out["status"] == "skipped" else out["status"]
+    counts[status] += 1
+    if out["error"]:
+        failures[out["key"]] = out["error"]
+        logger.warning("cell %s failed: %s", out["key"], out["error"])
+    bar.update(status)
+
+
+def _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus, counts, failures,
+                bar) -> None:  # fmt: skip
+    ray = _import_ray()
+    own = not ray.is_initialized()
+    if own:
+        if address is None:
+            # A local Ray in this process: no dashboard, no usage report (no network).
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address)
+    try:
+        task = ray.remote(run_cell).options(
+            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_retries=0
+        )
+        pending = {task.remote(c.config, str((output / "cells" / c.key).resolve()), sweep_id,
+                               threads): c for c in todo}  # fmt: skip
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except Exception as err:  # the worker died: record it, go on
+                    out = _record_crash(output / "cells" / cell.key, sweep_id, err)
+                _tally(out, counts, failures, bar)
+            bar.running = sum(
+                cell_status(output / "cells" / c.key) == "started" for c in pending.values()
+            )
+            bar.show()
+    finally:
+        if own:
+            ray.shutdown()
+
+
+def _record_crash(folder: Path, sweep_id: str, err: BaseException) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "error.txt").write_text("".join(traceback.format_exception(err)))
+    line = f"{type(err).__name__}: {err}".splitlines()[0]
+    _write_json(folder / "failed.json", {"sweep": sweep_id, "error": line})
+    return {"status": "failed", "key": folder.name, "error": line}
+
+
+class _Progress:
+    """One live line: cells done / running / failed of the total, elapsed and ETA (tqdm)."""
+
+    def __init__(self, total: int, skipped: int, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.counts = {"done": 0, "failed": 0}
+        self.skipped, self.running, self._last = skipped, 0, ""
+        self.bar = tqdm(total=total, initial=skipped, desc="sweep", unit="cell",
+                        disable=not enabled, dynamic_ncols=True)  # fmt: skip
+        self.show()
+
+    def update(self, status: str) -> None:
+        self.counts[status] += 1
+        self.bar.update(1)
+        self.show()
+
+    def show(self) -> None:
+        text = (f"done {self.counts['done']} (+{self.skipped} before), running {self.running}, "
+                f"failed {self.counts['failed']}")  # fmt: skip
+        if text != self._last:  # redraw on change only (a log file gets one line per change)
+            self._last = text
+            self.bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ----------------------------------------------------------------------------- the report
+def collect(cells: Sequence[Cell], output: str | Path) -> pd.DataFrame:
+    """The combined table of every finished cell: one row per cell × budget, with its label."""
+    frames = []
+    for cell in cells:
+        folder = Path(output) / "cells" / cell.key
+        if cell_status(folder) == "done":
+            frame = pd.read_csv(folder / "results.csv")
+            frame.insert(1, "label", cell.label)
+            frame["cell"] = cell.key
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def report(spec: SweepSpec, output: str | Path, *, cells: Sequence[Cell] | None = None) -> Path:
+    """Write ``results.csv`` and ``report.md`` (+ per env id summaries and plots); return it.
+
+    Every table is :func:`agents.experiments.stats.write_report`: per budget, each agent's mean
+    and 95 % CI over seeds and its difference to ES. Labelled partial when cells are missing.
+    """
+    from agents.experiments.stats import write_report
+
+    output = Path(output)
+    cells = spec.cells() if cells is None else cells
+    table = collect(cells, output)
+    statuses = [cell_status(output / "cells" / c.key) for c in cells]
+    n_done, n_failed = statuses.count("done"), statuses.count("failed")
+    state = ("complete" if n_done == len(cells)
+             else f"**partial, {n_done} of {len(cells)} cells**")  # fmt: skip
+    command = "ciess sweep " + shlex.join([str(spec.path or "SPEC"), "--output", str(output)])
+    lines = [
+        f"# Sweep {spec.path.stem if spec.path else ''}".rstrip(),
+        "",
+        *([spec.description, ""] if spec.description else []),
+        f"- Command: `{command}`",
+        f"- Written: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; cells: {state}"
+        + (f", {n_failed} failed (see cells/*/error.txt)" if n_failed else ""),
+        f"- Machine: {_machine()}",
+        f"- Seeds: {spec.seeds}; resources per cell: {spec.num_cpus:g} CPU, {spec.num_gpus:g} GPU",
+        "",
+    ]
+    if not table.empty:
+        table.to_csv(output / "results.csv", index=False)
+        for env_id, rows in table.groupby("env_id", sort=False):
+            folder = output / "report" / str(env_id)
+            summary_rows = rows.assign(agent=rows["label"])
+            write_report(summary_rows, folder, title="")
+            lines += [f"## {env_id}", "", (folder / "summary.md").read_text(), ""]
+            lines += [f"Plot: `report/{env_id}/quality_vs_memory.png`", ""]
+    else:
+        lines.append("No cell has finished yet.")
+    path = output / "report.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``ciess sweep`` (shared with ``python -m agents.experiments.sweep``)."""
+    p.add_argument("spec", help="a TOML sweep spec (see benchmarks/sweeps/)")
+    p.add_argument("--output", default=None, help="sweep folder (default: runs/sweeps/<spec>)")
+    p.add_argument(
+        "--address", default=None,
+        help="join this Ray cluster (e.g. auto); default: a local Ray in this process",
+    )  # fmt: skip
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    p.add_argument(
+        "--sequential", action="store_true",
+        help="no Ray: run the cells one after another in this process",
+    )  # fmt: skip
+    p.add_argument(
+        "--report", action="store_true",
+        help="only (re)write the report from the finished cells; run nothing",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or report) a sweep; exit status 1 if some cell failed."""
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as err:
+        print(f"ciess: error: {err}", file=sys.stderr)
+        return 2
+    output = Path(args.output or Path("runs") / "sweeps" / Path(args.spec).stem)
+    if args.report:
+        print(report(spec, output).read_text())
+        return 0
+    result = run_sweep(
+        spec, output, address=args.address, num_cpus=args.num_cpus,
+        sequential=args.sequential, progress=not args.no_progress,
+    )  # fmt: skip
+    c = result.counts
+    print(f"sweep: {c['done']} cells run, {c['skipped']} already finished, {c['failed']} failed "
+          f"in {result.seconds:.1f} s; report in {output / 'report.md'}")  # fmt: skip
+    for key, error in result.failures.items():
+        print(f"  failed {key}: {error} (traceback: {output / 'cells' / key / 'error.txt'})")
+    return 1 if result.failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m agents.experiments.sweep SPEC`` (the same as ``ciess sweep SPEC``)."""
+    p = argparse.ArgumentParser(prog="ciess sweep", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return cmd_sweep(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
