@@ -62,12 +62,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import math
 import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -81,7 +83,9 @@ import torch
 
 import ciess_env
 from agents.experiments import PAPER_BUDGETS, SearchSession
-from agents.experiments.compare import HEURISTICS, PRUNERS, compare
+from agents.experiments.compare import HEURISTICS, PRUNERS, seed_list
+from agents.experiments.stats import summarize, summary_markdown
+from agents.experiments.sweep import Cell, resolve_config, run_cell
 from ciess_env.data.specs import DATASET_SPECS
 
 logger = logging.getLogger("reproduce")
@@ -232,7 +236,7 @@ class Run:
         rl_kwargs: Constructor overrides for RL agents (device; tiny networks in quick mode).
         episodes: Search episodes per RL agent.
         top_l: Masks retrained per budget.
-        seed: Seed of env, agents and retraining.
+        seeds: Seeds of env, agents and retraining; each agent runs once per seed.
         max_retrain_batches: Cap on each final retraining; None: to convergence.
         progress: Show the search progress bars.
         runs_dir: Where :func:`compare` keeps tables, curves and budget logs; None: nowhere.
@@ -244,7 +248,7 @@ class Run:
     rl_kwargs: dict[str, Any]
     episodes: int
     top_l: int
-    seed: int
+    seeds: tuple[int, ...]
     max_retrain_batches: int | None
     progress: bool
     runs_dir: Path | None
@@ -326,7 +330,7 @@ def make_run(args: argparse.Namespace, dataset: str, spec: ProtocolSpec) -> Run:
     return Run(
         dataset=dataset, env_id=env_id, env_kwargs=env_kwargs, rl_kwargs=rl_kwargs,
         episodes=1 if args.quick else (args.episodes or spec.episodes), top_l=args.top_l,
-        seed=args.seed,
+        seeds=tuple(seed_list(args.seed, args.seeds)),
         max_retrain_batches=QUICK_RETRAIN_BATCHES if args.quick else (
             args.max_retrain_batches if args.max_retrain_batches is not None
             else spec.max_retrain_batches),
@@ -379,29 +383,40 @@ def retrain_batches(run: Run, converged: int) -> int:
 
 def run_agent(run: Run, agent: str, *, n_batches: int, label: str | None = None,
               agent_kwargs: dict[str, Any] | None = None) -> pd.DataFrame:  # fmt: skip
-    """Run one agent through :func:`agents.experiments.compare` and return its rows.
+    """Run one agent once per seed as sweep cells (:func:`agents.experiments.sweep.run_cell`).
 
-    Agents run one :func:`compare` call each (the env is memoised, so this costs nothing) so
-    that the results file can be rewritten after every agent of a long run.
+    Each seed is one cell of ``ciess sweep`` (one :func:`compare` call), kept in its own folder
+    under ``runs_dir/cells``: a finished cell is read back instead of rerun, so an interrupted
+    protocol resumes where it stopped, and the results file is rewritten after every agent.
 
     Returns:
-        compare's table plus ``label`` and ``wall_s`` (search + selective retraining seconds).
+        compare's table (one row per seed × budget) plus ``label`` and ``wall_s`` (that seed's
+        search + selective retraining seconds).
     """
     searches = agent not in HEURISTICS and agent not in PRUNERS
     kwargs = {**run.rl_kwargs, **(agent_kwargs or {})} if searches else {}
     label = label or LABELS.get(agent, agent)
-    out = None if run.runs_dir is None else run.runs_dir / label.replace(" ", "_")
-    logger.info("%s on %s: %s", label, run.dataset, run.env_id)
-    t0 = time.perf_counter()
-    result = compare(
-        run.env_id, [agent], budgets=PAPER_BUDGETS, episodes=run.episodes, top_l=run.top_l,
-        seed=run.seed, env_kwargs=run.env_kwargs, agent_kwargs={agent: kwargs},
-        retrain_batches=n_batches, output_dir=out, progress_bar=run.progress,
-    )  # fmt: skip
-    table = result.table.copy()
-    table.insert(0, "label", label)
-    table["wall_s"] = time.perf_counter() - t0
-    return table
+    root = run.runs_dir if run.runs_dir is not None else Path(tempfile.mkdtemp(prefix="repro_"))
+    logger.info("%s on %s: %s, seeds %s", label, run.dataset, run.env_id, list(run.seeds))
+    tables = []
+    for seed in run.seeds:
+        config = {
+            "env_id": run.env_id, "agent": agent, "seed": seed, "episodes": run.episodes,
+            "top_l": run.top_l, "budgets": list(PAPER_BUDGETS), "retrain_batches": n_batches,
+            "env_kwargs": run.env_kwargs, "agent_kwargs": {agent: kwargs},
+        }  # fmt: skip
+        cell = Cell(resolve_config(config), label)
+        folder = root / "cells" / cell.key
+        out = run_cell(cell.config, folder, sweep_id="reproduce", threads=torch.get_num_threads(),
+                       progress_bar=run.progress)  # fmt: skip
+        if out["status"] == "failed":
+            msg = f"{label} seed {seed} failed: {out['error']} (see {folder / 'error.txt'})"
+            raise RuntimeError(msg)
+        table = pd.read_csv(folder / "results.csv").drop(columns=["env_id"])
+        table.insert(0, "label", label)
+        table["wall_s"] = json.loads((folder / "done.json").read_text())["seconds"]
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 def settings_lines(
@@ -410,7 +425,9 @@ def settings_lines(
     """The settings bullet list shared by every protocol's file."""
     design = design or f"`retrain={run.env_kwargs['retrain']!r}`"
     return [
-        f"Seed: {run.seed}",
+        f"Seed: {run.seeds[0]}"
+        if len(run.seeds) == 1
+        else f"Seeds: {', '.join(map(str, run.seeds))} (tables: mean over seeds; intervals below)",
         f"Env: `{run.env_id}` (LightGCN, λ = {run.lam}), search retraining {design}, "
         f"device `{run.env_kwargs['device']}`",
         f"Search: {agents}; {_episodes(run.episodes)} × T = 10 steps; top-{run.top_l} selective "
@@ -450,9 +467,25 @@ def _pct(c: float) -> str:
 
 
 def _row(table: pd.DataFrame, agent: str, c: float) -> pd.Series:
-    """``agent``'s row at budget ``c`` (all NaN if absent: compare fills every budget)."""
+    """``agent``'s row at budget ``c``, averaged over seeds (all NaN if absent)."""
     hit = table[(table["agent"] == agent) & np.isclose(table["budget"], c)]
-    return pd.Series(np.nan, index=table.columns) if hit.empty else hit.iloc[0]
+    if hit.empty:
+        return pd.Series(np.nan, index=table.columns)
+    row = hit.iloc[0].copy()
+    numeric = hit.select_dtypes("number").columns.drop("seed", errors="ignore")
+    row[numeric] = hit[numeric].mean()  # NaN seeds (budget not reached) are skipped
+    return row
+
+
+def seeds_section(table: pd.DataFrame) -> list[str]:
+    """With several seeds: per budget, each row's mean [95 % CI] and its difference to ES."""
+    if table["seed"].nunique() < 2:
+        return []
+    rows = table.assign(agent=table["label"])
+    baseline = LABELS["es"] if LABELS["es"] in set(rows["agent"]) else None
+    summary = summarize(rows, baseline=baseline)
+    return ["", "## Seeds and intervals", "",
+            summary_markdown(summary, baseline=baseline).rstrip()]  # fmt: skip
 
 
 def _ratio(a: float, b: float) -> float:
@@ -528,6 +561,7 @@ def protocol_table1(run: Run, n_batches: int, write: Writer, *, agents: Sequence
         body = ["## Test quality per budget", "", *table1(table, run.dataset)]
         if {"es", "rw-td3"} <= set(table["agent"]):
             body += ["", *rw_vs_es(table, run.dataset)]
+        body += seeds_section(table)
         write(body, i == len(agents) - 1)
 
 
@@ -566,6 +600,7 @@ def protocol_fast_vs_scratch(run: Run, n_batches: int, write: Writer) -> None:
         "",
         "A ratio near 1 means the cheap fast mode finds masks as good as the paper's scratch "
         "retraining; the final masks are retrained identically in both runs.",
+        *seeds_section(pd.concat(tables.values(), ignore_index=True)),
     ]
     write(body, True)
 
@@ -619,6 +654,7 @@ def protocol_ablation(run: Run, n_batches: int, write: Writer) -> None:
         "",
         "Below 1: removing the walk hurts (the paper: 0.87–0.95 on ML-1M). Absolute values are "
         "comparable only on the same data set and protocol; the ratios are the point.",
+        *seeds_section(pd.concat(tables.values(), ignore_index=True)),
     ]
     write(body, True)
 
@@ -653,7 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="data folder (default: $CIESS_DATA_DIR)",
     )
     common.add_argument("--device", default="cpu", help="torch device of env, agent, retraining")
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=int, default=0, help="first seed")
+    common.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="seeds SEED .. SEED+N-1 per agent: mean and 95 %% CI")  # fmt: skip
     common.add_argument(
         "--episodes", type=int, default=None, help="search episodes M (default: the protocol's)"
     )

@@ -151,6 +151,22 @@ def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(reproduce, tmp_pa
     assert len(_table_rows(text, "| c | R@20 ours |")) == 3
 
 
+def test_seeds_give_intervals_and_finished_cells_are_reused(reproduce, tmp_path, cache_dir):
+    """``--seeds 2``: every agent runs per seed as a sweep cell; a rerun reuses the cells."""
+    runs = tmp_path / "runs"
+    _run(reproduce, "ablation", tmp_path, cache_dir, "--seeds", "2", "--runs-dir", str(runs))
+    text = (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text()
+    assert "- Seeds: 3, 4 (tables: mean over seeds; intervals below)" in text
+    assert "## Seeds and intervals" in text
+    assert "| RW-TD3 walk=off | 2 |" in text or "| RW-TD3 walk=off | 0/2 |" in text
+    markers = sorted(runs.glob("ablation/ml-100k/cells/*/done.json"))
+    assert len(markers) == 4  # walk on/off × 2 seeds
+    before = [m.read_text() for m in markers]
+    _run(reproduce, "ablation", tmp_path, cache_dir, "--seeds", "2", "--runs-dir", str(runs))
+    assert [m.read_text() for m in markers] == before  # read back, not rerun
+    assert (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text().count("walk=off") >= 1
+
+
 def test_an_unknown_data_set_is_refused_before_any_work(reproduce, tmp_path):
     """A data set without an env id fails with the accepted names."""
     with pytest.raises(ValueError, match=r"`--datasets` entries must be one of .*got 'ml-10m'"):

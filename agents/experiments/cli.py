@@ -293,6 +293,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         top_l=args.top_l,
         seed=args.seed,
+        seeds=args.seeds,
         env_kwargs=env_kwargs,
         retrain_batches=args.batches,
         output_dir=out,
@@ -460,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--top-l", type=int, default=3)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="run seeds SEED .. SEED+N-1 and report mean [95 %% CI] per budget (default 1)",
+    )  # fmt: skip
     s.add_argument("--batches", **batches)
     s.add_argument("--output", default="runs/compare")
     s.add_argument("--env-kw", **env_kw)

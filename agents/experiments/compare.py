@@ -57,12 +57,14 @@ class Comparison:
     """The result of :func:`compare`.
 
     Attributes:
-        table: One row per (agent, budget): achieved sparsity, Recall/NDCG@5/20 on test,
+        table: One row per (agent, budget, seed): achieved sparsity, Recall/NDCG@5/20 on test,
             search seconds. Budgets an agent never reached have NaN metrics.
-        curves: Per RL agent, a DataFrame of per-step search statistics (episode, step,
-            reward, mean user/item size, sparsity, quality).
-        logs: Per agent, its budget log (for ``"pep-prefix"``, its projections).
-        pruned: For ``"pep"``, its :class:`~agents.pep.PEPMask` per budget.
+        curves: Per RL agent (``"name"``, or ``"name@seed"`` with several seeds), a DataFrame
+            of per-step search statistics (episode, step, reward, mean sizes, sparsity, quality).
+        logs: Per agent (keyed like ``curves``), its budget log (for ``"pep-prefix"``, its
+            projections).
+        pruned: For ``"pep"`` (keyed like ``curves``), its :class:`~agents.pep.PEPMask` per
+            budget.
     """
 
     table: pd.DataFrame
@@ -70,8 +72,23 @@ class Comparison:
     logs: dict = field(default_factory=dict)
     pruned: dict = field(default_factory=dict)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds the comparison ran."""
+        return sorted(set(self.table["seed"])) if "seed" in self.table else []
+
+    def summary(self, **kwargs) -> pd.DataFrame:
+        """Per agent × budget: mean and 95 % CI over seeds, and vs ES (:func:`~stats.summarize`)."""
+        from agents.experiments.stats import summarize
+
+        return summarize(self.table, **kwargs)
+
     def to_markdown(self) -> str:
-        """The table in the paper's Table 1 layout (one row per agent and budget)."""
+        """One seed: the paper's Table 1 layout. Several: per budget, mean [95 % CI] and vs ES."""
+        if len(self.seeds) > 1:
+            from agents.experiments.stats import summary_markdown
+
+            return summary_markdown(self.summary()).rstrip()
         cols = [
             "agent",
             "budget",
@@ -85,10 +102,11 @@ class Comparison:
         return _markdown(self.table[cols])
 
     def plot(self, path: str | Path | None = None):
-        """Plot test Recall@20 against kept memory per agent; save to ``path`` if given."""
+        """Test Recall@20 against kept memory per agent (error bars with several seeds)."""
         from agents.experiments.plots import plot_quality_vs_memory
 
-        return plot_quality_vs_memory(self.table, path)
+        table = self.summary() if len(self.seeds) > 1 else self.table
+        return plot_quality_vs_memory(table, path)
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -105,6 +123,22 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *rows])
 
 
+def seed_list(seed: int = 0, seeds: int | Sequence[int] | None = None) -> list[int]:
+    """The seeds of a run: ``[seed]``; ``seeds`` = n → ``seed, …, seed + n − 1``; or a list."""
+    if seeds is None:
+        return [int(seed)]
+    if isinstance(seeds, int):
+        if seeds < 1:
+            msg = f"`seeds` must be >= 1 (a count) or a list of seeds, got {seeds}."
+            raise ValueError(msg)
+        return list(range(int(seed), int(seed) + seeds))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        msg = f"`seeds` must be a non-empty list of distinct seeds, got {list(seeds)!r}."
+        raise ValueError(msg)
+    return out
+
+
 def compare(
     env_id: str = "CIESS-LightGCN-Synthetic-v0",
     agents: Sequence[str | tuple[str, AgentBuilder]] = ("es", "mr", "mde", "td3", "rw-td3"),
@@ -113,6 +147,7 @@ def compare(
     episodes: int = 30,
     top_l: int = 3,
     seed: int = 0,
+    seeds: int | Sequence[int] | None = None,
     env_kwargs: dict | None = None,
     agent_kwargs: dict[str, dict] | None = None,
     retrain_batches: int | None = None,
@@ -134,19 +169,48 @@ def compare(
         episodes: Search episodes per RL agent (the paper: 30); per budget for one-budget
             agents.
         top_l: Masks retrained per budget (the authors' code: 3).
-        seed: Seed of the env, the agents and every retraining.
+        seed: Seed of the env (its per-step training), the agents and every final retraining.
+        seeds: Run the whole comparison once per seed: a count n (seeds ``seed`` to
+            ``seed + n − 1``) or a list. The data split and the pretrained model stay fixed
+            (env kwargs ``split_seed`` / ``pretrain_seed``). The table then has one row per
+            seed and :meth:`Comparison.summary` gives mean and 95 % CI per agent × budget.
         env_kwargs: Overrides passed to ``gym.make``.
         agent_kwargs: Per agent name, keyword overrides for its constructor (for ``"pep"``:
             fields of :class:`agents.pep.PEPConfig`).
         retrain_batches: Cap on each final retraining, which stops early on validation;
             default ``SearchSession.final_batches()``.
         output_dir: If given, the table (``results.md``, ``results.csv``), the plot
-            (``quality_vs_memory.png``) and the search curves are written there.
+            (``quality_vs_memory.png``) and the search curves are written there; with several
+            seeds also ``summary.md`` and ``summary.csv`` (:mod:`agents.experiments.stats`).
         progress_bar: Show progress bars.
 
     Returns:
         A :class:`Comparison`.
     """
+    run_seeds = seed_list(seed, seeds)
+    rows, curves, logs, pruned = [], {}, {}, {}
+    for s in run_seeds:
+        tag = "" if len(run_seeds) == 1 else f"@{s}"
+        seed_rows, seed_curves, seed_logs, seed_pruned = _compare_one_seed(
+            env_id, agents, budgets=budgets, episodes=episodes, top_l=top_l, seed=s,
+            env_kwargs=env_kwargs, agent_kwargs=agent_kwargs, retrain_batches=retrain_batches,
+            progress_bar=progress_bar,
+        )  # fmt: skip
+        rows += seed_rows
+        curves |= {f"{k}{tag}": v for k, v in seed_curves.items()}
+        logs |= {f"{k}{tag}": v for k, v in seed_logs.items()}
+        pruned |= {f"{k}{tag}": v for k, v in seed_pruned.items()}
+    comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs, pruned=pruned)
+    if output_dir is not None:
+        _write(comparison, Path(output_dir))
+    return comparison
+
+
+def _compare_one_seed(
+    env_id: str, agents: Sequence[str | tuple[str, AgentBuilder]], *, budgets: Sequence[float], episodes: int, top_l: int,
+    seed: int, env_kwargs: dict | None, agent_kwargs: dict[str, dict] | None,
+    retrain_batches: int | None, progress_bar: bool,
+) -> tuple[list[dict], dict[str, pd.DataFrame], dict, dict]:  # fmt: skip
     from agents.experiments.session import SearchSession
 
     known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
@@ -226,7 +290,7 @@ def compare(
         if log is not None:
             logs[name] = log
         for c, res in zip(budgets, results, strict=True):
-            row = {"agent": name, "budget": c, "search_s": search_s}
+            row = {"agent": name, "seed": seed, "budget": c, "search_s": search_s}
             if res is None:
                 row.update(
                     {k: np.nan for k in ("sparsity", "recall@5", "recall@20", "ndcg@5", "ndcg@20")}
@@ -242,10 +306,7 @@ def compare(
                     }
                 )
             rows.append(row)
-    comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs, pruned=pruned)
-    if output_dir is not None:
-        _write(comparison, Path(output_dir))
-    return comparison
+    return rows, curves, logs, pruned
 
 
 def _concat_logs(logs: Sequence[BudgetLog]) -> BudgetLog:
@@ -262,7 +323,12 @@ def _write(comparison: Comparison, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     comparison.table.to_csv(out / "results.csv", index=False)
     (out / "results.md").write_text(comparison.to_markdown() + "\n")
-    comparison.plot(out / "quality_vs_memory.png")
+    if len(comparison.seeds) > 1:  # summary.md/.csv and the error-bar plot
+        from agents.experiments.stats import write_report
+
+        write_report(comparison.table, out)
+    else:
+        comparison.plot(out / "quality_vs_memory.png")
     for name, curve in comparison.curves.items():
         curve.to_csv(out / f"curve_{name}.csv", index=False)
     for name, log in comparison.logs.items():

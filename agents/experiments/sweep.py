@@ -1,6 +1,6 @@
 """``ciess sweep SPEC``: a grid of searches, one Ray task per cell, resumable, one report.
 
-A sweep spec is a small TOML file. Every cell is one :func:`~agents.compare.compare` run of one
+A sweep spec is a small TOML file. Every cell is one :func:`~agents.experiments.compare.compare` run of one
 agent with one seed (a search for RL agents, then selective retraining at every budget)::
 
     env_id = "CIESS-LightGCN-ML100K-v0"
@@ -68,7 +68,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Cell", "SweepResult", "SweepSpec", "load_spec", "main", "report", "run_sweep"]
+__all__ = [
+    "Cell",
+    "SpecError",
+    "SweepResult",
+    "SweepSpec",
+    "cell_status",
+    "collect",
+    "load_spec",
+    "main",
+    "parse_spec",
+    "report",
+    "resolve_config",
+    "run_cell",
+    "run_sweep",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +158,7 @@ class SweepSpec:
                 if _set(config, axis, value, agent):
                     if axis != "env_id":
                         label_parts.append(f"{axis.rsplit('.', 1)[-1]}={value}")
-            config = _resolve(config)
+            config = resolve_config(config)
             cell = Cell(config, " ".join([agent, *label_parts]))
             out.setdefault(cell.key, cell)
         return list(out.values())
@@ -168,8 +182,12 @@ def _set(config: dict[str, Any], axis: str, value: Any, agent: str) -> bool:
     return True
 
 
-def _resolve(config: dict[str, Any]) -> dict[str, Any]:
-    """Drop what does not affect the cell, so that equal cells hash equally."""
+def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A cell's config without what does not affect it, so that equal cells hash equally.
+
+    ``agent_kwargs`` keeps only the cell's own agent's (flattened); heuristics drop
+    ``episodes`` and ``top_l`` (no search; compare retrains their one mask per budget).
+    """
     agent = config["agent"]
     config["agent_kwargs"] = dict(config["agent_kwargs"].get(agent, {}))
     if agent in _HEURISTICS:  # no search: episodes do not matter, compare retrains top-1
@@ -292,8 +310,18 @@ def cell_status(folder: Path) -> str:
     return "todo"
 
 
-def run_cell(config: dict[str, Any], folder: str | Path, sweep_id: str, threads: int = 1) -> dict:
+def run_cell(
+    config: dict[str, Any], folder: str | Path, sweep_id: str, threads: int = 1,
+    *, progress_bar: bool = False,
+) -> dict:  # fmt: skip
     """Run one cell into ``folder``; never raises (a failure is recorded in the folder).
+
+    Args:
+        config: The resolved configuration (:func:`resolve_config`).
+        folder: The cell's own folder.
+        sweep_id: Written into the markers: which run of the sweep did the work.
+        threads: torch threads (the CPUs reserved for the cell).
+        progress_bar: Show the search's progress bar.
 
     Returns:
         ``{"status": "done" | "skipped" | "failed", "key": ..., "error": last line or None}``.
@@ -311,7 +339,7 @@ def run_cell(config: dict[str, Any], folder: str | Path, sweep_id: str, threads:
                                           "host": socket.gethostname(), "at": started})  # fmt: skip
     t0 = time.perf_counter()
     try:
-        table = _compare_cell(config, folder, threads)
+        table = _compare_cell(config, folder, threads, progress_bar)
         table.to_csv(folder / "results.csv", index=False)
     except Exception as err:  # a cell's failure must not stop the sweep
         (folder / "error.txt").write_text(traceback.format_exc())
@@ -326,10 +354,12 @@ def run_cell(config: dict[str, Any], folder: str | Path, sweep_id: str, threads:
     return {"status": "done", "key": folder.name, "error": None}
 
 
-def _compare_cell(config: dict[str, Any], folder: Path, threads: int) -> pd.DataFrame:
+def _compare_cell(
+    config: dict[str, Any], folder: Path, threads: int, progress_bar: bool
+) -> pd.DataFrame:
     import torch
 
-    from agents.compare import compare
+    from agents.experiments.compare import compare
 
     torch.set_num_threads(max(1, int(threads)))
     agent = config["agent"]
@@ -338,11 +368,10 @@ def _compare_cell(config: dict[str, Any], folder: Path, threads: int) -> pd.Data
         episodes=config.get("episodes", 1), top_l=config.get("top_l", 1), seed=config["seed"],
         env_kwargs=config["env_kwargs"], agent_kwargs={agent: config["agent_kwargs"]},
         retrain_batches=config.get("retrain_batches"), output_dir=folder / "compare",
-        progress_bar=False,
+        progress_bar=progress_bar,
     )  # fmt: skip
     table = result.table.copy()
     table.insert(0, "env_id", config["env_id"])
-    table.insert(2, "seed", config["seed"])
     return table
 
 

@@ -47,7 +47,7 @@ def _spec(tmp_path: Path, extra: str = "") -> Path:
 
 def _sweep(*args: str) -> list[str]:
     """``ciess sweep ...`` as a subprocess command line."""
-    return [sys.executable, "-m", "agents.cli", "sweep", *args]
+    return [sys.executable, "-m", "agents.experiments.cli", "sweep", *args]
 
 
 def _env() -> dict[str, str]:
@@ -111,7 +111,7 @@ def test_a_bad_spec_is_refused_with_the_key_and_the_fix(raw, message) -> None:
 
 
 def test_cli_reports_a_missing_spec_without_a_traceback(tmp_path, capsys) -> None:
-    from agents.cli import main
+    from agents.experiments.cli import main
 
     assert main(["sweep", str(tmp_path / "nope.toml")]) == 2
     assert "sweep spec" in capsys.readouterr().err
