@@ -1,7 +1,7 @@
 """``ciess sweep SPEC``: a grid of searches, one Ray task per cell, resumable, one report.
 
-A sweep spec is a small TOML file. Every cell is one :func:`~agents.experiments.compare.compare` run of one
-agent with one seed (a search for RL agents, then selective retraining at every budget)::
+A sweep spec is a small TOML file. Every cell is one :func:`~agents.experiments.compare` run of
+one agent with one seed (a search for RL agents, then selective retraining at every budget)::
 
     env_id = "CIESS-LightGCN-ML100K-v0"
     agents = ["es", "mr", "rw-td3"]      # always a grid axis
