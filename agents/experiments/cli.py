@@ -203,17 +203,19 @@ def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, titl
     curve.to_csv(out / "curve.csv", index=False)
     if hasattr(session.last_model, "save"):  # SB3 models; a hand-written agent may have none
         session.last_model.save(out / "agent")
-    plot_search_curves(curve, out / "search_curves.png", title=title)
+    _close(plot_search_curves(curve, out / "search_curves.png", title=title))
     best = best_entry(log)
     fields = ("episode", "step", "reward", "sparsity", "mean_quality")
     (out / "best_step.json").write_text(json.dumps({k: getattr(best, k) for k in fields}))
-    plot_size_vs_popularity(
-        best.user_sizes,
-        best.item_sizes,
-        session.data.user_freq,
-        session.data.item_freq,
-        out / "size_vs_popularity.png",
-        title=f"sparsity {best.sparsity:.1%}",
+    _close(
+        plot_size_vs_popularity(
+            best.user_sizes,
+            best.item_sizes,
+            session.data.user_freq,
+            session.data.item_freq,
+            out / "size_vs_popularity.png",
+            title=f"sparsity {best.sparsity:.1%}",
+        )
     )
     return best
 
@@ -304,7 +306,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from agents.experiments.plots import plot_search_curves
 
         curves = pd.concat([c.assign(agent=n) for n, c in result.curves.items()])
-        plot_search_curves(curves, out / "search_curves.png", title=args.env_id)
+        _close(plot_search_curves(curves, out / "search_curves.png", title=args.env_id))
     print(result.to_markdown())
     print(f"\nresults, plots and logs in {out}/")
     return 0
@@ -333,6 +335,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"({args.episodes} search episodes per RL agent)"
     )
     return main(argv)
+
+
+def _close(fig) -> None:
+    """Release a figure written to disk: main() may run many times in one process."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 def _start_run(command: str, args: argparse.Namespace, **extra: Any) -> tuple[Path, dict]:

@@ -319,6 +319,13 @@ def _concat_logs(logs: Sequence[BudgetLog]) -> BudgetLog:
     return merged
 
 
+def _close(fig) -> None:
+    """Release a figure written to disk (pyplot keeps every figure until closed)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def _write(comparison: Comparison, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     comparison.table.to_csv(out / "results.csv", index=False)
@@ -328,7 +335,7 @@ def _write(comparison: Comparison, out: Path) -> None:
 
         write_report(comparison.table, out)
     else:
-        comparison.plot(out / "quality_vs_memory.png")
+        _close(comparison.plot(out / "quality_vs_memory.png"))
     for name, curve in comparison.curves.items():
         curve.to_csv(out / f"curve_{name}.csv", index=False)
     for name, log in comparison.logs.items():

@@ -508,8 +508,11 @@ def _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus, counts
     own = not ray.is_initialized()
     if own:
         if address is None:
-            # A local Ray in this process: no dashboard, no usage report (no network).
+            # A local Ray in this process: no dashboard, no usage report (no network). The
+            # cells are the job itself, not background work: Ray nices workers to 15 by default
+            # (ray-project/ray#24928), which on a shared machine starves them behind other jobs.
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address)
