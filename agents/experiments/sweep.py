@@ -63,6 +63,8 @@ from typing import Any
 
 import pandas as pd
 
+from ciess_env.errors import CIESSError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -70,6 +72,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "Cell",
+    "RayMissingError",
     "SpecError",
     "SweepResult",
     "SweepSpec",
@@ -95,8 +98,12 @@ _AXES = ("env_id", "episodes", "top_l", "budgets", "retrain_batches")
 _RESOURCES = {"num_cpus", "num_gpus"}
 
 
-class SpecError(ValueError):
+class SpecError(CIESSError, ValueError):
     """A sweep spec is malformed; the message names the file, the key and the fix."""
+
+
+class RayMissingError(CIESSError, ImportError):
+    """``ciess sweep`` needs Ray (the ``[ray]`` extra) unless it runs ``--sequential``."""
 
 
 # ----------------------------------------------------------------------------- the spec
@@ -437,7 +444,7 @@ def _import_ray():
     except ImportError as err:
         msg = ("`ciess sweep` runs its cells on Ray: pip install 'ciess-env[ray]' "
                "(or pass --sequential to run them one after another in this process).")  # fmt: skip
-        raise ImportError(msg) from err
+        raise RayMissingError(msg) from err
     return ray
 
 
