@@ -34,7 +34,7 @@ from agents.pep import pep_prefix_log
 from agents.protocol import AgentBuilder
 from agents.registry import AGENTS, BUDGET_AGENTS, BUDGET_SEARCHES
 from ciess_env.budget_log import BudgetLog
-from ciess_env.errors import suggest
+from ciess_env.errors import InvalidArgumentError, suggest
 
 __all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
 
@@ -130,12 +130,12 @@ def seed_list(seed: int = 0, seeds: int | Sequence[int] | None = None) -> list[i
     if isinstance(seeds, int):
         if seeds < 1:
             msg = f"`seeds` must be >= 1 (a count) or a list of seeds, got {seeds}."
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg)
         return list(range(int(seed), int(seed) + seeds))
     out = [int(s) for s in seeds]
     if not out or len(set(out)) != len(out):
         msg = f"`seeds` must be a non-empty list of distinct seeds, got {list(seeds)!r}."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     return out
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "Cell",
     "RayMissingError",
     "SpecError",
+    "SweepBusyError",
     "SweepResult",
     "SweepSpec",
     "cell_status",
@@ -100,6 +101,10 @@ _RESOURCES = {"num_cpus", "num_gpus"}
 
 class SpecError(CIESSError, ValueError):
     """A sweep spec is malformed; the message names the file, the key and the fix."""
+
+
+class SweepBusyError(CIESSError, RuntimeError):
+    """Another live sweep holds the output folder's lock."""
 
 
 class RayMissingError(CIESSError, ImportError):
@@ -421,7 +426,7 @@ def _lock(output: Path) -> Iterator[None]:
                 pass
             msg = (f"another sweep (pid {pid}) is writing to {output}; wait for it or remove "
                    f"{lock} if that process is not a sweep.")  # fmt: skip
-            raise RuntimeError(msg) from None
+            raise SweepBusyError(msg) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(str(os.getpid()))
         break
