@@ -239,7 +239,8 @@ class Run:
         seeds: Seeds of env, agents and retraining; each agent runs once per seed.
         max_retrain_batches: Cap on each final retraining; None: to convergence.
         progress: Show the search progress bars.
-        runs_dir: Where :func:`compare` keeps tables, curves and budget logs; None: nowhere.
+        runs_dir: Where the sweep cells (one :func:`compare` each) keep tables, curves and
+            budget logs; None: a temporary folder.
     """
 
     dataset: str

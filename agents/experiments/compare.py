@@ -207,9 +207,9 @@ def compare(
 
 
 def _compare_one_seed(
-    env_id: str, agents: Sequence[str | tuple[str, AgentBuilder]], *, budgets: Sequence[float], episodes: int, top_l: int,
-    seed: int, env_kwargs: dict | None, agent_kwargs: dict[str, dict] | None,
-    retrain_batches: int | None, progress_bar: bool,
+    env_id: str, agents: Sequence[str | tuple[str, AgentBuilder]], *, budgets: Sequence[float],
+    episodes: int, top_l: int, seed: int, env_kwargs: dict | None,
+    agent_kwargs: dict[str, dict] | None, retrain_batches: int | None, progress_bar: bool,
 ) -> tuple[list[dict], dict[str, pd.DataFrame], dict, dict]:  # fmt: skip
     from agents.experiments.session import SearchSession
 

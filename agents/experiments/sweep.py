@@ -90,7 +90,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_HEURISTICS = ("es", "mr", "mde")
 _TOP_KEYS = {
     "description", "env_id", "agents", "seeds", "episodes", "top_l", "budgets",
     "retrain_batches", "env_kwargs", "agent_kwargs", "grid", "resources",
@@ -188,7 +187,7 @@ def _set(config: dict[str, Any], axis: str, value: Any, agent: str) -> bool:
             return False
         config["agent_kwargs"].setdefault(name, {})[key] = value
         return True
-    if head in ("episodes",) and agent in _HEURISTICS:
+    if head in ("episodes",) and agent in _no_search():
         return False
     config[axis] = value
     return True
@@ -197,16 +196,24 @@ def _set(config: dict[str, Any], axis: str, value: Any, agent: str) -> bool:
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """A cell's config without what does not affect it, so that equal cells hash equally.
 
-    ``agent_kwargs`` keeps only the cell's own agent's (flattened); heuristics drop
-    ``episodes`` and ``top_l`` (no search; compare retrains their one mask per budget).
+    ``agent_kwargs`` keeps only the cell's own agent's (flattened); heuristics and PEP
+    (``"pep"``, ``"pep-prefix"``) drop ``episodes`` and ``top_l`` (no RL search; compare
+    retrains their one mask per budget).
     """
     agent = config["agent"]
     config["agent_kwargs"] = dict(config["agent_kwargs"].get(agent, {}))
-    if agent in _HEURISTICS:  # no search: episodes do not matter, compare retrains top-1
+    if agent in _no_search():  # episodes do not matter, compare retrains top-1
         config.pop("episodes", None)
         config.pop("top_l", None)
     config["budgets"] = [float(c) for c in config["budgets"]]
     return config
+
+
+def _no_search() -> tuple[str, ...]:
+    """Agents for which ``episodes`` and ``top_l`` mean nothing: heuristics and PEP."""
+    from agents.experiments.compare import HEURISTICS, PRUNERS
+
+    return (*HEURISTICS, *PRUNERS)
 
 
 def _fail(path: Path | None, msg: str) -> SpecError:
@@ -374,11 +381,15 @@ def _compare_cell(
     from agents.experiments.compare import compare
 
     torch.set_num_threads(max(1, int(threads)))
+    from agents.experiments.compare import PRUNERS
+
     agent = config["agent"]
+    # compare reads PEP's search settings under "pep" for both PEP rows ("pep", "pep-prefix").
+    kwargs_key = "pep" if agent in PRUNERS else agent
     result = compare(
         config["env_id"], [agent], budgets=config["budgets"],
         episodes=config.get("episodes", 1), top_l=config.get("top_l", 1), seed=config["seed"],
-        env_kwargs=config["env_kwargs"], agent_kwargs={agent: config["agent_kwargs"]},
+        env_kwargs=config["env_kwargs"], agent_kwargs={kwargs_key: config["agent_kwargs"]},
         retrain_batches=config.get("retrain_batches"), output_dir=folder / "compare",
         progress_bar=progress_bar,
     )  # fmt: skip

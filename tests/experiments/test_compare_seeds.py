@@ -71,3 +71,20 @@ def test_cli_compare_seeds_writes_the_interval_table(env_kwargs, tmp_path, capsy
     assert "| mr | 3 | 0.5" in printed
     assert "mean [CI]" in printed
     assert sorted(set(pd.read_csv(out / "results.csv")["seed"])) == [0, 1, 2]
+
+
+def test_pep_masks_are_kept_per_seed(env_kwargs, tmp_path) -> None:
+    """With several seeds, PEP's element masks are keyed ``pep@seed``, like curves and logs."""
+    result = compare(ENV_ID, ["pep", "pep-prefix"], budgets=[0.8], seeds=[0, 1],
+                     env_kwargs=env_kwargs, retrain_batches=4, progress_bar=False,
+                     output_dir=tmp_path / "cmp")  # fmt: skip
+    assert sorted(result.pruned) == ["pep@0", "pep@1"]
+    assert [m.budget for m in result.pruned["pep@1"]] == [0.8]
+    assert sorted(result.logs) == ["pep-prefix@0", "pep-prefix@1"]  # PEP's masks are no log
+    assert list(zip(result.table["agent"], result.table["seed"], strict=True)) == [
+        ("pep", 0), ("pep-prefix", 0), ("pep", 1), ("pep-prefix", 1)
+    ]  # fmt: skip
+    single = compare(ENV_ID, ["pep"], budgets=[0.8], seed=1, env_kwargs=env_kwargs,
+                     retrain_batches=4, progress_bar=False)  # fmt: skip
+    assert list(single.pruned) == ["pep"]  # one seed: unsuffixed keys, as before
+    assert single.table["sparsity"].iloc[0] == pytest.approx(result.table["sparsity"].iloc[2])

@@ -83,7 +83,7 @@ def test_a_cell_key_is_a_hash_of_its_resolved_config(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "n_cells"),
-    [("reduced", 24), ("ablation", 6), ("fast-vs-scratch", 12), ("paper", 18), ("quick", 9)],
+    [("reduced", 36), ("ablation", 6), ("fast-vs-scratch", 12), ("paper", 30), ("quick", 9)],
 )
 def test_the_committed_protocol_specs_parse_into_their_grids(name, n_cells) -> None:
     root = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
@@ -212,3 +212,17 @@ def test_a_failing_cell_is_reported_while_the_others_finish(tmp_path) -> None:
     assert statuses == {"tiny": ["done", "done"], "huge": ["failed", "failed"]}
     assert "2 failed" in (out / "report.md").read_text()
     assert len(pd.read_csv(out / "results.csv")) == 2
+
+
+def test_pep_cells_ignore_episodes_and_top_l_and_take_peps_kwargs(tmp_path) -> None:
+    """PEP cells hash without ``episodes``/``top_l`` (no RL search) and keep their own kwargs."""
+    raw = {"env_id": "x", "agents": ["pep", "pep-prefix", "td3"], "top_l": 2,
+           "agent_kwargs": {"pep": {"check_every": 10}},
+           "grid": {"episodes": [1, 2]}}  # fmt: skip
+    cells = parse_spec(raw).cells()
+    pep = [c for c in cells if c.config["agent"] == "pep"]
+    assert len(pep) == 1  # the episodes axis does not multiply PEP's cells
+    assert "episodes" not in pep[0].config
+    assert "top_l" not in pep[0].config
+    assert pep[0].config["agent_kwargs"] == {"check_every": 10}
+    assert len([c for c in cells if c.config["agent"] == "td3"]) == 2
