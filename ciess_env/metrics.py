@@ -30,6 +30,7 @@ Definitions (those of the LightGCN and CIESS code):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,6 +101,48 @@ class EvalResult:
     def mean_item_quality(self) -> float:
         """Mean per-item quality over items with at least one training user with truth."""
         return _masked_mean(self.item_quality, self.item_has_users)
+
+    @classmethod
+    def average(cls, results: Sequence[EvalResult]) -> EvalResult:
+        """Entity-wise mean of several evaluations on the same split (e.g. over seeds).
+
+        Every mean metric of the result is the mean of the inputs' (the users with truth are
+        the same in all of them).
+
+        Raises:
+            ValueError: if ``results`` is empty or the evaluations are of different splits,
+                cut-offs or users.
+        """
+        if not results:
+            msg = "`results` must hold at least one EvalResult, got none."
+            raise InvalidArgumentError(msg)
+        first = results[0]
+        for r in results[1:]:
+            if (r.split, r.ks) != (first.split, first.ks) or not np.array_equal(
+                r.has_truth, first.has_truth
+            ):
+                msg = (
+                    "`results` must be evaluations of the same split, cut-offs and users, got "
+                    f"{first.split!r} {first.ks} and {r.split!r} {r.ks}."
+                )
+                raise InvalidArgumentError(msg)
+        if len(results) == 1:
+            return first
+
+        def mean(arrays: list[np.ndarray]) -> np.ndarray:
+            return np.mean(np.stack(arrays), axis=0)
+
+        return cls(
+            split=first.split,
+            ks=first.ks,
+            user_recall={k: mean([r.user_recall[k] for r in results]) for k in first.ks},
+            user_ndcg={k: mean([r.user_ndcg[k] for r in results]) for k in first.ks},
+            user_quality=mean([r.user_quality for r in results]),
+            item_quality=mean([r.item_quality for r in results]),
+            has_truth=first.has_truth,
+            item_has_users=first.item_has_users,
+            seconds=float(sum(r.seconds for r in results)),
+        )
 
     def summary(self) -> dict[str, float]:
         """Flat dict of the means, e.g. ``{"recall@20": ..., "ndcg@20": ..., ...}``."""

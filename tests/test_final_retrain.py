@@ -37,14 +37,15 @@ def test_merged_count_keeps_the_number_of_passes_and_the_legacy_rule_keeps_the_c
 
 
 def test_rule_rejects_a_non_positive_interval():
-    with pytest.raises(ValueError, match="eval_every and patience must be >= 1, got 0 and 8"):
+    msg = "eval_every, patience and seeds must be >= 1, got 0, 8 and 2"
+    with pytest.raises(ValueError, match=msg):
         FinalRetrainRule(eval_every=0)
 
 
 def test_final_retrain_stops_after_patience_and_keeps_the_best_state(data):
     """The best count is the argmax of the validation history; at most P evaluations follow."""
     config = TrainConfig(n_batches=60, batch_size=64, decay_batches=10)
-    rule = FinalRetrainRule(eval_every=4, patience=3)
+    rule = FinalRetrainRule(eval_every=4, patience=3, seeds=1)
     res = final_retrain(data, *_sizes(data, 4), backbone="mf", config=config, rule=rule, d_max=16)
     batches = [b for b, _ in res.history]
     quality = [q for _, q in res.history]
@@ -55,6 +56,35 @@ def test_final_retrain_stops_after_patience_and_keeps_the_best_state(data):
     assert res.final_batches == merged_batches(res.best_batches, data, rule)
     assert res.test is not None
     assert 0.0 <= res.test.recall(20) <= 1.0
+
+
+def test_two_seed_rule_averages_two_one_seed_runs_and_selection_scores_the_same(data):
+    """seeds=2 is the mean of seeds s and s + 1000; selective retraining reports that mean."""
+    from agents.experiments.selective import selective_retrain
+    from ciess_env.budget_log import BudgetLog
+
+    config = TrainConfig(n_batches=40, batch_size=64, decay_batches=10)
+    one, two = FinalRetrainRule(eval_every=4, patience=3, seeds=1), FinalRetrainRule(
+        eval_every=4, patience=3, seeds=2
+    )
+    assert two.seed_list(7) == [7, 1007]
+    kw = dict(backbone="mf", config=config, d_max=16)
+    a, b = (final_retrain(data, *_sizes(data, 4), rule=one, seed=s, **kw) for s in (7, 1007))
+    both = final_retrain(data, *_sizes(data, 4), rule=two, seed=7, **kw)
+    assert [r.seed for r in both.runs] == [7, 1007]
+    for metric in (lambda e: e.recall(20), lambda e: e.ndcg(20), lambda e: e.mean_user_quality):
+        assert metric(both.test) == pytest.approx((metric(a.test) + metric(b.test)) / 2)
+        assert metric(both.validation) == pytest.approx(
+            (metric(a.validation) + metric(b.validation)) / 2
+        )
+    assert both.final_batches == round((a.final_batches + b.final_batches) / 2)
+    log = BudgetLog(data.n_users, data.n_items, d_max=16)
+    users, items = _sizes(data, 4)
+    log.record(episode=0, step=1, user_sizes=users, item_sizes=items, sparsity=0.75,
+               mean_quality=0.5)  # fmt: skip
+    (row,) = selective_retrain(log, data, budgets=[0.7], top_l=1, rule=two, seed=7, **kw)
+    assert row.recall_20 == pytest.approx(both.test.recall(20))
+    assert row.validation_quality == pytest.approx(both.validation.mean_user_quality)
 
 
 def test_tracing_the_test_curve_does_not_change_the_score(data):

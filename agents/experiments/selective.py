@@ -30,6 +30,7 @@ from ciess_env.retrain import (
     BudgetResult,
     FinalRetrainRule,
     final_retrain,
+    finish_on_test,
     retrain_and_evaluate,
     score_on_test,
 )
@@ -119,12 +120,18 @@ def selective_retrain(
             ]  # fmt: skip
         i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
         best = entries[i]
-        n_final = runs[i].final_batches if early_stopping else config.n_batches
-        test, _ = score_on_test(
-            data, best.user_sizes, best.item_sizes, max(1, n_final), backbone=backbone,
-            config=config, seed=seed, d_max=d_max, d_min=d_min, device=device,
+        common = dict(
+            backbone=backbone, config=config, d_max=d_max, d_min=d_min, device=device,
             backbone_kwargs=backbone_kwargs,
         )  # fmt: skip
+        if early_stopping:  # every seed of the rule, each at its own count, averaged
+            n_final = runs[i].final_batches
+            test = finish_on_test(runs[i], data, best.user_sizes, best.item_sizes, **common)
+        else:
+            n_final = config.n_batches
+            test, _ = score_on_test(
+                data, best.user_sizes, best.item_sizes, max(1, n_final), seed=seed, **common
+            )
         results.append(
             BudgetResult(
                 budget=float(c),
