@@ -64,8 +64,9 @@ def test_two_seed_rule_averages_two_one_seed_runs_and_selection_scores_the_same(
     from ciess_env.budget_log import BudgetLog
 
     config = TrainConfig(n_batches=40, batch_size=64, decay_batches=10)
-    one, two = FinalRetrainRule(eval_every=4, patience=3, seeds=1), FinalRetrainRule(
-        eval_every=4, patience=3, seeds=2
+    one, two = (
+        FinalRetrainRule(eval_every=4, patience=3, seeds=1),
+        FinalRetrainRule(eval_every=4, patience=3, seeds=2),
     )
     assert two.seed_list(7) == [7, 1007]
     kw = dict(backbone="mf", config=config, d_max=16)
