@@ -114,6 +114,7 @@ class Backbone(nn.Module, abc.ABC):
         self._generator: torch.Generator | None = None
         self._masks_key: tuple | None = None
         self._masks: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._masks_all_ones: tuple[bool, bool] = (False, False)
 
     @property
     def device(self) -> torch.device:
@@ -226,6 +227,10 @@ class Backbone(nn.Module, abc.ABC):
                 (dims < us[:, None]).to(torch.float32),
                 (dims < its[:, None]).to(torch.float32),
             )
+            # A side whose every size is W has an all-ones mask: multiplying by it is the
+            # identity (values and gradients bit for bit), so prefix_masked skips it (ES masks,
+            # the full-size model).
+            self._masks_all_ones = (bool((us >= width).all()), bool((its >= width).all()))
             self._masks_key = key
         return self._masks
 
@@ -238,7 +243,9 @@ class Backbone(nn.Module, abc.ABC):
             ((n_users, W), (n_items, W)) rows with columns ``>= size`` zeroed.
         """
         width, user_mask, item_mask = self.size_masks()
-        return user_table[:, :width] * user_mask, item_table[:, :width] * item_mask
+        users, items = user_table[:, :width], item_table[:, :width]
+        ones_u, ones_i = (False, False) if self.full_width else self._masks_all_ones
+        return (users if ones_u else users * user_mask, items if ones_i else items * item_mask)
 
     def l2_terms(self, nodes: torch.Tensor, *tables: torch.Tensor) -> torch.Tensor:
         """``Σ_i Σ_t ‖t[nodes[i]]‖²`` over row-aligned ``tables``, without gathering rows.
