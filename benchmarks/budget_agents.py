@@ -10,7 +10,7 @@ via :mod:`agents.experiments.stats`) is rewritten after every unit and labelled
 
 Run (from the repository root; each unit is a long single-thread job)::
 
-    CIESS_DATA_DIR=../shared/data /work/bin/cpuslot python benchmarks/budget_agents.py \\
+    CIESS_DATA_DIR=../shared/data python benchmarks/budget_agents.py \\
         --seeds 0 1 2 --episodes 3 --out benchmarks/results/budget_agents_ml100k
 """
 

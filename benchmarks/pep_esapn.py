@@ -20,8 +20,7 @@ a rerun skips the units already there and rewrites ``pep_esapn_<dataset>.md`` (m
 t-interval over seeds, the paper's Table 1 values beside ours where it has them) after every
 unit.
 
-Run (each unit is minutes on ML-100K, tens of minutes on ML-1M; on the shared machine run it
-through ``/work/bin/cpuslot``)::
+Run (each unit is minutes on ML-100K, tens of minutes on ML-1M; one torch thread each)::
 
     python benchmarks/pep_esapn.py --data-dir ../shared/data --datasets ml-100k --seeds 0 1 2
     python benchmarks/pep_esapn.py --data-dir ../shared/data --datasets ml-1m --seeds 0
@@ -133,14 +132,15 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
     lines = [
         "# PEP and an ESAPN-style agent beside ES and RW-TD3 (LightGCN, issue 17)",
         "",
-        "Same final retraining for every row: early stopping on validation capped at 2,000 "
-        "batches (top-3 masks per budget for the searches, the one mask for ES / PEP / "
-        "PEP-as-prefix), winner retrained on train + validation for its best count, test "
-        "split. Searches: `retrain='fast'`, 15 episodes, λ = 0.4. Cells: mean ± 95 % "
+        "Same final retraining for every row, the default `FinalRetrainRule`: early stopping "
+        "on validation (every 50 batches, patience 8) capped at 2,000 batches (top-3 masks per "
+        "budget for the searches, the one mask for ES / PEP / PEP-as-prefix), winner retrained "
+        "on train + validation for its best count scaled to the larger split, test split, two "
+        "seeds averaged. Searches: `retrain='fast'`, 15 episodes, λ = 0.4. Cells: mean ± 95 % "
         "t-interval over seeds (one value where n = 1). Produced by "
         "`benchmarks/pep_esapn.py`; per-unit rows, commands and load averages in "
-        "`pep_esapn_<dataset>.jsonl`. The machine was shared by up to 8 jobs on 2 cores, so "
-        "seconds are only indicative.",
+        "`pep_esapn_<dataset>.jsonl`. Each unit ran on one thread of a 2-core machine that ran "
+        "other jobs too (its 1-minute load is listed with it), so seconds are indicative.",
         "",
     ]
     for dataset in sorted({u["dataset"] for u in units}):
