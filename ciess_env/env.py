@@ -212,10 +212,13 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     quality after *final retraining* (:func:`ciess_env.retrain.final_retrain`: early stopping
     on validation, then train + validation → test). How well each design ranks masks against
     that ground truth is measured by ``benchmarks/fidelity_ground_truth.py``
-    (``benchmarks/results/fidelity_ground_truth_ml-100k.md``, with Spearman / Kendall per budget
-    and the cost of a step); on ML-1M it has not been run yet, so the default stays
-    ``"scratch"`` (the paper's code) and no ``-v1`` id exists. ``"epochs:5"`` is the paper's
-    text (5 passes over the training split, the scratch schedule compressed onto them).
+    (``benchmarks/results/fidelity_ground_truth_<data>.md``: Spearman / Kendall per budget, the
+    cost of a step, and the noise ceiling, i.e. how well one seed of the final retraining ranks
+    masks against another). In short, on ML-100K: designs that train a fresh model on the
+    training split for a few hundred batches rank masks within a budget about as well as the
+    noise allows, while ``"epochs:5"`` (the paper's text: 5 passes, the scratch schedule
+    compressed onto them) and the nested fast mode do not. The ML-1M study is in progress, so
+    the default stays ``"scratch"`` (the paper's code) and no ``-v1`` id exists yet.
 
     ## Randomness
 
