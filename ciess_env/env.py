@@ -177,7 +177,8 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``d_min`` | int | 1 | smallest size |
     | ``d_max`` | int | 128 | table width, largest size (at most 32,767) |
     | ``max_episode_steps`` | int | 10 | T |
-    | ``retrain`` | str | ``"scratch"`` | or ``fast``, ``short:K``, ``epochs:E``, ``nested:B`` |
+    | ``retrain`` | str | ``"scratch"`` | or ``fast``, ``short:K``, ``epochs:E``, ``nested:B``, |
+    | | | | ``converge:E/P`` (the step designs of :class:`~ciess_env.retrain.RetrainDesign`) |
     | ``batches_per_step`` | int | paper | batches of a scratch step, ≥ 1 (LightGCN 2,000) |
     | ``batch_size`` | int | 10,000 | BPR triples per batch (synthetic: 2,048) |
     | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10), ``"code"`` (reference), ``"team"`` |

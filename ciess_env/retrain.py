@@ -72,20 +72,29 @@ class RetrainDesign:
     """A parsed ``retrain=`` string.
 
     Attributes:
-        kind: ``"scratch"``, ``"short"`` or ``"nested"``.
+        kind: ``"scratch"``, ``"short"``, ``"nested"``, ``"epochs"`` or ``"converge"``.
         factor: ``short``: the batch-count divisor K (1 for scratch).
         finetune_batches: ``nested``: fine-tuning batches after applying the mask.
         epochs: ``epochs``: passes over the training split.
+        eval_every: ``converge``: batches between validation evaluations.
+        patience: ``converge``: evaluations without improvement before the step stops.
+
+    ``converge:E/P`` trains a fresh model like ``scratch`` (its batches are the cap) but
+    evaluates validation every E batches, stops after P evaluations without improvement and
+    reports the best state: the first half of the final retraining, run as a step
+    (``benchmarks/results/fidelity_ground_truth_ml-100k.md`` scores it as ``converge:50/4``).
     """
 
-    kind: Literal["scratch", "short", "nested", "epochs"]
+    kind: Literal["scratch", "short", "nested", "epochs", "converge"]
     factor: int = 1
     finetune_batches: int = 0
     epochs: float = 0.0
+    eval_every: int = 0
+    patience: int = 0
 
     @classmethod
     def parse(cls, spec: str) -> RetrainDesign:
-        """Parse ``"scratch"``, ``"fast"``, ``"short:K"``, ``"epochs:E"`` or ``"nested:B"``.
+        """Parse a design: scratch, fast, short:K, epochs:E, nested:B or converge:E/P.
 
         Raises:
             ValueError: for anything else, listing the accepted forms.
@@ -104,11 +113,15 @@ class RetrainDesign:
                 return cls("nested", finetune_batches=int(arg or 0))
             if kind == "epochs" and float(arg) > 0:
                 return cls("epochs", epochs=float(arg))
+            if kind == "converge":
+                every, _, patience = arg.partition("/")
+                if int(every) >= 1 and int(patience) >= 1:
+                    return cls("converge", eval_every=int(every), patience=int(patience))
         except ValueError:
             pass
         msg = (
-            "`retrain` must be 'scratch', 'fast', 'short:K' (K >= 1), 'epochs:E' (E > 0) or "
-            f"'nested:B' (B >= 0), got {spec!r}."
+            "`retrain` must be 'scratch', 'fast', 'short:K' (K >= 1), 'epochs:E' (E > 0), "
+            f"'nested:B' (B >= 0) or 'converge:E/P' (E, P >= 1), got {spec!r}."
         )
         raise InvalidArgumentError(msg)
 
@@ -119,6 +132,8 @@ class RetrainDesign:
             return f"nested:{self.finetune_batches}"
         if self.kind == "epochs":
             return f"epochs:{self.epochs:g}"
+        if self.kind == "converge":
+            return f"converge:{self.eval_every}/{self.patience}"
         return "scratch"
 
     @property
@@ -239,6 +254,9 @@ def retrain_and_evaluate(
     if element_masks is not None:
         model.set_element_masks(*element_masks)
     config = design.config(step.train, n_train=len(data.train))
+    if design.kind == "converge" and not early_stopping:
+        early_stopping = split == "validation"
+        rule = FinalRetrainRule(eval_every=design.eval_every, patience=design.patience, seeds=1)
     if early_stopping:
         rule = rule or FinalRetrainRule()
         best = train_until_converged(

@@ -117,3 +117,25 @@ def test_epochs_design_compresses_the_scratch_schedule_onto_e_passes():
         design.config(base)
     with pytest.raises(ValueError, match="'epochs:E' \\(E > 0\\)"):
         RetrainDesign.parse("epochs:0")
+
+
+def test_converge_design_is_the_early_stopped_first_half_of_the_final_retraining(data):
+    """retrain='converge:E/P' stops on validation and scores the best state, as final_retrain."""
+    from ciess_env.config import StepConfig
+    from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
+
+    design = RetrainDesign.parse("converge:4/2")
+    assert (str(design), design.eval_every, design.patience) == ("converge:4/2", 4, 2)
+    for bad in ("converge:4", "converge:0/2", "converge:4/x"):
+        with pytest.raises(ValueError, match="'converge:E/P' \\(E, P >= 1\\)"):
+            RetrainDesign.parse(bad)
+    config = TrainConfig(n_batches=40, batch_size=64, decay_batches=10)
+    step = StepConfig("mf", config, retrain="converge:4/2", d_max=16)
+    users, items = _sizes(data, 4)
+    out = retrain_and_evaluate(step, data=data, user_sizes=users, item_sizes=items,
+                               init_seed=2, train_seed=2)  # fmt: skip
+    ref = final_retrain(data, users, items, backbone="mf", config=config, seed=2, d_max=16,
+                        rule=FinalRetrainRule(4, 2, seeds=1), test=False)  # fmt: skip
+    assert out.n_batches == ref.best_batches < 40
+    assert out.eval.mean_user_quality == pytest.approx(ref.validation.mean_user_quality)
+    assert [b for b, _ in out.history] == [b for b, _ in ref.history]
