@@ -327,19 +327,20 @@ def part_report(data, args) -> None:
         lines += [
             "## Per batch at one thread, d = 128 (per-batch savings only)",
             "",
-            f"Best of {batch[0]['chunks']} interleaved chunks of "
-            f"{batch[0]['batches_per_chunk']} batches of 10,000 triples; full validation "
-            f"evaluation best of {batch[0].get('eval_repeats', 2)} (NeuMF before: its old "
-            "2^24-element scoring blocks).",
+            "Best of C interleaved chunks of B batches of 10,000 triples (C × B per row); full "
+            "validation evaluation best of 2 (NeuMF before: its old 2^24-element scoring "
+            "blocks). Runs of the same unit on a busier machine are kept in "
+            "`active_width_loaded.jsonl` (LightGCN there: 0.88–1.32× at load 3.6–22).",
             "",
-            "| backbone | before s/batch | after s/batch | ratio "
+            "| backbone | C × B | before s/batch | after s/batch | ratio "
             "| before eval s | after eval s | eval ratio | load |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['backbone']} | {r['before_s']:.4f} | {r['after_s']:.4f} "
-            f"| **{r['ratio']:.2f}×** | {r['eval_before_s']:.2f} | {r['eval_after_s']:.2f} "
-            f"| {r['eval_before_s'] / r['eval_after_s']:.2f}× | {r['load_1min']:.1f} |"
+            f"| {r['backbone']} | {r['chunks']} × {r['batches_per_chunk']} | {r['before_s']:.4f} "
+            f"| {r['after_s']:.4f} | **{r['ratio']:.2f}×** | {r['eval_before_s']:.2f} "
+            f"| {r['eval_after_s']:.2f} | {r['eval_before_s'] / r['eval_after_s']:.2f}× "
+            f"| {r['load_1min']:.1f} |"
             for r in batch
         ]
         lines.append("")
