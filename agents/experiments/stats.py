@@ -165,7 +165,7 @@ def probability_of_improvement_ci(
     _check_level(confidence)
     a, b = _clean(x, "x"), _clean(y, "y")
     p = probability_of_improvement(a, b)
-    if math.isnan(p) or a.size + b.size < 3:
+    if math.isnan(p) or min(a.size, b.size) < 2:  # a side of one value cannot be resampled
         return Interval(p, math.nan, math.nan)
     if np.ptp(np.r_[a, b]) == 0:
         return Interval(p, p, p)
@@ -206,7 +206,7 @@ def difference_ci(
     if a.size == 0 or b.size == 0:
         return Interval(math.nan, math.nan, math.nan)
     diff = float(a.mean() - b.mean())
-    if a.size + b.size < 3:
+    if min(a.size, b.size) < 2:  # a side of one value cannot be resampled
         return Interval(diff, math.nan, math.nan)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return Interval(diff, diff, diff)

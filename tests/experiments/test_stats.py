@@ -147,6 +147,20 @@ def test_summarize_gives_one_row_per_agent_and_budget_with_baseline_comparisons(
     assert math.isnan(es["recall@20_p_improve"])  # the baseline is not compared with itself
 
 
+def test_a_partial_study_with_one_seed_on_one_side_reports_no_interval_instead_of_failing() -> None:
+    """An agent with one seed against a baseline with two: the difference, with a NaN interval."""
+    table = pd.DataFrame(
+        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.30 + s / 100}
+         for s in (0, 1)]
+        + [{"agent": "tpe", "seed": 0, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.32}]
+    )  # fmt: skip
+    row = summarize(table, metrics=("recall@20",)).set_index("agent").loc["tpe"]
+    assert row["recall@20_diff"] == pytest.approx(0.32 - 0.305)
+    assert math.isnan(row["recall@20_diff_low"])
+    assert math.isnan(row["recall@20_p_improve_low"])
+    assert math.isnan(difference_ci([0.3], [0.2, 0.25]).low)
+
+
 def test_summary_markdown_has_one_table_per_budget_and_marks_significant_gains() -> None:
     text = summary_markdown(summarize(_table(), n_resamples=2000))
     assert text.count("### Budget") == 2
