@@ -466,54 +466,28 @@ def final_retrain(
         The validation score, both batch counts and the test metrics.
     """
     rule = rule or FinalRetrainRule()
-    kwargs = dict(
-        backbone=backbone, config=config, rule=rule, d_max=d_max, d_min=d_min, device=device,
-        backbone_kwargs=backbone_kwargs, test=test, trace_test_every=trace_test_every,
-        trace_until=trace_until, element_masks=element_masks,
-    )  # fmt: skip
-    return FinalRetrainResult.mean_of(
-        [_final_retrain_one(data, user_sizes, item_sizes, seed=s, **kwargs)
-         for s in rule.seed_list(seed)]
-    )  # fmt: skip
-
-
-def _final_retrain_one(
-    data: InteractionData,
-    user_sizes: np.ndarray,
-    item_sizes: np.ndarray,
-    *,
-    backbone: str,
-    config: TrainConfig,
-    rule: FinalRetrainRule,
-    seed: int,
-    d_max: int,
-    d_min: int,
-    device: torch.device | str,
-    backbone_kwargs: dict[str, Any] | None,
-    test: bool,
-    trace_test_every: int | None,
-    trace_until: int | None,
-    element_masks: tuple[np.ndarray, np.ndarray] | None,
-) -> FinalRetrainResult:
-    """Steps 1 and 2 of :class:`FinalRetrainRule` for one seed."""
-    common = dict(d_max=d_max, d_min=d_min, device=device)
     step = StepConfig(
         backbone=backbone, train=config, d_min=d_min, d_max=d_max, device=device,
         backbone_kwargs=dict(backbone_kwargs or {}),
     )  # a fresh model (retrain="scratch") with this schedule  # fmt: skip
-    best = retrain_and_evaluate(
-        step, data=data, user_sizes=user_sizes, item_sizes=item_sizes, init_seed=seed,
-        train_seed=seed, early_stopping=True, rule=rule, element_masks=element_masks,
-    )  # fmt: skip
-    n_final = merged_batches(best.n_batches, data, rule)
-    result = FinalRetrainResult(best.eval, best.n_batches, best.history, n_final, None, seed=seed)
-    if not test:
-        return result
-    result.test, result.test_trace = score_on_test(
-        data, user_sizes, item_sizes, n_final, backbone=backbone, config=config,
-        seed=seed, backbone_kwargs=backbone_kwargs, trace_test_every=trace_test_every,
-        trace_until=trace_until, element_masks=element_masks, **common,
-    )  # fmt: skip
+    parts = []
+    for s in rule.seed_list(seed):  # step 1 per seed
+        best = retrain_and_evaluate(
+            step, data=data, user_sizes=user_sizes, item_sizes=item_sizes, init_seed=s,
+            train_seed=s, early_stopping=True, rule=rule, element_masks=element_masks,
+        )  # fmt: skip
+        n_final = merged_batches(best.n_batches, data, rule)
+        parts.append(
+            FinalRetrainResult(best.eval, best.n_batches, best.history, n_final, None, seed=s)
+        )
+    result = FinalRetrainResult.mean_of(parts)
+    if test:  # step 2 per seed
+        finish_on_test(
+            result, data, user_sizes, item_sizes, backbone=backbone, config=config,
+            d_max=d_max, d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
+            element_masks=element_masks, trace_test_every=trace_test_every,
+            trace_until=trace_until,
+        )  # fmt: skip
     return result
 
 
@@ -530,24 +504,25 @@ def finish_on_test(
     device: torch.device | str = "cpu",
     backbone_kwargs: dict[str, Any] | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
+    trace_test_every: int | None = None,
+    trace_until: int | None = None,
 ) -> EvalResult:
     """Step 2 for a result of ``final_retrain(..., test=False)``: every seed's test, averaged.
 
     Selective retraining selects among candidates on validation first and scores only the
-    winner on test; this is that second half, with each seed's own batch count.
+    winner on test; this is that second half, with each seed's own batch count. The trace
+    options are :func:`score_on_test`'s; ``result.test_trace`` is the first seed's.
     """
     parts = result.runs or [result]
-    tests = [
-        score_on_test(
+    for p in parts:
+        p.test, p.test_trace = score_on_test(
             data, user_sizes, item_sizes, p.final_batches, backbone=backbone, config=config,
             seed=p.seed, d_max=d_max, d_min=d_min, device=device,
             backbone_kwargs=backbone_kwargs, element_masks=element_masks,
-        )[0]
-        for p in parts
-    ]  # fmt: skip
-    for p, t in zip(parts, tests, strict=True):
-        p.test = t
-    result.test = EvalResult.average(tests)
+            trace_test_every=trace_test_every, trace_until=trace_until,
+        )  # fmt: skip
+    result.test = EvalResult.average([p.test for p in parts])
+    result.test_trace = parts[0].test_trace
     return result.test
 
 

@@ -204,22 +204,12 @@ class SearchSession:
         vec.seed(self.seed)
         model = builder(vec, self.seed)
         name = getattr(builder, "__name__", "agent")
-        steps = episodes * self.env.max_episode_steps
-        with tqdm(
-            total=steps, desc=f"search {name}", unit="step", disable=not self.progress_bar
-        ) as bar:
-            if isinstance(model, BaseAlgorithm):
-                # log_interval: SB3 would dump its logger once per finished sub-env (every
-                # entity) at each episode end; the budget log already holds every step.
-                model.learn(
-                    total_timesteps=steps * vec.num_envs,
-                    callback=_TqdmCallback(bar),
-                    log_interval=10**9,
-                )
-            elif isinstance(model, LearningAgent):
-                model.learn(total_timesteps=steps * vec.num_envs)
-            else:
-                rollout(model, vec, steps)
+        if isinstance(model, BaseAlgorithm):
+            self._learn(model, vec, episodes, desc=f"search {name}")
+        elif isinstance(model, LearningAgent):
+            model.learn(total_timesteps=episodes * self.env.max_episode_steps * vec.num_envs)
+        else:
+            rollout(model, vec, episodes * self.env.max_episode_steps)
         log = recorder.budget_log
         self.last_model = model
         self.last_deterministic_log = BudgetLog(
