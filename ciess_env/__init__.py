@@ -1,6 +1,7 @@
 """CIESS embedding-size search as Gymnasium environments.
 
-Importing this package registers the ``CIESS-<Backbone>-<Dataset>-v0`` ids and nothing else:
+Importing this package registers the ``CIESS-<Backbone>-<Dataset>-v0`` and ``-v1`` ids and
+nothing else:
 the entry points are strings, and the env classes (which import torch) load on first use, so
 ``import ciess_env`` builds no model and reads no data.
 
@@ -26,6 +27,7 @@ __all__ = [
     "BACKBONE_IDS",
     "DATASET_IDS",
     "ENV_IDS",
+    "ENV_VERSIONS",
     "BudgetEntry",
     "BudgetLog",
     "EmbeddingSizeEnv",
@@ -38,6 +40,17 @@ __all__ = [
 #: Paper episode length T (§1.2); registered both as a kwarg and as the TimeLimit.
 _MAX_EPISODE_STEPS = 10
 
+#: Id version → the env kwargs it fixes beyond the specs' defaults. A version never changes
+#: once published (Gymnasium's rule): a change of what an id does gets a new version.
+#: v0 is the paper's code (every step retrains a fresh model for the code's 2,000 batches);
+#: v1 stops each step's retraining on validation (every 50 batches, patience 4), the design
+#: that ranks masks most like their final-retrained quality on ML-1M at a lower cost
+#: (``benchmarks/results/fidelity_ground_truth_ml-1m.md``).
+ENV_VERSIONS: dict[str, dict[str, Any]] = {
+    "v0": {},
+    "v1": {"retrain": "converge:50/4"},
+}
+
 #: Backbone part of an env id → backbone name (from the backbone specs).
 BACKBONE_IDS: dict[str, str] = {}
 #: Data set part of an env id → (data set name, paper λ) (from the data set specs).
@@ -47,7 +60,9 @@ ENV_IDS: tuple[str, ...] = ()
 
 
 def register_envs() -> tuple[str, ...]:
-    """Register ``CIESS-<Backbone>-<Dataset>-v0`` for every backbone × data set spec.
+    """Register ``CIESS-<Backbone>-<Dataset>-<version>`` for every spec pair and version.
+
+    The versions and what each fixes are :data:`ENV_VERSIONS`.
 
     Called on import for the built-in specs; call it again after
     :func:`~ciess_env.recommenders.register_backbone` or
@@ -66,22 +81,24 @@ def register_envs() -> tuple[str, ...]:
     ids = []
     for b_id, backbone in BACKBONE_IDS.items():
         for d_id, (dataset, lam) in DATASET_IDS.items():
-            env_id = f"CIESS-{b_id}-{d_id}-v0"
-            ids.append(env_id)
-            if env_id in gymnasium.registry:
-                continue
-            gymnasium.register(
-                id=env_id,
-                entry_point="ciess_env.env:EmbeddingSizeEnv",
-                max_episode_steps=_MAX_EPISODE_STEPS,
-                kwargs={
-                    "dataset": dataset,
-                    "backbone": backbone,
-                    "lam": lam,
-                    "d_max": 128,
-                    "max_episode_steps": _MAX_EPISODE_STEPS,
-                },
-            )
+            for version, fixed in ENV_VERSIONS.items():
+                env_id = f"CIESS-{b_id}-{d_id}-{version}"
+                ids.append(env_id)
+                if env_id in gymnasium.registry:
+                    continue
+                gymnasium.register(
+                    id=env_id,
+                    entry_point="ciess_env.env:EmbeddingSizeEnv",
+                    max_episode_steps=_MAX_EPISODE_STEPS,
+                    kwargs={
+                        "dataset": dataset,
+                        "backbone": backbone,
+                        "lam": lam,
+                        "d_max": 128,
+                        "max_episode_steps": _MAX_EPISODE_STEPS,
+                        **fixed,
+                    },
+                )
     ENV_IDS = tuple(ids)
     return ENV_IDS
 

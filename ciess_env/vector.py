@@ -58,12 +58,12 @@ class EntityVecEnv(VecEnv):
 
     Args:
         env: An :class:`~ciess_env.env.EmbeddingSizeEnv` (possibly wrapped, e.g. by
-            ``gym.make``), or a registered env id. ``None`` uses ``"CIESS-LightGCN-ML1M-v0"``.
+            ``gym.make``), or a registered env id. ``None`` uses ``"CIESS-LightGCN-ML1M-v1"``.
         **kwargs: With an id, passed to ``gym.make``; otherwise not allowed.
 
     Example:
         >>> import numpy as np
-        >>> venv = EntityVecEnv("CIESS-MF-Synthetic-v0", preset="tiny",
+        >>> venv = EntityVecEnv("CIESS-MF-Synthetic-v1", preset="tiny",
         ...                     dataset_kwargs={"n_users": 30, "n_items": 20,
         ...                                     "mean_interactions": 6})
         >>> venv.num_envs, venv.reset().shape
@@ -75,7 +75,7 @@ class EntityVecEnv(VecEnv):
 
     def __init__(self, env: gym.Env | str | None = None, **kwargs: Any) -> None:
         if env is None or isinstance(env, str):
-            env = gym.make(env or "CIESS-LightGCN-ML1M-v0", **kwargs)
+            env = gym.make(env or "CIESS-LightGCN-ML1M-v1", **kwargs)
         elif kwargs:
             msg = f"keyword arguments are only allowed with an env id, got {sorted(kwargs)}."
             raise InvalidTypeError(msg)

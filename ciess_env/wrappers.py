@@ -39,7 +39,7 @@ class RecordBudgetLog(gym.Wrapper):
 
     Example:
         >>> import gymnasium as gym
-        >>> env = RecordBudgetLog(gym.make("CIESS-MF-Synthetic-v0", preset="tiny",
+        >>> env = RecordBudgetLog(gym.make("CIESS-MF-Synthetic-v1", preset="tiny",
         ...     dataset_kwargs={"n_users": 30, "n_items": 20, "mean_interactions": 6}))
         >>> _ = env.reset(seed=0)
         >>> _ = env.step(env.action_space.sample())

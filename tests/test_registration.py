@@ -13,11 +13,12 @@ import ciess_env
 
 
 def test_every_backbone_dataset_pair_is_registered() -> None:
-    """16 ids CIESS-{LightGCN,NGCF,NCF,MF}-{ML1M,ML100K,Yelp2018,Synthetic}-v0 exist."""
+    """32 ids CIESS-{LightGCN,NGCF,NCF,MF}-{ML1M,ML100K,Yelp2018,Synthetic}-{v0,v1} exist."""
     expected = {
-        f"CIESS-{b}-{d}-v0"
+        f"CIESS-{b}-{d}-{v}"
         for b in ("LightGCN", "NGCF", "NCF", "MF")
         for d in ("ML1M", "ML100K", "Yelp2018", "Synthetic")
+        for v in ("v0", "v1")
     }
     assert set(ciess_env.ENV_IDS) == expected
     assert expected <= set(gym.registry)
@@ -32,6 +33,25 @@ def test_registered_defaults_follow_the_paper() -> None:
     assert ml1m.kwargs["d_max"] == 128
     assert ml1m.max_episode_steps == ml1m.kwargs["max_episode_steps"] == 10
     assert ml1m.entry_point == "ciess_env.env:EmbeddingSizeEnv"
+
+
+def test_v1_differs_from_v0_only_in_the_step_design(tmp_path) -> None:
+    """-v1 stops each step's retraining on validation; -v0 keeps the code's scratch step."""
+    for b in ("LightGCN", "NGCF", "NCF", "MF"):
+        for d in ("ML1M", "ML100K", "Yelp2018", "Synthetic"):
+            v0, v1 = gym.spec(f"CIESS-{b}-{d}-v0"), gym.spec(f"CIESS-{b}-{d}-v1")
+            assert "retrain" not in v0.kwargs
+            assert v1.kwargs == {**v0.kwargs, "retrain": "converge:50/4"}
+            assert v1.max_episode_steps == v0.max_episode_steps
+    tiny = {"preset": "tiny", "cache_dir": str(tmp_path),
+            "dataset_kwargs": {"n_users": 20, "n_items": 10, "mean_interactions": 4}}  # fmt: skip
+    assert str(gym.make("CIESS-MF-Synthetic-v0", **tiny).unwrapped.design) == "scratch"
+    env = gym.make("CIESS-MF-Synthetic-v1", **tiny)
+    assert str(env.unwrapped.design) == "converge:50/4"
+    # a user's own retrain= still wins over the version's
+    assert str(gym.make("CIESS-MF-Synthetic-v1", retrain="fast", **tiny).unwrapped.design) == (
+        "nested:20"
+    )
 
 
 def test_make_kwargs_override_defaults(tmp_path) -> None:

@@ -92,7 +92,8 @@ def test_toy_backbone_and_data_set_are_added_from_specs_alone(restore_registries
     assert {"CIESS-ToyDot-ToySet-v0", "CIESS-ToyDot-ML1M-v0", "CIESS-LightGCN-ToySet-v0"} <= set(
         ids
     )
-    assert len(ids) == 5 * 5
+    assert len(ids) == 5 * 5 * len(ciess_env.ENV_VERSIONS)
+    assert "CIESS-ToyDot-ToySet-v1" in ids
     spec = gym.spec("CIESS-ToyDot-ToySet-v0")
     assert (spec.kwargs["backbone"], spec.kwargs["dataset"], spec.kwargs["lam"]) == (
         "toydot", "toy-set", 0.3,

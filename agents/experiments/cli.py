@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger("ciess")
 
-DEMO_ENV = "CIESS-LightGCN-Synthetic-v0"
+DEMO_ENV = "CIESS-LightGCN-Synthetic-v1"
 
 
 def _kv(items: Sequence[str] | None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def _agent(spec: str) -> Any:
 
 # --------------------------------------------------------------------------- commands
 def cmd_envs(args: argparse.Namespace) -> int:
-    """Print every registered CIESS env id with its data set and λ."""
+    """Print every registered CIESS env id with its data set, λ and step design."""
     import gymnasium as gym
 
     import ciess_env  # noqa: F401
@@ -97,7 +97,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
     for env_id, spec in sorted(gym.registry.items()):
         if env_id.startswith("CIESS-"):
             kw = spec.kwargs
-            print(f"{env_id:34s} dataset={kw.get('dataset')!s:10s} lam={kw.get('lam')}")
+            step = kw.get("retrain", "scratch")
+            print(f"{env_id:34s} dataset={kw.get('dataset')!s:10s} lam={kw.get('lam')} step={step}")
     return 0
 
 

@@ -140,7 +140,7 @@ def seed_list(seed: int = 0, seeds: int | Sequence[int] | None = None) -> list[i
 
 
 def compare(
-    env_id: str = "CIESS-LightGCN-Synthetic-v0",
+    env_id: str = "CIESS-LightGCN-Synthetic-v1",
     agents: Sequence[str | tuple[str, AgentBuilder]] = ("es", "mr", "mde", "td3", "rw-td3"),
     *,
     budgets: Sequence[float] = PAPER_BUDGETS,

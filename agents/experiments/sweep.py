@@ -3,7 +3,7 @@
 A sweep spec is a small TOML file. Every cell is one :func:`~agents.experiments.compare` run of
 one agent with one seed (a search for RL agents, then selective retraining at every budget)::
 
-    env_id = "CIESS-LightGCN-ML100K-v0"
+    env_id = "CIESS-LightGCN-ML100K-v1"
     agents = ["es", "mr", "rw-td3"]      # always a grid axis
     seeds = 3                            # 3 → seeds 0, 1, 2; or a list [0, 5, 7]
     episodes = 15                        # RL agents only
@@ -18,7 +18,7 @@ one agent with one seed (a search for RL agents, then selective retraining at ev
     noise_std = 6.0
 
     [grid]                               # more axes: lists of values
-    env_id = ["CIESS-LightGCN-ML100K-v0", "CIESS-LightGCN-ML1M-v0"]
+    env_id = ["CIESS-LightGCN-ML100K-v1", "CIESS-LightGCN-ML1M-v1"]
     "env_kwargs.lam" = [0.2, 0.4]
     "agent_kwargs.rw-td3.random_walk" = [true, false]
 

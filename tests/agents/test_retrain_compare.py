@@ -125,12 +125,14 @@ def test_cli_reports_an_unknown_data_set_without_a_traceback(capsys) -> None:
     assert "ml-1m" in err
 
 
-def test_cli_lists_all_sixteen_env_ids(capsys) -> None:
-    """``ciess envs`` prints every registered id once."""
+def test_cli_lists_all_thirty_two_env_ids(capsys) -> None:
+    """``ciess envs`` prints every registered id once, with its step design."""
     assert main(["envs"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("CIESS-")]
-    assert len(lines) == 16
+    assert len(lines) == 32
     assert any(ln.startswith("CIESS-LightGCN-Yelp2018-v0") and "lam=0.2" in ln for ln in lines)
+    v1 = [ln for ln in lines if ln.startswith("CIESS-LightGCN-ML1M-v1")]
+    assert len(v1) == 1 and "step=converge:50/4" in v1[0]
 
 
 def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
