@@ -17,8 +17,11 @@ import torch
 from fidelity_ground_truth import DEFAULT, FIXED, RESULTS, RULES, replay, rule_count
 from scipy.stats import kendalltau, spearmanr
 
-#: Designs read off the probes' validation curves: label -> how.
-CURVE_DESIGNS = ("scratch", "scratch@500", "converge:50/4")
+#: Designs read off the probes' validation curves (every 50 batches): ``scratch`` and
+#: ``scratch@K`` stop at a fixed count, ``converge:E/P`` replays "evaluate every E batches, stop
+#: after P evaluations without improvement, report the best" (``-v1``'s step is converge:50/4;
+#: the cheaper 50/2 and 100/2 test whether a shorter patience ranks as well).
+CURVE_DESIGNS = ("scratch", "scratch@500", "converge:50/4", "converge:50/2", "converge:100/2")
 
 
 def _budget_tag(c: float) -> str:
@@ -112,10 +115,11 @@ def curve_design(probe: dict, design: str) -> tuple[float, float] | None:
     if design.startswith("scratch"):  # "scratch" needs a full probe (to 2,000 batches)
         row = at.get(2000 if design == "scratch" else int(design.split("@")[1]))
         return None if row is None else (row[1], row[4] + row[5])
-    best, _ = replay(hist, 50, 4, 2000)
-    stop = next((i for i, row in enumerate(hist) if row[0] == best), 0)
-    upto = hist[: min(len(hist), stop + 5)]
-    return at[best][1], upto[-1][4] + sum(row[5] for row in upto)
+    every, patience = (int(x) for x in design.split(":")[1].split("/"))
+    best, _ = replay(hist, every, patience, 2000)
+    upto = [row for row in hist if row[0] <= best + patience * every]
+    evals = sum(row[5] for row in upto if row[0] % every == 0)
+    return at[best][1], upto[-1][4] + evals
 
 
 def _fidelity(gt: dict, design_q: dict, masks) -> dict:

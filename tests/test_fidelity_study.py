@@ -58,3 +58,28 @@ def test_probe_replays_final_retrain_exactly(study, tmp_path):
         )  # fmt: skip
         assert (got.best_batches, got.final_batches) == (best, n)
         assert got.test.recall(20) == pytest.approx(test[n], abs=1e-6)
+
+
+def test_converge_read_off_a_probe_is_the_env_step(study, tmp_path):
+    """The report's converge:E/P rows (read off a probe) equal what the env's step returns."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import fidelity_report
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("fidelity_report", None)
+    env = EmbeddingSizeEnv(
+        dataset="synthetic", backbone="mf", preset="tiny", batches_per_step=600, batch_size=64,
+        dataset_kwargs={"n_users": 40, "n_items": 30, "mean_interactions": 8},
+        cache_dir=str(tmp_path),
+    )  # fmt: skip
+    mask = study.Mask("ES", "ES", 0.5, np.full(env.data.n_users, 8), np.full(env.data.n_items, 8))
+    row = study.probe(env, mask, seed=2, full=True)
+    stopped_early = []
+    for design in ("converge:50/4", "converge:50/2", "converge:100/2"):
+        quality, seconds = fidelity_report.curve_design(row, design)
+        step = study.run_design(env, mask, design, None, seed=2)
+        assert step["quality"] == pytest.approx(quality, abs=1e-6), design
+        assert seconds > 0
+        stopped_early.append(step["batches"] < 600)
+    assert any(stopped_early)  # the rule really stopped a run, so the replay was exercised
