@@ -132,7 +132,8 @@ def test_cli_lists_all_thirty_two_env_ids(capsys) -> None:
     assert len(lines) == 32
     assert any(ln.startswith("CIESS-LightGCN-Yelp2018-v0") and "lam=0.2" in ln for ln in lines)
     v1 = [ln for ln in lines if ln.startswith("CIESS-LightGCN-ML1M-v1")]
-    assert len(v1) == 1 and "step=converge:50/4" in v1[0]
+    assert len(v1) == 1
+    assert "step=converge:50/4" in v1[0]
 
 
 def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
