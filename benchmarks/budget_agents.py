@@ -54,7 +54,8 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         "",
         f"Seeds {args.seeds}; {args.episodes} search episodes of T = 10 steps per budget for the "
         "one-budget agents (structured-*, rw-td3-lagrange: one search per budget, so 3× the env "
-        f"steps of rw-td3, which searches once for all budgets); env kwargs {args.env_kw}; "
+        f"steps of rw-td3, which searches once for all budgets); env kwargs "
+        f"{args.env_kw or 'none (the id as registered)'}; "
         f"top-{args.top_l} selective retraining, final retraining early-stopped on validation "
         "(SearchSession.final_batches). Test metrics. Shared 2-core CPU, one torch thread per "
         "unit; 1-min load average at the start of each unit: "
