@@ -225,6 +225,8 @@ def main() -> None:
     p.add_argument("--search-per-budget", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="at most this many masks (in order)")
     p.add_argument("--family", default=None, help="only masks of this family, e.g. RW-TD3")
+    p.add_argument("--probed-only", action="store_true",
+                   help="designs only on masks whose seed-0 ground truth exists")  # fmt: skip
     p.add_argument("--report", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -249,6 +251,9 @@ def main() -> None:
     chosen = [m for m in masks if args.only == "all" or m.name.split(" @")[0] in ITEM0]
     chosen = [m for m in chosen if args.family is None or m.family == args.family]
     chosen = chosen[: args.limit] if args.limit else chosen
+    if args.probed_only:
+        probed = {r["digest"] for r in read_jsonl(probes_path) if r["seed"] == 0}
+        chosen = [m for m in chosen if m.digest in probed]
     if args.probe:
         done = {(r["digest"], r["seed"]) for r in read_jsonl(probes_path)}
         for m in chosen:  # mask-major: each mask's seeds first (pairs for the spread)
