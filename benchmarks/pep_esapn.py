@@ -127,6 +127,13 @@ def _ci(values: Sequence[float]) -> str:
     return f"{v.mean():.4f} ± {half:.4f}"
 
 
+def _read_units(cache: Path) -> list[dict[str, Any]]:
+    """Every finished unit in the JSONL cache (empty before the first)."""
+    if not cache.exists():
+        return []
+    return [json.loads(x) for x in cache.read_text().splitlines() if x.strip()]
+
+
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:
     """Rewrite the markdown report from every unit in the JSONL cache."""
     lines = [
@@ -237,13 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One cache and report per data set, so data sets can run as separate jobs.
         cache = args.out / f"pep_esapn_{'quick' if args.quick else dataset}.jsonl"
         report = cache.with_suffix(".md")
-        units = [json.loads(x) for x in cache.read_text().splitlines()] if cache.exists() else []
-        planned = {dataset: len(args.methods) * len(args.seeds)}
+        # Every method is planned, so a run of a subset reports "(partial, ...)" honestly.
+        planned = {dataset: len(METHODS) * len(args.seeds)}
         session = SearchSession(env_id, env_kwargs=env_kwargs, progress_bar=False)
         cap = min(session.final_batches(), 4 if args.quick else args.max_retrain_batches)
         for seed in args.seeds:
             for method in args.methods:
                 key = (dataset, method, seed)
+                # Re-read the cache: another job may share it (two cores, two units at once).
+                units = _read_units(cache)
                 if any((u["dataset"], u["method"], u["seed"]) == key for u in units):
                     continue
                 logger.info("running %s", key)
@@ -265,10 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "final_retraining_cap": cap,
                     "torch_threads": args.threads,
                 }
-                units.append(unit)
                 with cache.open("a") as f:
                     f.write(json.dumps(unit) + "\n")
-                write_report(units, report, planned)
+                write_report(_read_units(cache), report, planned)
+        if cache.exists():  # also when every unit was already done: the report only
+            write_report(_read_units(cache), report, planned)
         session.close()
     return 0
 
