@@ -219,7 +219,7 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     another). On ML-1M, ``"converge:50/4"`` (a fresh model trained until validation quality
     stops improving, checked every 50 batches with patience 4, capped at the code's batches)
     ranks masks within a budget as well as a second seed of the final retraining does, at
-    about half the cost of ``"scratch"``; the code's 2,000-batch ``"scratch"`` step ranks them
+    about 20 % less cost than ``"scratch"``; the code's 2,000-batch ``"scratch"`` step ranks them
     a little worse (it over-trains large tables), and ``"epochs:5"`` (the paper's text: 5
     passes, the scratch schedule compressed onto them) and the nested fast mode rank them
     poorly. The ``-v1`` ids therefore fix ``retrain="converge:50/4"``; the ``-v0`` ids and
