@@ -2,7 +2,7 @@
 
 Issue 15 item 3. For each seed and each exploration-noise variant of RandomWalkTD3 —
 ``noise="per_entity"`` (the paper, σ = 6 sizes per entity), ``"shared"`` (one scalar per step,
-the authors' code) and ``"none"`` — one fast-mode search logs, besides every explored mask,
+the authors' code) and ``"none"`` — one search logs, besides every explored mask,
 the policy's noise-free mask after every episode (``predict(terminal_obs, deterministic=True)``
 scored by ``env.evaluate_sizes``). Then, per budget, top-3 selective retraining
 (``agents.experiments.selective.selective_retrain``, the final retraining on main) runs on
@@ -16,9 +16,14 @@ searches checkpoint after every episode under ``$CIESS_CACHE_DIR/search_diagnosi
 interrupted run continues where it stopped. ``report`` turns the JSONL into the markdown table
 (mean ± 95 % bootstrap CI over seeds; differences paired by seed).
 
+The step is the ``-v1`` env's (``--version v1``, the default: trained until validation stops
+improving, the design that ranks masks like the final retraining, issue 14) or ``-v0``'s fast
+mode (``--version v0``: nested-prefix fine-tuning, cheap but a coarse proxy). Results of the
+two never mix: each has its own JSONL and report.
+
 Run (one CPU slot; ``--shard i/K`` splits the units over K processes)::
 
-    python benchmarks/search_diagnosis.py run --dataset ml-100k --seeds 0 1 2 --episodes 10
+    python benchmarks/search_diagnosis.py run --dataset ml-100k --seeds 0 1 2 --episodes 5
     python benchmarks/search_diagnosis.py report --dataset ml-100k
 """
 
@@ -39,9 +44,21 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 ENV_IDS = {
-    "ml-100k": "CIESS-LightGCN-ML100K-v0",
-    "ml-1m": "CIESS-LightGCN-ML1M-v0",
-    "synthetic": "CIESS-LightGCN-Synthetic-v0",  # plumbing check in seconds; numbers mean nothing
+    "ml-100k": "CIESS-LightGCN-ML100K",
+    "ml-1m": "CIESS-LightGCN-ML1M",
+    "synthetic": "CIESS-LightGCN-Synthetic",  # plumbing check in seconds; numbers mean nothing
+}
+#: Env version → (env kwargs, how the report describes the step).
+VERSIONS = {
+    "v1": (
+        {},
+        "the `-v1` step as registered (retrained until validation stops improving, "
+        "`converge:50/4`)",
+    ),
+    "v0": (
+        {"retrain": "fast"},
+        "`retrain='fast'` (nested-prefix fine-tuning, the documented fast mode)",
+    ),
 }
 _SYNTHETIC = {
     "preset": "tiny",
@@ -82,18 +99,27 @@ class Ledger:
         self.rows.append(row)
 
 
+def _env_id(dataset: str, version: str) -> str:
+    return f"{ENV_IDS[dataset]}-{version}"
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    return args.results_dir / f"search_diagnosis_{args.dataset}_{args.version}.jsonl"
+
+
 def _run_dir(args: argparse.Namespace, noise: str, seed: int) -> Path:
     root = Path(os.environ.get("CIESS_CACHE_DIR", Path.home() / ".cache" / "ciess"))
-    return root / "search_diagnosis" / args.dataset / f"e{args.episodes}-{noise}-seed{seed}"
+    name = f"{args.version}-e{args.episodes}-{noise}-seed{seed}"
+    return root / "search_diagnosis" / args.dataset / name
 
 
 def _session(args: argparse.Namespace, seed: int):
     from agents.experiments.session import SearchSession
 
-    env_kwargs: dict[str, Any] = {"retrain": "fast", "data_dir": args.data_dir}
+    env_kwargs: dict[str, Any] = {**VERSIONS[args.version][0], "data_dir": args.data_dir}
     if args.dataset == "synthetic":
-        env_kwargs = dict(_SYNTHETIC)
-    return SearchSession(ENV_IDS[args.dataset], seed=seed, env_kwargs=env_kwargs,
+        env_kwargs = {**VERSIONS[args.version][0], **_SYNTHETIC}
+    return SearchSession(_env_id(args.dataset, args.version), seed=seed, env_kwargs=env_kwargs,
                          progress_bar=False)  # fmt: skip
 
 
@@ -202,7 +228,7 @@ def _do_unit(args: argparse.Namespace, kind: str, p: dict[str, Any]) -> dict[str
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    ledger = Ledger(args.results_dir / f"search_diagnosis_{args.dataset}.jsonl")
+    ledger = Ledger(_ledger_path(args))
     shard, n_shards = (int(x) for x in args.shard.split("/"))
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     while True:
@@ -231,25 +257,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------------- report
 def _ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % percentile-bootstrap CI (agents.experiments.stats when available)."""
-    try:
-        from agents.experiments.stats import bootstrap_ci
-    except ImportError:  # stats.py (issue 16) not on this branch yet: same method via scipy
-        x = np.asarray([v for v in values if v == v], dtype=np.float64)
-        if x.size < 2 or np.ptp(x) == 0:
-            m = float(x.mean()) if x.size else float("nan")
-            return m, (m if x.size > 1 else float("nan")), (m if x.size > 1 else float("nan"))
-        from scipy.stats import bootstrap
+    """Mean and 95 % percentile-bootstrap CI over seeds (:mod:`agents.experiments.stats`)."""
+    from agents.experiments.stats import bootstrap_ci
 
-        res = bootstrap((x,), np.mean, n_resamples=10_000, method="percentile",
-                        rng=np.random.default_rng(0))  # fmt: skip
-        return (
-            float(x.mean()),
-            float(res.confidence_interval.low),
-            float(res.confidence_interval.high),
-        )
-    iv = bootstrap_ci(values)
-    return float(iv.mean), float(iv.low), float(iv.high)
+    return tuple(bootstrap_ci(values))
 
 
 def _fmt(mean: float, low: float, high: float, digits: int = 4) -> str:
@@ -261,7 +272,7 @@ def _fmt(mean: float, low: float, high: float, digits: int = 4) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    ledger = Ledger(args.results_dir / f"search_diagnosis_{args.dataset}.jsonl")
+    ledger = Ledger(_ledger_path(args))
     rows = ledger.rows
     if not rows:
         sys.exit(f"no results in {ledger.path}; run `search_diagnosis.py run` first")
@@ -274,14 +285,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     command = rows[0]["command"]
     total = sum(r["seconds"] for r in rows)
     lines = [
-        f"# Search diagnosis on {args.dataset} ({status})",
+        f"# Search diagnosis on {args.dataset}, {args.version} step ({status})",
         "",
         f"- Command: `{command}`; report: `python benchmarks/search_diagnosis.py report "
-        f"--dataset {args.dataset}`",
-        f"- Env: `{ENV_IDS[args.dataset]}`, search steps `retrain='fast'` (nested-prefix "
-        f"fine-tuning, the documented fast mode), RandomWalkTD3 paper defaults but `noise`; "
-        f"{episodes} episodes × T = 10 per search (not the paper's 30: 8 helpers share 2 CPU "
-        "cores and the session ends at 00:00 UTC; final retraining dominates the cost)",
+        f"--dataset {args.dataset} --version {args.version}`",
+        f"- Env: `{_env_id(args.dataset, args.version)}`, search steps "
+        f"{VERSIONS[args.version][1]}; RandomWalkTD3 paper defaults but `noise`; "
+        f"{episodes} episodes × T = 10 per search (not the paper's 30: one core per job on this "
+        "2-core CPU; the wall times are in the JSONL)",
         f"- Seeds: {seeds} (each seeds the agent, the per-step training and the final "
         "retraining; the data split is fixed, split_seed 42). ES uses the same seeds.",
         "- Final retraining: `agents.experiments.selective.selective_retrain` as on main at "
@@ -329,7 +340,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                     f"{np.mean(sp):.4f} | {_fmt(*_ci(r20))} | {_fmt(*_ci(n20))} | "
                     f"{_fmt(*_ci(diffs)) if diffs else '—'} |"
                 )
-    lines += ["", "## The search itself (validation q̄ of the fast-mode steps)", "",
+    lines += ["", "## The search itself (validation q̄ of the search's steps)", "",
               "| noise | seeds | best explored q̄ | best noise-free q̄ | last-episode mean size "
               "| noise-free mean size (last) | within-decile size std explored | "
               "noise-free | variance explained by popularity bin, explored | noise-free |",
@@ -362,7 +373,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             lines.append(f"- {noise} (seed {s_rows[0]['seed']}): " + "; ".join(
                 f"{e['episode']}: {e['mean_quality']:.3f}/{e['mean_size']:.1f}, "
                 f"{e['det_quality']:.3f}/{e['det_mean_size']:.1f}" for e in eps))  # fmt: skip
-    out = args.results_dir / f"search_diagnosis_{args.dataset}.md"
+    out = _ledger_path(args).with_suffix(".md")
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -372,15 +383,17 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--dataset", choices=sorted(ENV_IDS), default="ml-100k")
+    r.add_argument("--version", choices=sorted(VERSIONS), default="v1")
     r.add_argument("--data-dir", default=os.environ.get("CIESS_DATA_DIR"))
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    r.add_argument("--episodes", type=int, default=10)
+    r.add_argument("--episodes", type=int, default=5)
     r.add_argument("--noise", nargs="+", choices=NOISES, default=list(NOISES))
     r.add_argument("--shard", default="0/1", help="i/K: run every K-th unit starting at i")
     r.add_argument("--results-dir", type=Path, default=RESULTS)
     r.set_defaults(func=cmd_run)
     q = sub.add_parser("report")
     q.add_argument("--dataset", choices=sorted(ENV_IDS), default="ml-100k")
+    q.add_argument("--version", choices=sorted(VERSIONS), default="v1")
     q.add_argument("--results-dir", type=Path, default=RESULTS)
     q.set_defaults(func=cmd_report)
     args = p.parse_args()
