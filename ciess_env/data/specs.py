@@ -82,7 +82,7 @@ class DatasetSpec:
 
     Attributes:
         name: Canonical name (``load_dataset(name)``, pretraining caches).
-        env_name: The data set part of env ids, ``CIESS-<Backbone>-<env_name>-v1``.
+        env_name: The data set part of env ids, ``CIESS-<Backbone>-<env_name>-<version>``.
         lam: The paper's λ for this data set (§5.4: 0.4 on ML-1M, 0.2 on Yelp2018).
         aliases: Other accepted names (case, ``-``, ``_`` and spaces are ignored anyway).
         stats: The counts of a complete copy; ``None`` for generated data (nothing to check).

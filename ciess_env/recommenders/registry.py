@@ -44,7 +44,7 @@ class BackboneSpec:
         name: Lowercase key (``make_backbone(name)``, configs, the CLI).
         cls: The :class:`~ciess_env.recommenders.base.Backbone` subclass, or its
             ``"module:Class"`` path (imported on first use).
-        env_name: The backbone part of env ids, ``CIESS-<env_name>-<Dataset>-v1``.
+        env_name: The backbone part of env ids, ``CIESS-<env_name>-<Dataset>-<version>``.
         paper_batches: Batches of one scratch step in the reference code on ML-1M-sized data.
         paper_batches_large: The same on the larger data sets (``DatasetSpec.large``: Yelp2018).
         decay_batches: Batches between learning-rate decays (× 0.9).
