@@ -198,7 +198,29 @@ def _do_search(args: argparse.Namespace, noise: str, seed: int) -> dict[str, Any
     seconds = time.perf_counter() - t0
     row = _summarise_search(session, run, seconds)
     session.close()
+    _keep_pools(args, run / "checkpoint", noise, seed)
     return row
+
+
+def _pool_path(args: argparse.Namespace, pool: str, noise: str, seed: int) -> Path:
+    """Where a finished search's top masks are kept beside the JSONL (committed with it)."""
+    return _ledger_path(args).with_suffix("") / f"{noise}-seed{seed}-{pool}"
+
+
+def _keep_pools(args: argparse.Namespace, checkpoint: Path, noise: str, seed: int) -> None:
+    """Save each pool's top-3 masks per budget next to the results.
+
+    The checkpoint lives in a cache that may not outlive the sitting; the retraining units
+    need only these masks, so a later sitting can retrain without repeating the search.
+    """
+    from ciess_env.budget_log import BudgetLog
+
+    for pool, name in POOLS.items():
+        log = BudgetLog.load(checkpoint / name)
+        kept = BudgetLog(log.n_users, log.n_items, d_max=log.d_max, budgets=BUDGETS, top_l=3)
+        for entry in log:
+            kept.record(**entry._asdict())
+        kept.save(_pool_path(args, pool, noise, seed))
 
 
 def _retrain(args: argparse.Namespace, log, seed: int, c: float) -> dict[str, Any]:
@@ -222,8 +244,7 @@ def _do_unit(args: argparse.Namespace, kind: str, p: dict[str, Any]) -> dict[str
         log = session.heuristic_log("es", [p["budget"]])
         session.close()
         return _retrain(args, log, p["seed"], p["budget"])
-    run = _run_dir(args, p["noise"], p["seed"])
-    log = BudgetLog.load(run / "checkpoint" / POOLS[p["pool"]])
+    log = BudgetLog.load(_pool_path(args, p["pool"], p["noise"], p["seed"]))
     return _retrain(args, log, p["seed"], p["budget"])
 
 
