@@ -16,9 +16,9 @@ for its best count and scored on test. Searches use ``retrain="fast"`` and 15 ep
 
 Resumable: every finished (data set, method, seed) unit is appended to
 ``benchmarks/results/pep_esapn_<dataset>.jsonl`` with its command, seconds and load average;
-a rerun skips the units already there and rewrites ``pep_esapn_<dataset>.md`` (mean ± 95 %
-t-interval over seeds, the paper's Table 1 values beside ours where it has them) after every
-unit.
+a rerun skips the units already there and rewrites ``pep_esapn_<dataset>.md`` (mean and 95 %
+bootstrap interval over seeds, the difference to ES paired by seed, the paper's Table 1 values
+beside ours where it has them) after every unit.
 
 Run (each unit is minutes on ML-100K, tens of minutes on ML-1M; one torch thread each)::
 
@@ -42,13 +42,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from scipy import stats
 
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
 from agents.experiments.selective import PAPER_BUDGETS
+from agents.experiments.stats import Interval, bootstrap_ci, difference_ci
 
 logger = logging.getLogger("pep_esapn")
 
@@ -117,14 +116,27 @@ def run_unit(
     return rows
 
 
-def _ci(values: Sequence[float]) -> str:
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
-    if v.size == 0:
+def _fmt(iv: Interval, sign: str = "") -> str:
+    if math.isnan(iv.estimate):
         return "not reached"
-    if v.size == 1:
-        return f"{v[0]:.4f}"
-    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
-    return f"{v.mean():.4f} ± {half:.4f}"
+    if math.isnan(iv.low):
+        return f"{iv.estimate:{sign}.4f}"
+    star = " *" if sign and iv.excludes(0.0) else ""
+    return f"{iv.estimate:{sign}.4f} [{iv.low:{sign}.4f}, {iv.high:{sign}.4f}]{star}"
+
+
+def _ci(values: Sequence[float]) -> str:
+    """Mean over seeds with its 95 % percentile-bootstrap interval."""
+    return _fmt(bootstrap_ci(values))
+
+
+def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
+    """Mean difference to ES, paired by seed, with its 95 % bootstrap interval."""
+    pairs = [(r[key], es[r["seed"]]) for r in rows if r["seed"] in es]
+    if not pairs:
+        return "—"
+    x, y = zip(*pairs, strict=True)
+    return _fmt(difference_ci(x, y, paired=True), sign="+")
 
 
 def _read_units(cache: Path) -> list[dict[str, Any]]:
@@ -143,8 +155,9 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
         "on validation (every 50 batches, patience 8) capped at 2,000 batches (top-3 masks per "
         "budget for the searches, the one mask for ES / PEP / PEP-as-prefix), winner retrained "
         "on train + validation for its best count scaled to the larger split, test split, two "
-        "seeds averaged. Searches: `retrain='fast'`, 15 episodes, λ = 0.4. Cells: mean ± 95 % "
-        "t-interval over seeds (one value where n = 1). Produced by "
+        "seeds averaged. Searches: `retrain='fast'`, 15 episodes, λ = 0.4. Cells: mean over seeds "
+        "[95 % percentile-bootstrap interval] (one value where n = 1); R@20 − ES: the "
+        "difference paired by seed, `*` where its interval excludes 0. Produced by "
         "`benchmarks/pep_esapn.py`; per-unit rows, commands and load averages in "
         "`pep_esapn_<dataset>.jsonl`. Each unit ran on one thread of a 2-core machine that ran "
         "other jobs too (its 1-minute load is listed with it), so seconds are indicative.",
@@ -157,7 +170,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
         label = "" if done >= total else f" (partial, {done} of {total} units)"
         lines += [f"## {dataset}{label}", ""]
         paper = dataset == "ml-1m"
-        head = ["method", "c", "seeds", "sparsity", "R@20", "N@20"]
+        head = ["method", "c", "seeds", "sparsity", "R@20", "N@20", "R@20 − ES"]
         if paper:
             head += ["paper R@20", "paper N@20"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,6 +180,13 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
             if any(r["method"] == m for u in mine for r in u["rows"])
         ]
         for c in PAPER_BUDGETS:
+            es = {
+                u["seed"]: r["recall@20"]
+                for u in mine
+                if u["method"] == "es"
+                for r in u["rows"]
+                if r["method"] == "es" and abs(r["budget"] - c) < 1e-9
+            }
             for m in methods:
                 rows = [
                     r
@@ -183,6 +203,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                     _ci([r["sparsity"] for r in rows]),
                     _ci([r["recall@20"] for r in rows]),
                     _ci([r["ndcg@20"] for r in rows]),
+                    "(baseline)" if m == "es" else _diff(rows, es, "recall@20"),
                 ]
                 if paper:
                     ref = PAPER_ML1M.get((m, c))
