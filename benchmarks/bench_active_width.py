@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from jsonl_cache import append_unit, load_average, read_units
 
 from ciess_env.budget_log import BudgetLog
 from ciess_env.config import StepConfig
@@ -63,10 +64,6 @@ SEED = 0
 ENV_IDS = {"ml-1m": "CIESS-LightGCN-ML1M-v0", "ml-100k": "CIESS-LightGCN-ML100K-v0"}
 
 
-def _load() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-
-
 def _rss_mb() -> float:
     """Resident set size of this process in MB (Linux /proc; nan elsewhere)."""
     try:
@@ -78,21 +75,17 @@ def _rss_mb() -> float:
 
 
 def _done() -> set[str]:
-    if not JSONL.exists():
-        return set()
-    return {json.loads(line)["unit"] for line in JSONL.read_text().splitlines() if line}
+    return {r["unit"] for r in read_units(JSONL)}
 
 
 def _append(record: dict) -> None:
     record |= {
-        "load_1min": round(_load(), 2),
+        "load_1min": round(load_average(), 2),
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python " + shlex.join(["benchmarks/bench_active_width.py", *sys.argv[1:]]),
         "threads": torch.get_num_threads(),
     }
-    JSONL.parent.mkdir(parents=True, exist_ok=True)
-    with JSONL.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_unit(JSONL, record)
     print(json.dumps(record), flush=True)
 
 
@@ -286,9 +279,7 @@ def part_heap(data, args) -> None:
 
 # ----------------------------------------------------------------- report
 def _records() -> list[dict]:
-    if not JSONL.exists():
-        return []
-    return [json.loads(line) for line in JSONL.read_text().splitlines() if line]
+    return read_units(JSONL)
 
 
 def part_report(data, args) -> None:

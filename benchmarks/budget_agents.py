@@ -19,21 +19,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from jsonl_cache import append_unit, load_average, read_units
 
 DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
-
-
-def _load(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: str) -> str:
@@ -107,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     units = [(s, a) for s in args.seeds for a in args.agents]
     for seed, agent in units:
-        rows = _load(jsonl)
+        rows = read_units(jsonl)
         if any(u["seed"] == seed and u["agent"] == agent for u in rows):
             continue
-        load = os.getloadavg()[0]
+        load = load_average()
         t0 = time.perf_counter()
         comparison = compare(
             args.env_id, [agent], budgets=args.budgets, episodes=args.episodes,
@@ -125,11 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": json.loads(table.to_json(orient="records")),
         }
-        with jsonl.open("a") as fh:
-            fh.write(json.dumps(unit) + "\n")
-        out.with_suffix(".md").write_text(_summary(_load(jsonl), args, len(units), command))
+        append_unit(jsonl, unit)
+        out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, len(units), command))
         print(f"done seed {seed} {agent} in {unit['seconds']:.0f} s", flush=True)
-    rows = _load(jsonl)
+    rows = read_units(jsonl)
     if rows:
         out.with_suffix(".md").write_text(_summary(rows, args, len(units), command))
     return 0

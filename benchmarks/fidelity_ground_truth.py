@@ -34,7 +34,6 @@ Run (each stage resumes; ``--report`` writes the results file and the plot)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -45,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity_masks import BUDGETS, Mask, load_masks, save_masks, structured_masks
+from jsonl_cache import append_unit, read_units
 
 from agents.baselines import fit_to_budget, kept_budget
 from ciess_env.env import EmbeddingSizeEnv
@@ -193,17 +193,6 @@ def search_masks(env_id: str, args: argparse.Namespace, data) -> list[Mask]:
 
 
 # ------------------------------------------------------------------------------- report
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def append(path: Path, row: dict) -> None:
-    with path.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", default="ml-100k")
@@ -252,19 +241,19 @@ def main() -> None:
     chosen = [m for m in chosen if args.family is None or m.family == args.family]
     chosen = chosen[: args.limit] if args.limit else chosen
     if args.probed_only:
-        probed = {r["digest"] for r in read_jsonl(probes_path) if r["seed"] == 0}
+        probed = {r["digest"] for r in read_units(probes_path) if r["seed"] == 0}
         chosen = [m for m in chosen if m.digest in probed]
     if args.probe:
-        done = {(r["digest"], r["seed"]) for r in read_jsonl(probes_path)}
+        done = {(r["digest"], r["seed"]) for r in read_units(probes_path)}
         for m in chosen:  # mask-major: each mask's seeds first (pairs for the spread)
             for seed in args.seeds:
                 if (m.digest, seed) in done:
                     continue
                 row = probe(env, m, seed, full=args.full)
-                append(probes_path, row)
+                append_unit(probes_path, row)
                 print(f"probe {m.name} seed {seed}: {row['seconds']} s", flush=True)
     if args.designs:
-        done = {(r["digest"], r["design"], r.get("seed", 0)) for r in read_jsonl(designs_path)}
+        done = {(r["digest"], r["design"], r.get("seed", 0)) for r in read_units(designs_path)}
         designs = args.designs.split(",")
         nested = env.nested_pretrained.state_dict if any("nested" in d for d in designs) else None
         for m in chosen:
@@ -272,12 +261,12 @@ def main() -> None:
                 if (m.digest, d, args.design_seed) in done:
                     continue
                 row = run_design(env, m, d, nested, args.design_seed)
-                append(designs_path, row)
+                append_unit(designs_path, row)
                 print(f"design {d} {m.name}: {row['quality']:.4f} {row['train_s']} s", flush=True)
     if args.report:
         from fidelity_report import write_report
 
-        write_report(tag, env, masks, read_jsonl(probes_path), read_jsonl(designs_path))
+        write_report(tag, env, masks, read_units(probes_path), read_units(designs_path))
 
 
 if __name__ == "__main__":

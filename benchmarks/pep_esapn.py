@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import math
 import os
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jsonl_cache import append_unit, read_units
 
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
@@ -137,13 +137,6 @@ def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
         return "—"
     x, y = zip(*pairs, strict=True)
     return _fmt(difference_ci(x, y, paired=True), sign="+")
-
-
-def _read_units(cache: Path) -> list[dict[str, Any]]:
-    """Every finished unit in the JSONL cache (empty before the first)."""
-    if not cache.exists():
-        return []
-    return [json.loads(x) for x in cache.read_text().splitlines() if x.strip()]
 
 
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:
@@ -273,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for method in args.methods:
                 key = (dataset, method, seed)
                 # Re-read the cache: another job may share it (two cores, two units at once).
-                units = _read_units(cache)
+                units = read_units(cache)
                 if any((u["dataset"], u["method"], u["seed"]) == key for u in units):
                     continue
                 logger.info("running %s", key)
@@ -295,11 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "final_retraining_cap": cap,
                     "torch_threads": args.threads,
                 }
-                with cache.open("a") as f:
-                    f.write(json.dumps(unit) + "\n")
-                write_report(_read_units(cache), report, planned)
+                append_unit(cache, unit)
+                write_report(read_units(cache), report, planned)
         if cache.exists():  # also when every unit was already done: the report only
-            write_report(_read_units(cache), report, planned)
+            write_report(read_units(cache), report, planned)
         session.close()
     return 0
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shlex
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jsonl_cache import append_unit, load_average, read_units
 
 RESULTS = Path(__file__).parent / "results"
 ENV_IDS = {
@@ -69,33 +69,25 @@ POOLS = {"explored": "budget_log", "deterministic": "deterministic_log"}
 BUDGETS = (0.8, 0.9, 0.95)
 
 
-def _load() -> float:
-    return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan")
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Ledger:
-    """The JSONL file of finished units; a unit is done when a row with its key exists."""
+    """The study's JSONL file of finished units; a unit is done when a row with its key exists."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: list[dict[str, Any]] = []
-        if path.is_file():
-            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        self.rows: list[dict[str, Any]] = read_units(path)
 
     def done(self, key: str) -> bool:
         """Whether the unit ``key`` has a row (re-reading the file, shared by shards)."""
-        self.__init__(self.path)  # another shard may have appended
+        self.rows = read_units(self.path)  # another shard may have appended
         return any(r["key"] == key for r in self.rows)
 
     def append(self, row: dict[str, Any]) -> None:
         """Append one finished unit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        append_unit(self.path, row)
         self.rows.append(row)
 
 
@@ -261,13 +253,13 @@ def cmd_run(args: argparse.Namespace) -> None:
             if kind == "retrain" and not ledger.done(search_key):
                 waiting += 1  # its search runs in another shard and has not finished yet
                 continue
-            start_load, t0 = _load(), time.perf_counter()
+            start_load, t0 = load_average(), time.perf_counter()
             print(f"[{_now()}] {key} (load {start_load:.2f})", flush=True)
             out = _do_unit(args, kind, params)
             ledger.append({
                 "key": key, "kind": kind, **params, **out, "episodes": args.episodes,
                 "seconds": time.perf_counter() - t0, "load_start": start_load,
-                "load_end": _load(), "finished": _now(), "command": command,
+                "load_end": load_average(), "finished": _now(), "command": command,
                 "threads": os.environ.get("OMP_NUM_THREADS"),
             })  # fmt: skip
             print(f"[{_now()}] {key} done in {time.perf_counter() - t0:.0f} s", flush=True)

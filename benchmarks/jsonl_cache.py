@@ -1,0 +1,35 @@
+"""The JSONL file of finished units that every resumable study in ``benchmarks/`` keeps.
+
+A long study appends one line per finished unit of work (a retraining, a search, a sweep
+cell) and skips, on restart, every unit already in the file, so it can span several sittings
+and several processes: each process re-reads the file before each unit, and a line is
+appended in one write once its unit is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["append_unit", "load_average", "read_units"]
+
+
+def read_units(path: Path) -> list[dict[str, Any]]:
+    """Every finished unit in ``path`` (empty before the first)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_unit(path: Path, row: dict[str, Any]) -> None:
+    """Append one finished unit (creating the folder); NumPy scalars are written as floats."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(row, default=float) + "\n")
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where the platform has none), recorded with each unit."""
+    return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan")
