@@ -1,9 +1,13 @@
-r"""Agents built for the budget vs ES on ML-100K: several seeds, one JSONL line per finished unit.
+r"""Agents built for the budget vs ES: several seeds, one JSONL line per finished unit.
 
-A unit is one (seed, agent) run of :func:`agents.experiments.compare.compare` at the three
-budgets (fast-mode search, top-l selective retraining, test metrics). Each finished unit is
+A unit is one run of :func:`agents.experiments.compare.compare` (search, top-l selective
+retraining, test metrics): per (seed, agent, budget) for the agents whose budgets are
+independent — the heuristics and the one-budget agents, each budget's search and retraining
+seeded on its own, so the numbers equal those of one run over all budgets (a test asserts it) —
+and per (seed, agent) for the agents that search once for all budgets. Each finished unit is
 appended to ``<out>.jsonl`` with its wall time and the load average, so an interrupted study
-resumes where it stopped (finished units are skipped) and partial results can be committed.
+resumes where it stopped (finished units are skipped; an older line holding every budget of a
+(seed, agent) counts for all of them) and partial results can be committed.
 The markdown summary (mean and 95 % bootstrap CI over seeds, difference to ES paired by seed,
 via :mod:`agents.experiments.stats`) is rewritten after every unit and labelled
 "(partial, n of N)" until every unit is in.
@@ -30,6 +34,33 @@ from jsonl_cache import append_unit, load_average, read_units
 DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
 
 
+def _unit_name(unit: dict) -> str:
+    tag = "" if unit.get("budget") is None else f"@{unit['budget']:g}"
+    return f"{unit['agent']}/s{unit['seed']}{tag}"
+
+
+def _units(args: argparse.Namespace) -> list[tuple[int, str, float | None]]:
+    """(seed, agent, budget or None for all budgets at once), in the order they run."""
+    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS
+
+    per_budget = (*HEURISTICS, *ONE_BUDGET_AGENTS)
+    return [
+        (seed, agent, c)
+        for seed in args.seeds
+        for agent in args.agents
+        for c in (args.budgets if agent in per_budget else [None])
+    ]
+
+
+def _done(rows: list[dict], seed: int, agent: str, budget: float | None) -> bool:
+    return any(
+        u["seed"] == seed
+        and u["agent"] == agent
+        and (u.get("budget") is None or u["budget"] == budget)
+        for u in rows
+    )
+
+
 def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: str) -> str:
     from agents.experiments.compare import _markdown
 
@@ -39,8 +70,10 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         summarize = summary_markdown = None
 
     table = pd.DataFrame([r for unit in rows for r in unit["rows"]])
-    done = len(rows)
-    label = "" if done == n_units else f" (partial, {done} of {n_units} units)"
+    done = len(table[["seed", "agent", "budget"]].drop_duplicates())
+    label = (
+        "" if done >= n_units else f" (partial, {done} of {n_units} seed × agent × budget cells)"
+    )
     head = [
         f"# Agents built for the budget vs ES on {args.env_id}{label}",
         "",
@@ -53,11 +86,11 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         f"top-{args.top_l} selective retraining, final retraining early-stopped on validation "
         "(SearchSession.final_batches). Test metrics. Shared 2-core CPU, one torch thread per "
         "unit; 1-min load average at the start of each unit: "
-        + ", ".join(f"{u['agent']}/s{u['seed']} {u['load_average']:.1f}" for u in rows)
+        + ", ".join(f"{_unit_name(u)} {u['load_average']:.1f}" for u in rows)
         + ".",
         "",
         "Wall time per unit (s): "
-        + ", ".join(f"{u['agent']}/s{u['seed']} {u['seconds']:.0f}" for u in rows)
+        + ", ".join(f"{_unit_name(u)} {u['seconds']:.0f}" for u in rows)
         + ".",
         "",
     ]
@@ -99,32 +132,35 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/budget_agents.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    units = [(s, a) for s in args.seeds for a in args.agents]
-    for seed, agent in units:
+    units = _units(args)
+    n_cells = len(args.seeds) * len(args.agents) * len(args.budgets)
+    for seed, agent, budget in units:
         rows = read_units(jsonl)
-        if any(u["seed"] == seed and u["agent"] == agent for u in rows):
+        if _done(rows, seed, agent, budget):
             continue
         load = load_average()
         t0 = time.perf_counter()
         comparison = compare(
-            args.env_id, [agent], budgets=args.budgets, episodes=args.episodes,
-            top_l=args.top_l, seed=seed, env_kwargs=env_kwargs, progress_bar=False,
+            args.env_id, [agent], budgets=args.budgets if budget is None else [budget],
+            episodes=args.episodes, top_l=args.top_l, seed=seed, env_kwargs=env_kwargs,
+            progress_bar=False,
         )  # fmt: skip
         table = comparison.table.assign(seed=seed)
         unit = {
             "seed": seed,
             "agent": agent,
+            "budget": budget,
             "seconds": time.perf_counter() - t0,
             "load_average": load,
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": json.loads(table.to_json(orient="records")),
         }
         append_unit(jsonl, unit)
-        out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, len(units), command))
-        print(f"done seed {seed} {agent} in {unit['seconds']:.0f} s", flush=True)
+        out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, n_cells, command))
+        print(f"done {_unit_name(unit)} in {unit['seconds']:.0f} s", flush=True)
     rows = read_units(jsonl)
     if rows:
-        out.with_suffix(".md").write_text(_summary(rows, args, len(units), command))
+        out.with_suffix(".md").write_text(_summary(rows, args, n_cells, command))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 
 import ciess_env  # noqa: F401  (registers the env ids)
@@ -161,3 +162,23 @@ def test_session_budget_search_restores_the_envs_lam_and_names_bad_agents(tmp_pa
     assert session.env.lam == 0.4  # ... and the shared env got its own λ back
     with pytest.raises(ValueError, match="one-budget agent"):
         session.budget_search("rw-td3", 0.9, episodes=1)
+
+
+def test_a_budgets_result_does_not_depend_on_the_other_budgets(tmp_path) -> None:
+    """Each budget's search and retraining is seeded on its own, so a study may cache one
+    (seed, agent, budget) at a time and resume between budgets with the same numbers."""
+    from agents.experiments.compare import compare
+
+    kw = {
+        "episodes": 1,
+        "top_l": 2,
+        "retrain_batches": 8,
+        "env_kwargs": {"preset": "tiny", "dataset_kwargs": TINY_DATA, "cache_dir": str(tmp_path)},
+        "progress_bar": False,
+    }
+    both = compare("CIESS-MF-Synthetic-v1", ["structured-tpe", "es"], budgets=[0.8, 0.9], **kw)
+    alone = compare("CIESS-MF-Synthetic-v1", ["structured-tpe", "es"], budgets=[0.9], **kw)
+    cols = ["sparsity", "recall@20", "ndcg@20", "recall@5", "ndcg@5"]
+    got = alone.table.set_index("agent")[cols]
+    want = both.table[both.table["budget"] == 0.9].set_index("agent")[cols]
+    pd.testing.assert_frame_equal(got, want)
