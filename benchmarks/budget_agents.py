@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.8, 0.9, 0.95])
     parser.add_argument("--env-kw", default="retrain=fast", help="k=v[,k=v...] for gym.make")
     parser.add_argument("--out", default="benchmarks/results/budget_agents_ml100k")
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite the markdown from the JSONL"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -129,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
+    given = sys.argv[1:] if argv is None else argv
+    # The command that produces the units (``--report`` only re-renders them).
     command = "python benchmarks/budget_agents.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
+        a for a in given if a != "--report"
     )
     units = _units(args)
     n_cells = len(args.seeds) * len(args.agents) * len(args.budgets)
-    for seed, agent, budget in units:
+    for seed, agent, budget in [] if args.report else units:
         rows = read_units(jsonl)
         if _done(rows, seed, agent, budget):
             continue
