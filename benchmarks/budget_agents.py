@@ -70,6 +70,8 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         summarize = summary_markdown = None
 
     table = pd.DataFrame([r for unit in rows for r in unit["rows"]])
+    # A cell is counted once even if two processes both finished it.
+    table = table.drop_duplicates(["agent", "seed", "budget"], keep="first")
     done = len(table[["seed", "agent", "budget"]].drop_duplicates())
     label = (
         "" if done >= n_units else f" (partial, {done} of {n_units} seed × agent × budget cells)"
@@ -90,9 +92,13 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         + ".",
         "",
         "Wall time per unit (s): "
-        + ", ".join(f"{_unit_name(u)} {u['seconds']:.0f}" for u in rows)
+        + ", ".join(
+            f"{_unit_name(u)} " + ("?" if u["seconds"] is None else f"{u['seconds']:.0f}")
+            for u in rows
+        )
         + ".",
         "",
+        *[f"Note on {_unit_name(u)}: {u['note']}\n" for u in rows if u.get("note")],
     ]
     raw = table[["agent", "budget", "seed", "sparsity", "recall@20", "ndcg@20", "search_s"]]
     return (
