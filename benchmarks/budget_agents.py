@@ -72,7 +72,7 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
     table = pd.DataFrame([r for unit in rows for r in unit["rows"]])
     # A cell is counted once even if two processes both finished it.
     table = table.drop_duplicates(["agent", "seed", "budget"], keep="first")
-    done = len(table[["seed", "agent", "budget"]].drop_duplicates())
+    done = len(table)
     label = (
         "" if done >= n_units else f" (partial, {done} of {n_units} seed × agent × budget cells)"
     )

@@ -432,9 +432,10 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
         star = " *" if iv.excludes(0.0) else ""
         return f"{iv.estimate:+.1%} [{iv.low:+.1%}, {iv.high:+.1%}]{star}"
 
+    es_at = {c: runs for (c, name), runs in by.items() if name.startswith("ES @")}
     rows, wins = [], {legacy: 0, DEFAULT: 0}
     for (c, name), runs in sorted(by.items()):
-        es = next((v for (b, n), v in by.items() if b == c and n.startswith("ES @")), None)
+        es = es_at.get(c)
         seeds = sorted(set(runs) & set(es or {}))
         if es is None or name.startswith("ES @") or len(seeds) < 2:
             continue
@@ -448,13 +449,9 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
             if rule == legacy:
                 ratios = [m[a] / e[b] - 1 for a in seeds for b in seeds]
                 cells.append(f"{min(ratios):+.1%} to {max(ratios):+.1%}")
+        # m and e now hold the default rule's scores.
         pairs = [seeds[i : i + 2] for i in range(0, len(seeds) - 1, 2)]
-        two = [
-            np.mean([_rule_r20(runs[s], data, DEFAULT) for s in p])
-            / np.mean([_rule_r20(es[s], data, DEFAULT) for s in p])
-            - 1
-            for p in pairs
-        ]
+        two = [np.mean([m[s] for s in p]) / np.mean([e[s] for s in p]) - 1 for p in pairs]
         cells.append(", ".join(f"{g:+.1%}" for g in two))
         rows.append(f"| {_budget_tag(c)} | {name.split(' @')[0]} | {len(seeds)} | "
                     + " | ".join(cells) + " |")  # fmt: skip
