@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ciess demo
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)

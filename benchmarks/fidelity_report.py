@@ -426,12 +426,6 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
     for r in probes:
         by.setdefault((r["budget"], r["mask"]), {})[r["seed"]] = r
 
-    def gain(iv) -> str:
-        if math.isnan(iv.low):
-            return f"{iv.estimate:+.1%}"
-        star = " *" if iv.excludes(0.0) else ""
-        return f"{iv.estimate:+.1%} [{iv.low:+.1%}, {iv.high:+.1%}]{star}"
-
     es_at = {c: runs for (c, name), runs in by.items() if name.startswith("ES @")}
     rows, wins = [], {legacy: 0, DEFAULT: 0}
     for (c, name), runs in sorted(by.items()):
@@ -445,7 +439,7 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
             e = {s: _rule_r20(es[s], data, rule) for s in seeds}
             iv = bootstrap_ci([m[s] / e[s] - 1 for s in seeds])
             wins[rule] += iv.low > 0
-            cells.append(gain(iv))
+            cells.append(iv.format("+.1%", star=True))
             if rule == legacy:
                 ratios = [m[a] / e[b] - 1 for a in seeds for b in seeds]
                 cells.append(f"{min(ratios):+.1%} to {max(ratios):+.1%}")

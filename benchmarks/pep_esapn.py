@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import math
 import os
 import shlex
 import sys
@@ -47,7 +46,7 @@ from jsonl_cache import append_unit, read_units
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
 from agents.experiments.selective import PAPER_BUDGETS
-from agents.experiments.stats import Interval, bootstrap_ci, difference_ci
+from agents.experiments.stats import bootstrap_ci, difference_ci
 
 logger = logging.getLogger("pep_esapn")
 
@@ -116,18 +115,9 @@ def run_unit(
     return rows
 
 
-def _fmt(iv: Interval, sign: str = "") -> str:
-    if math.isnan(iv.estimate):
-        return "not reached"
-    if math.isnan(iv.low):
-        return f"{iv.estimate:{sign}.4f}"
-    star = " *" if sign and iv.excludes(0.0) else ""
-    return f"{iv.estimate:{sign}.4f} [{iv.low:{sign}.4f}, {iv.high:{sign}.4f}]{star}"
-
-
 def _ci(values: Sequence[float]) -> str:
     """Mean over seeds with its 95 % percentile-bootstrap interval."""
-    return _fmt(bootstrap_ci(values))
+    return bootstrap_ci(values).format(missing="not reached")
 
 
 def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
@@ -136,7 +126,7 @@ def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
     if not pairs:
         return "—"
     x, y = zip(*pairs, strict=True)
-    return _fmt(difference_ci(x, y, paired=True), sign="+")
+    return difference_ci(x, y, paired=True).format("+.4f", star=True, missing="not reached")
 
 
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:

@@ -269,19 +269,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------------- report
-def _ci(values: list[float]) -> tuple[float, float, float]:
+def _ci(values: list[float], spec: str = ".4f") -> str:
     """Mean and 95 % percentile-bootstrap CI over seeds (:mod:`agents.experiments.stats`)."""
     from agents.experiments.stats import bootstrap_ci
 
-    return tuple(bootstrap_ci(values))
-
-
-def _fmt(mean: float, low: float, high: float, digits: int = 4) -> str:
-    if mean != mean:
-        return "—"
-    if low != low:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return bootstrap_ci(values).format(spec)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -326,8 +318,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         if any(b is not None for b in base):
             r20 = [b["recall_20"] for b in base if b]
             n20 = [b["ndcg_20"] for b in base if b]
-            lines.append(f"| ES | — | {c:.0%} | {len(r20)} | {c:.4f} | {_fmt(*_ci(r20))} | "
-                         f"{_fmt(*_ci(n20))} | — |")  # fmt: skip
+            lines.append(f"| ES | — | {c:.0%} | {len(r20)} | {c:.4f} | {_ci(r20)} | "
+                         f"{_ci(n20)} | — |")  # fmt: skip
         for noise in noises:
             for pool in POOLS:
                 got = {
@@ -350,8 +342,8 @@ def cmd_report(args: argparse.Namespace) -> None:
                          if es.get((s, c))]  # fmt: skip
                 lines.append(
                     f"| RW-TD3 {noise} | {pool} | {c:.0%} | {len(reached)} of {len(got)} | "
-                    f"{np.mean(sp):.4f} | {_fmt(*_ci(r20))} | {_fmt(*_ci(n20))} | "
-                    f"{_fmt(*_ci(diffs)) if diffs else '—'} |"
+                    f"{np.mean(sp):.4f} | {_ci(r20)} | {_ci(n20)} | "
+                    f"{_ci(diffs) if diffs else '—'} |"
                 )
     lines += ["", "## The search itself (validation q̄ of the search's steps)", "",
               "| noise | seeds | best explored q̄ | best noise-free q̄ | last-episode mean size "
@@ -364,7 +356,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             continue
 
         def col(f, s_rows=s_rows) -> str:
-            return _fmt(*_ci([f(r) for r in s_rows]), digits=3)
+            return _ci([f(r) for r in s_rows], ".3f")
 
         lines.append(
             f"| {noise} | {len(s_rows)} | {col(lambda r: r['best_explored_quality'])} | "

@@ -69,6 +69,20 @@ class Interval:
         """Whether ``value`` lies outside the interval (False when the interval is undefined)."""
         return not math.isnan(self.low) and (value < self.low or value > self.high)
 
+    def format(self, spec: str = ".4f", *, star: bool = False, missing: str = "—") -> str:
+        """``estimate [low, high]`` with the format ``spec`` (e.g. ``"+.4f"``, ``"+.1%"``).
+
+        The one way every report writes an interval: just the estimate when the interval is
+        undefined (one seed), ``missing`` when there is no estimate, and with ``star`` a trailing
+        `` *`` when the interval excludes 0.
+        """
+        if math.isnan(self.estimate):
+            return missing
+        if math.isnan(self.low):
+            return format(self.estimate, spec)
+        mark = " *" if star and self.excludes(0.0) else ""
+        return f"{self.estimate:{spec}} [{self.low:{spec}}, {self.high:{spec}}]{mark}"
+
 
 def _clean(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).ravel()
@@ -233,7 +247,7 @@ def summarize(
             returns; without a ``seed`` column every row counts as its own seed.
         metrics: Columns to summarise.
         baseline: Agent compared against (probability of improvement and mean difference per
-            metric, paired by seed when both ran the same seeds); None or absent: no comparison.
+            metric); None or absent: no comparison.
         confidence: Coverage of every interval.
         n_resamples: Bootstrap resamples per interval.
         seed: Seed of the resampling.
@@ -241,8 +255,14 @@ def summarize(
     Returns:
         One row per (agent, budget) in the table's order, with columns ``agent``, ``budget``,
         ``seeds`` (rows), ``reached`` (seeds with a result), ``sparsity``, and per metric ``m``:
-        ``m``, ``m_low``, ``m_high``; with a baseline also ``m_diff``, ``m_diff_low``,
-        ``m_diff_high``, ``m_p_improve``, ``m_p_improve_low``, ``m_p_improve_high``.
+        ``m``, ``m_low``, ``m_high``; with a baseline also ``pairs`` (seeds both ran; 0: the
+        difference is unpaired), ``m_diff``, ``m_diff_low``, ``m_diff_high``, ``m_p_improve``,
+        ``m_p_improve_low``, ``m_p_improve_high``.
+
+    The difference to the baseline is paired over the seeds both sides ran, also when one side
+    ran more (a partial study): the seed fixes the final retraining, so comparing seed ``s`` with
+    seed ``s`` removes the retraining's noise that a difference of means over unequal seed sets
+    keeps. The probability of improvement uses every seed of both sides (it is defined unpaired).
     """
     missing = [c for c in ("agent", "budget", *metrics) if c not in table.columns]
     if missing:
@@ -272,32 +292,26 @@ def summarize(
                 continue
             if ref is None:  # the baseline itself: nothing to compare
                 diff = poi = Interval(math.nan, math.nan, math.nan)
+                pairs = 0
             else:
-                x, y, paired = grp[m].to_numpy(), ref[m].to_numpy(), False
-                if has_seed:
-                    joined = grp.merge(ref, on="seed", suffixes=("", "_ref"))
-                    if len(joined) == len(grp) == len(ref):
-                        x, y, paired = joined[m].to_numpy(), joined[f"{m}_ref"].to_numpy(), True
-                diff = difference_ci(x, y, paired=paired, **kw)
+                x, y = grp[m].to_numpy(), ref[m].to_numpy()
+                joined = grp.merge(ref, on="seed", suffixes=("", "_ref")) if has_seed else None
+                pairs = 0 if joined is None else len(joined)
+                if pairs:  # paired over the seeds both ran, even if one side ran more
+                    xj, yj = joined[m].to_numpy(), joined[f"{m}_ref"].to_numpy()
+                    diff = difference_ci(xj, yj, paired=True, **kw)
+                else:
+                    diff = difference_ci(x, y, **kw)
                 poi = probability_of_improvement_ci(x, y, **kw)
+            row["pairs"] = pairs
             row[f"{m}_diff"], row[f"{m}_diff_low"], row[f"{m}_diff_high"] = diff
             row[f"{m}_p_improve"], row[f"{m}_p_improve_low"], row[f"{m}_p_improve_high"] = poi
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _cell(row: pd.Series, col: str, digits: int = 4) -> str:
-    """``mean [low, high]``; just the mean when the interval is undefined (one seed)."""
-    est, low, high = row[col], row[f"{col}_low"], row[f"{col}_high"]
-    if math.isnan(est):
-        return "—"
-    if math.isnan(low):
-        return _fmt(est, digits)
-    return f"{_fmt(est, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+def _interval(row: pd.Series, col: str) -> Interval:
+    return Interval(float(row[col]), float(row[f"{col}_low"]), float(row[f"{col}_high"]))
 
 
 def summary_markdown(
@@ -308,6 +322,8 @@ def summary_markdown(
     A difference whose interval excludes zero is marked with ``*``.
     """
     has_base = baseline is not None and f"{metrics[0]}_diff" in summary.columns
+    base_rows = summary[summary["agent"] == baseline]
+    base_n = dict(zip(base_rows["budget"], base_rows["seeds"], strict=True))
     out: list[str] = []
     for budget, grp in summary.groupby("budget", sort=True):
         headers = ["agent", "seeds", "sparsity", *(f"{m} mean [CI]" for m in metrics)]
@@ -322,24 +338,27 @@ def summary_markdown(
         ]
         for _, row in grp.iterrows():
             seeds = f"{row['reached']}/{row['seeds']}" if row["reached"] != row["seeds"] else ""
-            cells = [str(row["agent"]), seeds or str(row["seeds"]), _fmt(row["sparsity"])]
-            cells += [_cell(row, m) for m in metrics]
+            sparsity = Interval(float(row["sparsity"]), math.nan, math.nan).format()
+            cells = [str(row["agent"]), seeds or str(row["seeds"]), sparsity]
+            cells += [_interval(row, m).format() for m in metrics]
             if has_base and row["agent"] == baseline:
                 cells += ["(baseline)", "—"] * len(metrics)
             elif has_base:
+                pairs = int(row["pairs"])
+                base_seeds = int(base_n.get(budget, 0))
+                subset = 0 < pairs < max(int(row["seeds"]), base_seeds)
+                note = f" (paired on {pairs} seed{'s' * (pairs > 1)})" if subset else ""
                 for m in metrics:
-                    diff = _cell(row, f"{m}_diff")
-                    low, high = row[f"{m}_diff_low"], row[f"{m}_diff_high"]
-                    if not math.isnan(low) and (low > 0 or high < 0):
-                        diff += " *"
-                    cells += [diff, _cell(row, f"{m}_p_improve", 2)]
+                    diff = _interval(row, f"{m}_diff").format("+.4f", star=True) + note
+                    cells += [diff, _interval(row, f"{m}_p_improve").format(".2f")]
             lines.append("| " + " | ".join(cells) + " |")
         out += [*lines, ""]
     out.append(
         "Mean over seeds [95 % percentile-bootstrap interval]; seeds = runs (reached/runs when "
         "some runs met no budget). "
         + (
-            f"`*`: the interval of the difference to {baseline} excludes 0 (paired by seed). "
+            f"`*`: the interval of the difference to {baseline} excludes 0 (paired by seed, "
+            "over the seeds both ran). "
             f"P(· > {baseline}): probability that a random seed beats a random {baseline} seed."
             if has_base
             else ""

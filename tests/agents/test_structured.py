@@ -165,8 +165,11 @@ def test_session_budget_search_restores_the_envs_lam_and_names_bad_agents(tmp_pa
 
 
 def test_a_budgets_result_does_not_depend_on_the_other_budgets(tmp_path) -> None:
-    """Each budget's search and retraining is seeded on its own, so a study may cache one
-    (seed, agent, budget) at a time and resume between budgets with the same numbers."""
+    """A budget's row is the same whether it ran alone or with the other budgets.
+
+    Each budget's search and retraining is seeded on its own, so a study may cache one
+    (seed, agent, budget) at a time and resume between budgets with the same numbers.
+    """
     from agents.experiments.compare import compare
 
     kw = {

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import mannwhitneyu, norm
 
 from agents.experiments.stats import (
+    Interval,
     bootstrap_ci,
     difference_ci,
     probability_of_improvement,
@@ -148,17 +149,42 @@ def test_summarize_gives_one_row_per_agent_and_budget_with_baseline_comparisons(
 
 
 def test_a_partial_study_with_one_seed_on_one_side_reports_no_interval_instead_of_failing() -> None:
-    """An agent with one seed against a baseline with two: the difference, with a NaN interval."""
+    """An agent with one seed against a baseline with two: seed 0 against seed 0, no interval."""
     table = pd.DataFrame(
         [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.30 + s / 100}
          for s in (0, 1)]
         + [{"agent": "tpe", "seed": 0, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.32}]
     )  # fmt: skip
     row = summarize(table, metrics=("recall@20",)).set_index("agent").loc["tpe"]
-    assert row["recall@20_diff"] == pytest.approx(0.32 - 0.305)
+    assert row["pairs"] == 1
+    assert row["recall@20_diff"] == pytest.approx(0.32 - 0.30)
     assert math.isnan(row["recall@20_diff_low"])
     assert math.isnan(row["recall@20_p_improve_low"])
     assert math.isnan(difference_ci([0.3], [0.2, 0.25]).low)
+
+
+def test_unequal_seed_sets_are_paired_over_the_common_seeds() -> None:
+    """ES ran seeds 0-2, the agent 0 and 2: the difference is the paired one over {0, 2}."""
+    es = {0: 0.22, 1: 0.20, 2: 0.18}
+    agent = {0: 0.23, 2: 0.19}  # +0.01 on each seed it ran
+    table = pd.DataFrame(
+        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
+         for s, v in es.items()]
+        + [{"agent": "tpe", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
+           for s, v in agent.items()]
+    )  # fmt: skip
+    summary = summarize(table, metrics=("recall@20",), n_resamples=500)
+    row = summary.set_index("agent").loc["tpe"]
+    assert row["pairs"] == 2
+    # The difference of the means (0.21 - 0.20 = 0.01) happens to agree; the interval does not:
+    # paired, both seeds gain exactly 0.01, so the interval is a point.
+    assert row["recall@20_diff"] == pytest.approx(0.01)
+    assert (row["recall@20_diff_low"], row["recall@20_diff_high"]) == pytest.approx((0.01, 0.01))
+    assert row["recall@20_p_improve"] == pytest.approx(probability_of_improvement(
+        list(agent.values()), list(es.values())))  # fmt: skip
+    text = summary_markdown(summary, metrics=("recall@20",))
+    assert "| tpe | 2 | 0.8000 | 0.2100 [" in text
+    assert "+0.0100 [+0.0100, +0.0100] * (paired on 2 seeds)" in text
 
 
 def test_summary_markdown_has_one_table_per_budget_and_marks_significant_gains() -> None:
@@ -166,7 +192,8 @@ def test_summary_markdown_has_one_table_per_budget_and_marks_significant_gains()
     assert text.count("### Budget") == 2
     assert "### Budget 80 % pruned" in text
     assert "| rw-td3 | 4 | 0.8500 | 0.2115 [" in text
-    assert "0.0100 [0.0100, 0.0100] *" in text
+    assert "+0.0100 [+0.0100, +0.0100] *" in text
+    assert "paired on" not in text  # every agent ran the baseline's seeds
     assert "| rw-td3 | 0/4 |" in text
     assert "| es | 4 | 0.8000 | 0.2015 [" in text
     assert "| (baseline) | — |" in text
@@ -200,3 +227,12 @@ def test_the_plot_draws_the_interval_as_error_bars() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_interval_format_is_the_one_way_reports_write_an_interval() -> None:
+    assert Interval(0.01234, 0.00512, 0.0201).format("+.4f", star=True) == (
+        "+0.0123 [+0.0051, +0.0201] *"
+    )
+    assert Interval(0.01, -0.002, 0.02).format("+.1%", star=True) == "+1.0% [-0.2%, +2.0%]"
+    assert Interval(0.2, math.nan, math.nan).format() == "0.2000"  # one seed: no interval
+    assert Interval(math.nan, math.nan, math.nan).format(missing="not reached") == "not reached"
