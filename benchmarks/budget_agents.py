@@ -34,6 +34,56 @@ from jsonl_cache import append_unit, load_average, read_units
 DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
 
 
+def parse_agent(spec: str) -> tuple[str, dict, dict]:
+    """``AGENT[:k=v,...]`` → (agent name, its constructor kwargs, env kwargs).
+
+    A variant of an agent is a row of its own: ``rw-td3:noise=shared`` passes ``noise="shared"``
+    to the agent, ``rw-td3:env.reward=team`` makes the unit's env with ``reward="team"``. Values
+    are read as JSON where they parse (``sigma=3``, ``flag=true``), else kept as strings. The
+    spec, verbatim, is the row's label and the unit's key.
+    """
+    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
+    from ciess_env.errors import InvalidArgumentError, suggest
+
+    name, _, rest = spec.partition(":")
+    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
+    if name not in known:
+        raise suggest(name, known, what="agent")
+    agent_kw: dict = {}
+    env_kw: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            msg = f"agent spec {spec!r}: {item!r} is not k=v (e.g. 'rw-td3:noise=shared')."
+            raise InvalidArgumentError(msg)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key.startswith("env."):
+            env_kw[key.removeprefix("env.")] = value
+        else:
+            agent_kw[key] = value
+    return name, agent_kw, env_kw
+
+
+def _env_kwargs(text: str) -> dict:
+    """``--env-kw``: ``k=v[,k=v...]`` (values are strings) or a JSON object (nested values)."""
+    from ciess_env.errors import InvalidArgumentError
+
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InvalidArgumentError(f"--env-kw is not valid JSON: {err}") from None
+    pairs = [kv.split("=", 1) for kv in text.split(",") if kv]
+    bad = [kv for kv in pairs if len(kv) != 2 or not kv[0]]
+    if bad:
+        msg = f"--env-kw wants k=v[,k=v...] or a JSON object; cannot read {'='.join(bad[0])!r}."
+        raise InvalidArgumentError(msg)
+    return dict(pairs)
+
+
 def _unit_name(unit: dict) -> str:
     tag = "" if unit.get("budget") is None else f"@{unit['budget']:g}"
     return f"{unit['agent']}/s{unit['seed']}{tag}"
@@ -48,7 +98,7 @@ def _units(args: argparse.Namespace) -> list[tuple[int, str, float | None]]:
         (seed, agent, c)
         for seed in args.seeds
         for agent in args.agents
-        for c in (args.budgets if agent in per_budget else [None])
+        for c in (args.budgets if parse_agent(agent)[0] in per_budget else [None])
     ]
 
 
@@ -117,13 +167,22 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="CIESS-LightGCN-ML100K-v0")
-    parser.add_argument("--agents", nargs="+", default=list(DEFAULT_AGENTS))
+    parser.add_argument(
+        "--agents", nargs="+", default=list(DEFAULT_AGENTS),
+        help="agent names or variants AGENT:k=v[,env.k=v] (see parse_agent)",
+    )  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--top-l", type=int, default=3)
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.8, 0.9, 0.95])
-    parser.add_argument("--env-kw", default="retrain=fast", help="k=v[,k=v...] for gym.make")
+    parser.add_argument(
+        "--env-kw", default="retrain=fast", help="k=v[,k=v...] or a JSON object, for gym.make"
+    )
     parser.add_argument("--out", default="benchmarks/results/budget_agents_ml100k")
+    parser.add_argument(
+        "--retrain-batches", type=int, default=None,
+        help="cap on each final retraining (default: SearchSession.final_batches())",
+    )  # fmt: skip
     parser.add_argument(
         "--report", action="store_true", help="only rewrite the markdown from the JSONL"
     )
@@ -134,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.experiments.compare import compare
 
     torch.set_num_threads(1)
-    env_kwargs = dict(kv.split("=", 1) for kv in args.env_kw.split(",") if kv)
+    env_kwargs = _env_kwargs(args.env_kw)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
@@ -143,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/budget_agents.py " + shlex.join(
         a for a in given if a != "--report"
     )
-    units = _units(args)
+    units = _units(args)  # parses every agent spec: a typo fails before any unit runs
     n_cells = len(args.seeds) * len(args.agents) * len(args.budgets)
     for seed, agent, budget in [] if args.report else units:
         rows = read_units(jsonl)
@@ -151,12 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         load = load_average()
         t0 = time.perf_counter()
+        name, agent_kw, variant_env_kw = parse_agent(agent)
         comparison = compare(
-            args.env_id, [agent], budgets=args.budgets if budget is None else [budget],
-            episodes=args.episodes, top_l=args.top_l, seed=seed, env_kwargs=env_kwargs,
+            args.env_id, [name], budgets=args.budgets if budget is None else [budget],
+            episodes=args.episodes, top_l=args.top_l, seed=seed,
+            retrain_batches=args.retrain_batches,
+            env_kwargs=env_kwargs | variant_env_kw, agent_kwargs={name: agent_kw},
             progress_bar=False,
         )  # fmt: skip
-        table = comparison.table.assign(seed=seed)
+        table = comparison.table.assign(seed=seed, agent=agent)
         unit = {
             "seed": seed,
             "agent": agent,

@@ -1,0 +1,66 @@
+"""benchmarks/budget_agents.py: agent variants as rows of their own, units cached per cell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ciess_env.errors import InvalidArgumentError, UnknownNameError
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+TINY = {
+    "preset": "tiny",
+    "dataset_kwargs": {"n_users": 40, "n_items": 30, "mean_interactions": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def study():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import budget_agents
+
+        yield budget_agents
+    finally:
+        sys.path.remove(str(BENCH))
+        for name in ("budget_agents", "jsonl_cache"):
+            sys.modules.pop(name, None)
+
+
+def test_an_agent_spec_splits_into_agent_and_env_keywords(study) -> None:
+    name, agent_kw, env_kw = study.parse_agent("rw-td3:noise=shared,sigma=3,env.reward=team")
+    assert name == "rw-td3"
+    assert agent_kw == {"noise": "shared", "sigma": 3}
+    assert env_kw == {"reward": "team"}
+    assert study.parse_agent("es") == ("es", {}, {})
+
+
+def test_a_bad_agent_spec_names_what_is_wrong(study) -> None:
+    with pytest.raises(UnknownNameError, match="rw-td3"):
+        study.parse_agent("rw-td4:noise=shared")
+    with pytest.raises(InvalidArgumentError, match=r"'noise' is not k=v"):
+        study.parse_agent("rw-td3:noise")
+    with pytest.raises(InvalidArgumentError, match="not valid JSON"):
+        study._env_kwargs('{"preset": tiny}')
+    with pytest.raises(InvalidArgumentError, match="cannot read 'retrain'"):
+        study._env_kwargs("retrain")
+
+
+def test_a_variant_is_its_own_row_and_its_keywords_reach_the_agent(study, tmp_path) -> None:
+    out = tmp_path / "study"
+    env_kw = json.dumps(TINY | {"cache_dir": str(tmp_path / "cache")})
+    args = ["--env-id", "CIESS-MF-Synthetic-v1", "--env-kw", env_kw, "--seeds", "0",
+            "--budgets", "0.9", "--episodes", "1", "--retrain-batches", "8",
+            "--out", str(out)]  # fmt: skip
+    variant = "structured-tpe:warm_start=false"
+    assert study.main([*args, "--agents", "es", variant]) == 0
+    units = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [(u["agent"], u["budget"]) for u in units] == [("es", 0.9), (variant, 0.9)]
+    assert [r["agent"] for u in units for r in u["rows"]] == ["es", variant]
+    assert f"| {variant} | 1 | 0.9000 |" in out.with_suffix(".md").read_text()
+    # The keywords do reach the agent: a bad value fails in the agent, naming the keyword.
+    with pytest.raises(InvalidArgumentError, match="`population` must be >= 2"):
+        study.main([*args, "--agents", "structured-cem:population=1"])
