@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from ciess_env.errors import InvalidArgumentError, UnknownNameError
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 TINY = {
     "preset": "tiny",
     "dataset_kwargs": {"n_users": 40, "n_items": 30, "mean_interactions": 8},
@@ -18,16 +15,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def study():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import budget_agents
-
-        yield budget_agents
-    finally:
-        sys.path.remove(str(BENCH))
-        for name in ("budget_agents", "jsonl_cache"):
-            sys.modules.pop(name, None)
+def study(benchmark_module):
+    return benchmark_module("budget_agents")
 
 
 def test_an_agent_spec_splits_into_agent_and_env_keywords(study) -> None:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.retrain import FinalRetrainRule, final_retrain
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def study():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import fidelity_ground_truth
-
-        yield fidelity_ground_truth
-    finally:
-        sys.path.remove(str(BENCH))
-        for name in ("fidelity_ground_truth", "fidelity_masks"):
-            sys.modules.pop(name, None)
+def study(benchmark_module):
+    return benchmark_module("fidelity_ground_truth")
 
 
 def test_replay_follows_the_rule_on_a_handmade_curve(study):
@@ -60,14 +47,9 @@ def test_probe_replays_final_retrain_exactly(study, tmp_path):
         assert got.test.recall(20) == pytest.approx(test[n], abs=1e-6)
 
 
-def test_converge_read_off_a_probe_is_the_env_step(study, tmp_path):
+def test_converge_read_off_a_probe_is_the_env_step(study, benchmark_module, tmp_path):
     """The report's converge:E/P rows (read off a probe) equal what the env's step returns."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import fidelity_report
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("fidelity_report", None)
+    fidelity_report = benchmark_module("fidelity_report")
     env = EmbeddingSizeEnv(
         dataset="synthetic", backbone="mf", preset="tiny", batches_per_step=600, batch_size=64,
         dataset_kwargs={"n_users": 40, "n_items": 30, "mean_interactions": 8},
