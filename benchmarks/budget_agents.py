@@ -152,7 +152,8 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
     ]
     raw = table[["agent", "budget", "seed", "sparsity", "recall@20", "ndcg@20", "search_s"]]
     return (
-        "\n".join(head)
+        "\n".join(head).rstrip()
+        + "\n\n"
         + (
             summary_markdown(summarize(table, baseline="es"), baseline="es")
             if summarize is not None

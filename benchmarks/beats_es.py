@@ -1,0 +1,204 @@
+"""Does a searched size assignment beat ES? One table per data set, from every `-v1` study.
+
+Issue 15 item 5. Two resumable studies run on the `-v1` step with the same final retraining
+(top-3 selective retraining, the default two-seed early-stopped rule) and the same seeds:
+
+* ``budget_agents.py`` — ES, MR, MDE, TD3, the agents built for the budget (structured TPE,
+  rw-td3-lagrange) and variants such as ``rw-td3:env.reward=team``;
+* ``search_diagnosis.py`` — RW-TD3 per exploration-noise variant, on the masks it explored and
+  on the policy's own noise-free masks.
+
+This script reads their JSONL units (nothing is rerun), joins them into one long table (agent,
+seed, budget, sparsity, test R@20 / N@20) and summarises it with
+:mod:`agents.experiments.stats`: per budget each agent's mean and 95 % bootstrap interval over
+seeds, the difference to ES paired by seed, and a verdict per agent × budget: beats ES (the
+interval of the difference is above 0), below ES, or within noise. It also checks that the two
+studies' ES rows agree seed for seed (they run the same code with the same seeds).
+
+Run (seconds; rewrite after any study has new units)::
+
+    python benchmarks/beats_es.py --dataset ml-100k
+    python benchmarks/beats_es.py --dataset ml-1m
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from jsonl_cache import read_units
+
+RESULTS = Path(__file__).parent / "results"
+#: Data set → (budget_agents output stem, search_diagnosis output stem), both `-v1`.
+STUDIES = {
+    "ml-100k": ("budget_agents_ml100k_v1", "search_diagnosis_ml-100k_v1"),
+    "ml-1m": ("budget_agents_ml1m_v1", "search_diagnosis_ml-1m_v1"),
+}
+_METRICS = {"recall_20": "recall@20", "ndcg_20": "ndcg@20", "sparsity": "sparsity"}
+
+
+def budget_agents_rows(units: list[dict]) -> pd.DataFrame:
+    """One row per (agent, seed, budget) of a budget_agents JSONL (first copy of a cell)."""
+    rows = [r for u in units for r in u["rows"]]
+    if not rows:
+        return pd.DataFrame(columns=["agent", "seed", "budget", *_METRICS.values()])
+    table = pd.DataFrame(rows)[["agent", "seed", "budget", *_METRICS.values()]]
+    return table.drop_duplicates(["agent", "seed", "budget"], keep="first")
+
+
+def diagnosis_rows(units: list[dict]) -> pd.DataFrame:
+    """The retraining units of a search_diagnosis JSONL as rows; ES under the name ``es``.
+
+    The explored masks of the ``noise=X`` search are ``rw-td3:noise=X`` (the spelling of
+    budget_agents' variants); the policy's noise-free masks are ``... (noise-free policy)``.
+    A search that logged no mask within the budget gives NaN metrics (not reached).
+    """
+    rows = []
+    for u in units:
+        if u["kind"] == "es":
+            agent = "es"
+        elif u["kind"] == "retrain":
+            agent = f"rw-td3:noise={u['noise']}"
+            if u["pool"] != "explored":
+                agent += " (noise-free policy)"
+        else:
+            continue
+        result = u["result"] or {}
+        row = {"agent": agent, "seed": u["seed"], "budget": u["budget"]}
+        row |= {new: result.get(old, math.nan) for old, new in _METRICS.items()}
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["agent", "seed", "budget", *_METRICS.values()])
+    return pd.DataFrame(rows).drop_duplicates(["agent", "seed", "budget"], keep="first")
+
+
+def join(studies: pd.DataFrame, diagnosis: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One table; ES once per (seed, budget). Returns it and a line on the ES check."""
+    es_a = studies[studies["agent"] == "es"].set_index(["seed", "budget"])
+    es_b = diagnosis[diagnosis["agent"] == "es"].set_index(["seed", "budget"])
+    common = es_a.index.intersection(es_b.index)
+    if len(common):
+        delta = (es_a.loc[common, "recall@20"] - es_b.loc[common, "recall@20"]).abs()
+        agree = int((delta < 1e-6).sum())
+        check = (
+            f"ES check: the two studies' ES agree on {agree} of {len(common)} common "
+            f"(seed, budget) cells (largest |Δ test R@20| {delta.max():.1e})."
+        )
+    else:
+        check = "ES check: no (seed, budget) cell of ES is in both studies yet."
+    extra_es = diagnosis[(diagnosis["agent"] == "es")]
+    extra_es = extra_es[~extra_es.set_index(["seed", "budget"]).index.isin(es_a.index)]
+    others = diagnosis[diagnosis["agent"] != "es"]
+    table = pd.concat([studies, extra_es, others], ignore_index=True)
+    # ES first, then the agents in the order they appear.
+    order = ["es", *dict.fromkeys(a for a in table["agent"] if a != "es")]
+    table["agent"] = pd.Categorical(table["agent"], categories=order, ordered=True)
+    table = table.sort_values(["agent", "budget", "seed"], kind="stable")
+    table["agent"] = table["agent"].astype(str)
+    return table.reset_index(drop=True), check
+
+
+def verdicts(summary: pd.DataFrame) -> list[str]:
+    """Per agent, per budget: beats ES / below ES / within noise, in % of ES's mean."""
+    budgets = sorted(summary["budget"].unique())
+    es = summary[summary["agent"] == "es"].set_index("budget")["recall@20"]
+    lines = [
+        "| agent | " + " | ".join(f"{100 * c:g} %" for c in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    for agent, grp in summary[summary["agent"] != "es"].groupby("agent", sort=False):
+        cells = []
+        by = grp.set_index("budget")
+        for c in budgets:
+            if c not in by.index or c not in es.index or math.isnan(by.loc[c, "recall@20_diff"]):
+                cells.append("—")
+                continue
+            row, base = by.loc[c], es.loc[c]
+            pct = row["recall@20_diff"] / base
+            low, high = row["recall@20_diff_low"], row["recall@20_diff_high"]
+            n = int(row["pairs"]) or int(row["reached"])
+            if math.isnan(low):
+                word = f"{n} seed, no interval"
+            elif low > 0:
+                word = "**beats ES**"
+            elif high < 0:
+                word = "below ES"
+            else:
+                word = "within noise"
+            cells.append(f"{pct:+.1%} ({word}; {n} seeds)" if n > 1 else f"{pct:+.1%} ({word})")
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _command(md: Path) -> str:
+    """The command a study recorded in its markdown report."""
+    if not md.exists():
+        return "(no report yet)"
+    found = re.search(r"Command: `([^`]+)`", md.read_text())
+    return found.group(1) if found else "(not recorded)"
+
+
+def write(dataset: str, results: Path = RESULTS) -> Path:
+    """Write ``beats_es_<dataset>.md`` from the studies' JSONL files; return its path."""
+    from agents.experiments.stats import summarize, summary_markdown
+
+    stem_a, stem_b = STUDIES[dataset]
+    a, b = results / f"{stem_a}.jsonl", results / f"{stem_b}.jsonl"
+    studies = budget_agents_rows(read_units(a))
+    diagnosis = diagnosis_rows(read_units(b))
+    table, check = join(studies, diagnosis)
+    summary = summarize(table, baseline="es")
+    written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    n_seeds = table["seed"].nunique()
+    full = int((summary["seeds"] >= n_seeds).sum())
+    label = "" if full == len(summary) else (
+        f" (partial: {full} of {len(summary)} agent × budget cells have all {n_seeds} seeds)"
+    )  # fmt: skip
+    lines = [
+        f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
+        "",
+        f"Joined from `{a.name}` ({len(studies)} cells) and `{b.name}` ({len(diagnosis)} cells) "
+        f"by `python benchmarks/beats_es.py --dataset {dataset}`, {written}. Nothing is rerun "
+        "here; the studies' commands:",
+        "",
+        f"- `{_command(a.with_suffix('.md'))}`",
+        f"- `{_command(b.with_suffix('.md'))}`",
+        "",
+        "Both use the `-v1` search step, top-3 selective retraining and the default final "
+        "retraining (early-stopped on validation, two seeds), the same seeds for every agent "
+        "and ES (a seed drives the agent, the per-step training and the final retraining; the "
+        "data split is fixed). Test metrics. Search lengths differ by agent (see each study's "
+        "report). " + check,
+        "",
+        "## Verdict: test R@20 against ES, paired by seed",
+        "",
+        "Mean difference in % of ES's mean; *beats ES*: the 95 % bootstrap interval of the "
+        "paired difference is above 0; *within noise*: it contains 0. With 3 seeds such an "
+        "interval is narrow and optimistic.",
+        "",
+        *verdicts(summary),
+        "",
+        "## Per budget: mean [95 % CI] over seeds",
+        "",
+        summary_markdown(summary, baseline="es"),
+    ]
+    out = results / f"beats_es_{dataset}.md"
+    out.write_text("\n".join(lines))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(STUDIES), required=True)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    print(write(args.dataset, args.results_dir).read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
