@@ -127,10 +127,15 @@ def headroom(dataset: str, results: Path, data_dir: str | None) -> dict[float, d
     return two_seed_headroom(read_units(probes), data, load_masks(masks))
 
 
-def verdicts(summary: pd.DataFrame, room: dict[float, dict] | None = None) -> list[str]:
-    """Per agent, per budget: beats ES / below ES / within noise, in % of ES's mean."""
+def verdicts(
+    summary: pd.DataFrame, table: pd.DataFrame, room: dict[float, dict] | None = None
+) -> list[str]:
+    """Per agent, per budget: beats ES / below ES / within noise.
+
+    The difference is the summary's (paired by seed), in % of ES's mean over the same seeds.
+    """
     budgets = sorted(summary["budget"].unique())
-    es = summary[summary["agent"] == "es"].set_index("budget")["recall@20"]
+    r20 = table.pivot_table(index=["agent", "budget"], columns="seed", values="recall@20")
     lines = [
         "| agent | " + " | ".join(f"{100 * c:g} %" for c in budgets) + " |",
         "|---|" + "---|" * len(budgets),
@@ -146,22 +151,29 @@ def verdicts(summary: pd.DataFrame, room: dict[float, dict] | None = None) -> li
         cells = []
         by = grp.set_index("budget")
         for c in budgets:
-            if c not in by.index or c not in es.index or math.isnan(by.loc[c, "recall@20_diff"]):
+            if c not in by.index or math.isnan(by.loc[c, "recall@20_diff"]):
                 cells.append("—")
                 continue
-            row, base = by.loc[c], es.loc[c]
+            row = by.loc[c]
+            n = int(row["recall@20_pairs"])
+            if n and ("es", c) in r20.index:
+                both = r20.loc[[(agent, c), ("es", c)]].dropna(axis=1)
+                base = float(both.loc[("es", c)].mean())
+            else:  # unpaired: ES's mean over all its seeds
+                base = float(summary[(summary["agent"] == "es") & (summary["budget"] == c)]
+                             ["recall@20"].iloc[0])  # fmt: skip
             pct = row["recall@20_diff"] / base
             low, high = row["recall@20_diff_low"], row["recall@20_diff_high"]
-            n = int(row["pairs"]) or int(row["reached"])
+            how = f"{n} seeds" if n > 1 else "1 seed" if n == 1 else "unpaired"
             if math.isnan(low):
-                word = f"{n} seed, no interval"
+                word = "no interval"
             elif low > 0:
                 word = "**beats ES**"
             elif high < 0:
                 word = "below ES"
             else:
                 word = "within noise"
-            cells.append(f"{pct:+.1%} ({word}; {n} seeds)" if n > 1 else f"{pct:+.1%} ({word})")
+            cells.append(f"{pct:+.1%} ({word}; {how})")
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     return lines
 
@@ -183,13 +195,22 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
     studies = budget_agents_rows(read_units(a))
     diagnosis = diagnosis_rows(read_units(b))
     table, check = join(studies, diagnosis)
+    if table.empty or "es" not in set(table["agent"]):
+        from ciess_env.errors import InvalidArgumentError
+
+        msg = (
+            f"no ES units in {a} or {b}: run the studies first (benchmarks/REPRODUCING.md §5 "
+            "and §7), or pass --results-dir to the folder that holds them."
+        )
+        raise InvalidArgumentError(msg)
     summary = summarize(table, baseline="es")
     room = headroom(dataset, results, data_dir)
     written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_seeds = table["seed"].nunique()
+    n_cells = summary["agent"].nunique() * summary["budget"].nunique()  # absent cells count too
     full = int((summary["seeds"] >= n_seeds).sum())
-    label = "" if full == len(summary) else (
-        f" (partial: {full} of {len(summary)} agent × budget cells have all {n_seeds} seeds)"
+    label = "" if full == n_cells else (
+        f" (partial: {full} of {n_cells} agent × budget cells have all {n_seeds} seeds)"
     )  # fmt: skip
     lines = [
         f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
@@ -209,9 +230,9 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
         "",
         "## Verdict: test R@20 against ES, paired by seed",
         "",
-        "Mean difference in % of ES's mean; *beats ES*: the 95 % bootstrap interval of the "
-        "paired difference is above 0; *within noise*: it contains 0. With 3 seeds such an "
-        "interval is narrow and optimistic."
+        "Mean difference in % of ES's mean over the same seeds; *beats ES*: the 95 % "
+        "bootstrap interval of the paired difference is above 0; *within noise*: it contains "
+        "0. With 3 seeds such an interval is narrow and optimistic."
         + (
             " The headroom row is the fidelity study's ground truth "
             f"(`fidelity_ground_truth_{dataset}.md`): the best of the probed structured masks "
@@ -221,7 +242,7 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
             else ""
         ),
         "",
-        *verdicts(summary, room),
+        *verdicts(summary, table, room),
         "",
         "## Per budget: mean [95 % CI] over seeds",
         "",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import shlex
 import sys
 import time
@@ -39,8 +40,10 @@ def parse_agent(spec: str) -> tuple[str, dict, dict]:
 
     A variant of an agent is a row of its own: ``rw-td3:noise=shared`` passes ``noise="shared"``
     to the agent, ``rw-td3:env.reward=team`` makes the unit's env with ``reward="team"``. Values
-    are read as JSON where they parse (``sigma=3``, ``flag=true``), else kept as strings. The
-    spec, verbatim, is the row's label and the unit's key.
+    are read as JSON where they parse (``sigma=3``, ``flag=true``, ``net_arch=[64,64]``), else
+    kept as strings. The spec, verbatim, is the row's label and the unit's key. The syntax and
+    the agent's name are checked here, before any unit runs; a keyword the agent does not take
+    fails when its first unit starts.
     """
     from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
     from ciess_env.errors import InvalidArgumentError, suggest
@@ -51,7 +54,8 @@ def parse_agent(spec: str) -> tuple[str, dict, dict]:
         raise suggest(name, known, what="agent")
     agent_kw: dict = {}
     env_kw: dict = {}
-    for item in filter(None, rest.split(",")):
+    # Split at the commas that start the next key, so a JSON value may hold commas ([64,64]).
+    for item in filter(None, re.split(r",(?=[A-Za-z_][\w.]*=)", rest)):
         key, eq, raw = item.partition("=")
         if not eq or not key:
             msg = f"agent spec {spec!r}: {item!r} is not k=v (e.g. 'rw-td3:noise=shared')."
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from agents.experiments.compare import compare
+    from agents.experiments.compare import PRUNERS, compare
 
     torch.set_num_threads(1)
     env_kwargs = _env_kwargs(args.env_kw)
@@ -216,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             args.env_id, [name], budgets=args.budgets if budget is None else [budget],
             episodes=args.episodes, top_l=args.top_l, seed=seed,
             retrain_batches=args.retrain_batches,
-            env_kwargs=env_kwargs | variant_env_kw, agent_kwargs={name: agent_kw},
+            env_kwargs=env_kwargs | variant_env_kw,
+            # compare reads both PEP rows' options under "pep" (one PEP search serves both).
+            agent_kwargs={"pep" if name in PRUNERS else name: agent_kw},
             progress_bar=False,
         )  # fmt: skip
         table = comparison.table.assign(seed=seed, agent=agent)

@@ -53,6 +53,13 @@ def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(study, tmp_path) -> N
     assert "| rw-td3:noise=shared (noise-free policy) | 0/3 |" in text
 
 
+def test_no_es_units_is_a_clear_error(study, tmp_path) -> None:
+    from ciess_env.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"no ES units in .*run the studies first"):
+        study.write("ml-100k", tmp_path)
+
+
 def test_es_that_disagrees_between_studies_is_reported_and_a_partial_table_labelled(
     study, tmp_path
 ) -> None:
@@ -64,4 +71,4 @@ def test_es_that_disagrees_between_studies_is_reported_and_a_partial_table_label
     text = study.write("ml-1m", tmp_path).read_text()
     assert "agree on 0 of 1 common (seed, budget) cells (largest |Δ test R@20| 5.0e-02)" in text
     assert "(partial: 1 of 2 agent × budget cells have all 2 seeds)" in text
-    assert "| structured-tpe | +5.0% (1 seed, no interval) |" in text
+    assert "| structured-tpe | +5.0% (no interval; 1 seed) |" in text

@@ -25,6 +25,9 @@ def test_an_agent_spec_splits_into_agent_and_env_keywords(study) -> None:
     assert agent_kw == {"noise": "shared", "sigma": 3}
     assert env_kw == {"reward": "team"}
     assert study.parse_agent("es") == ("es", {}, {})
+    assert study.parse_agent("ppo:net_arch=[64,64],n_steps=8")[1] == {
+        "net_arch": [64, 64], "n_steps": 8,
+    }  # fmt: skip
 
 
 def test_a_bad_agent_spec_names_what_is_wrong(study) -> None:

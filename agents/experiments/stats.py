@@ -255,14 +255,17 @@ def summarize(
     Returns:
         One row per (agent, budget) in the table's order, with columns ``agent``, ``budget``,
         ``seeds`` (rows), ``reached`` (seeds with a result), ``sparsity``, and per metric ``m``:
-        ``m``, ``m_low``, ``m_high``; with a baseline also ``pairs`` (seeds both ran; 0: the
-        difference is unpaired), ``m_diff``, ``m_diff_low``, ``m_diff_high``, ``m_p_improve``,
-        ``m_p_improve_low``, ``m_p_improve_high``.
+        ``m``, ``m_low``, ``m_high``, ``m_n`` (seeds with a value); with a baseline also
+        ``m_pairs`` (seeds where both sides
+        have a value of ``m``; 0: the difference is unpaired), ``m_diff``, ``m_diff_low``,
+        ``m_diff_high``, ``m_p_improve``, ``m_p_improve_low``, ``m_p_improve_high``.
 
-    The difference to the baseline is paired over the seeds both sides ran, also when one side
-    ran more (a partial study): the seed fixes the final retraining, so comparing seed ``s`` with
-    seed ``s`` removes the retraining's noise that a difference of means over unequal seed sets
-    keeps. The probability of improvement uses every seed of both sides (it is defined unpaired).
+    The difference to the baseline is paired over the seeds where both sides have a value, also
+    when one side ran more seeds (a partial study) or missed the budget on some: the seed fixes
+    the final retraining, so comparing seed ``s`` with seed ``s`` removes the retraining's noise
+    that a difference of means over unequal seed sets keeps. Without a seed in common (or a
+    ``seed`` column) the two samples are compared unpaired. The probability of improvement uses
+    every value of both sides (it is defined unpaired).
     """
     missing = [c for c in ("agent", "budget", *metrics) if c not in table.columns]
     if missing:
@@ -288,6 +291,7 @@ def summarize(
             ref = base[np.isclose(base["budget"], budget)]
         for m in metrics:
             row[m], row[f"{m}_low"], row[f"{m}_high"] = bootstrap_ci(grp[m], **kw)
+            row[f"{m}_n"] = int(grp[m].notna().sum())
             if base is None:
                 continue
             if ref is None:  # the baseline itself: nothing to compare
@@ -295,15 +299,20 @@ def summarize(
                 pairs = 0
             else:
                 x, y = grp[m].to_numpy(), ref[m].to_numpy()
-                joined = grp.merge(ref, on="seed", suffixes=("", "_ref")) if has_seed else None
+                joined = None
+                if has_seed:
+                    joined = grp.merge(ref, on="seed", suffixes=("", "_ref"))
+                    joined = joined[joined[[m, f"{m}_ref"]].notna().all(axis=1)]
                 pairs = 0 if joined is None else len(joined)
-                if pairs:  # paired over the seeds both ran, even if one side ran more
+                if pairs:  # paired over the seeds both have, even if one side has more
                     xj, yj = joined[m].to_numpy(), joined[f"{m}_ref"].to_numpy()
                     diff = difference_ci(xj, yj, paired=True, **kw)
-                else:
+                elif has_seed and len(grp.merge(ref, on="seed")):
+                    diff = Interval(math.nan, math.nan, math.nan)  # common seeds, none reached
+                else:  # no seed in common: the two samples are independent
                     diff = difference_ci(x, y, **kw)
                 poi = probability_of_improvement_ci(x, y, **kw)
-            row["pairs"] = pairs
+            row[f"{m}_pairs"] = pairs
             row[f"{m}_diff"], row[f"{m}_diff_low"], row[f"{m}_diff_high"] = diff
             row[f"{m}_p_improve"], row[f"{m}_p_improve_low"], row[f"{m}_p_improve_high"] = poi
         rows.append(row)
@@ -312,6 +321,17 @@ def summarize(
 
 def _interval(row: pd.Series, col: str) -> Interval:
     return Interval(float(row[col]), float(row[f"{col}_low"]), float(row[f"{col}_high"]))
+
+
+def _pairing_note(row: pd.Series, m: str, base: pd.Series | None) -> str:
+    """`` (paired on n seeds)`` when fewer seeds pair than either side has; `` (unpaired)``."""
+    if math.isnan(row[f"{m}_diff"]):
+        return ""
+    pairs = int(row[f"{m}_pairs"])
+    if pairs == 0:
+        return " (unpaired)"
+    have = max(int(row[f"{m}_n"]), 0 if base is None else int(base[f"{m}_n"]))
+    return f" (paired on {pairs} seed{'s' * (pairs > 1)})" if pairs < have else ""
 
 
 def summary_markdown(
@@ -323,7 +343,7 @@ def summary_markdown(
     """
     has_base = baseline is not None and f"{metrics[0]}_diff" in summary.columns
     base_rows = summary[summary["agent"] == baseline]
-    base_n = dict(zip(base_rows["budget"], base_rows["seeds"], strict=True))
+    base_n = {c: r for c, (_, r) in zip(base_rows["budget"], base_rows.iterrows(), strict=True)}
     out: list[str] = []
     for budget, grp in summary.groupby("budget", sort=True):
         headers = ["agent", "seeds", "sparsity", *(f"{m} mean [CI]" for m in metrics)]
@@ -344,13 +364,12 @@ def summary_markdown(
             if has_base and row["agent"] == baseline:
                 cells += ["(baseline)", "—"] * len(metrics)
             elif has_base:
-                pairs = int(row["pairs"])
-                base_seeds = int(base_n.get(budget, 0))
-                subset = 0 < pairs < max(int(row["seeds"]), base_seeds)
-                note = f" (paired on {pairs} seed{'s' * (pairs > 1)})" if subset else ""
                 for m in metrics:
-                    diff = _interval(row, f"{m}_diff").format("+.4f", star=True) + note
-                    cells += [diff, _interval(row, f"{m}_p_improve").format(".2f")]
+                    diff = _interval(row, f"{m}_diff")
+                    cells += [
+                        diff.format("+.4f", star=True) + _pairing_note(row, m, base_n.get(budget)),
+                        _interval(row, f"{m}_p_improve").format(".2f"),
+                    ]
             lines.append("| " + " | ".join(cells) + " |")
         out += [*lines, ""]
     out.append(
@@ -358,7 +377,7 @@ def summary_markdown(
         "some runs met no budget). "
         + (
             f"`*`: the interval of the difference to {baseline} excludes 0 (paired by seed, "
-            "over the seeds both ran). "
+            "over the seeds where both have a value, unless marked unpaired). "
             f"P(· > {baseline}): probability that a random seed beats a random {baseline} seed."
             if has_base
             else ""

@@ -156,7 +156,7 @@ def test_a_partial_study_with_one_seed_on_one_side_reports_no_interval_instead_o
         + [{"agent": "tpe", "seed": 0, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.32}]
     )  # fmt: skip
     row = summarize(table, metrics=("recall@20",)).set_index("agent").loc["tpe"]
-    assert row["pairs"] == 1
+    assert row["recall@20_pairs"] == 1
     assert row["recall@20_diff"] == pytest.approx(0.32 - 0.30)
     assert math.isnan(row["recall@20_diff_low"])
     assert math.isnan(row["recall@20_p_improve_low"])
@@ -175,7 +175,7 @@ def test_unequal_seed_sets_are_paired_over_the_common_seeds() -> None:
     )  # fmt: skip
     summary = summarize(table, metrics=("recall@20",), n_resamples=500)
     row = summary.set_index("agent").loc["tpe"]
-    assert row["pairs"] == 2
+    assert row["recall@20_pairs"] == 2
     # The difference of the means (0.21 - 0.20 = 0.01) happens to agree; the interval does not:
     # paired, both seeds gain exactly 0.01, so the interval is a point.
     assert row["recall@20_diff"] == pytest.approx(0.01)
@@ -227,6 +227,38 @@ def test_the_plot_draws_the_interval_as_error_bars() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_a_seed_that_missed_the_budget_is_not_a_pair() -> None:
+    """Seed 1 of the agent reached no mask: the difference pairs seeds 0 and 2 and says so."""
+    es = {0: 0.22, 1: 0.20, 2: 0.18}
+    agent = {0: 0.23, 1: math.nan, 2: 0.20}
+    table = pd.DataFrame(
+        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
+         for s, v in es.items()]
+        + [{"agent": "tpe", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
+           for s, v in agent.items()]
+    )  # fmt: skip
+    summary = summarize(table, metrics=("recall@20",), n_resamples=500)
+    row = summary.set_index("agent").loc["tpe"]
+    assert (row["recall@20_pairs"], row["recall@20_n"], row["reached"]) == (2, 2, 2)
+    assert row["recall@20_diff"] == pytest.approx(0.015)  # (0.01 + 0.02) / 2, not vs 0.20
+    text = summary_markdown(summary, metrics=("recall@20",))
+    assert "(paired on 2 seeds)" in text
+
+
+def test_without_a_seed_in_common_the_difference_is_unpaired_and_marked() -> None:
+    table = pd.DataFrame(
+        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.2 + s / 100}
+         for s in (0, 1)]
+        + [{"agent": "tpe", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": 0.25}
+           for s in (5, 6)]
+    )  # fmt: skip
+    summary = summarize(table, metrics=("recall@20",), n_resamples=500)
+    row = summary.set_index("agent").loc["tpe"]
+    assert row["recall@20_pairs"] == 0
+    assert row["recall@20_diff"] == pytest.approx(0.25 - 0.205)
+    assert "(unpaired)" in summary_markdown(summary, metrics=("recall@20",))
 
 
 def test_interval_format_is_the_one_way_reports_write_an_interval() -> None:
