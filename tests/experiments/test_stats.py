@@ -163,17 +163,20 @@ def test_a_partial_study_with_one_seed_on_one_side_reports_no_interval_instead_o
     assert math.isnan(difference_ci([0.3], [0.2, 0.25]).low)
 
 
+def _es_vs_tpe(es: dict[int, float], agent: dict[int, float]) -> pd.DataFrame:
+    """Summary of ES and "tpe" at 80 %, test R@20 given per seed."""
+    table = pd.DataFrame(
+        [{"agent": name, "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
+         for name, values in (("es", es), ("tpe", agent)) for s, v in values.items()]
+    )  # fmt: skip
+    return summarize(table, metrics=("recall@20",), n_resamples=500)
+
+
 def test_unequal_seed_sets_are_paired_over_the_common_seeds() -> None:
     """ES ran seeds 0-2, the agent 0 and 2: the difference is the paired one over {0, 2}."""
     es = {0: 0.22, 1: 0.20, 2: 0.18}
     agent = {0: 0.23, 2: 0.19}  # +0.01 on each seed it ran
-    table = pd.DataFrame(
-        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
-         for s, v in es.items()]
-        + [{"agent": "tpe", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
-           for s, v in agent.items()]
-    )  # fmt: skip
-    summary = summarize(table, metrics=("recall@20",), n_resamples=500)
+    summary = _es_vs_tpe(es, agent)
     row = summary.set_index("agent").loc["tpe"]
     assert row["recall@20_pairs"] == 2
     # The difference of the means (0.21 - 0.20 = 0.01) happens to agree; the interval does not:
@@ -233,13 +236,7 @@ def test_a_seed_that_missed_the_budget_is_not_a_pair() -> None:
     """Seed 1 of the agent reached no mask: the difference pairs seeds 0 and 2 and says so."""
     es = {0: 0.22, 1: 0.20, 2: 0.18}
     agent = {0: 0.23, 1: math.nan, 2: 0.20}
-    table = pd.DataFrame(
-        [{"agent": "es", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
-         for s, v in es.items()]
-        + [{"agent": "tpe", "seed": s, "budget": 0.8, "sparsity": 0.8, "recall@20": v}
-           for s, v in agent.items()]
-    )  # fmt: skip
-    summary = summarize(table, metrics=("recall@20",), n_resamples=500)
+    summary = _es_vs_tpe(es, agent)
     row = summary.set_index("agent").loc["tpe"]
     assert (row["recall@20_pairs"], row["recall@20_n"], row["reached"]) == (2, 2, 2)
     assert row["recall@20_diff"] == pytest.approx(0.015)  # (0.01 + 0.02) / 2, not vs 0.20
