@@ -43,7 +43,9 @@ def parse_agent(spec: str) -> tuple[str, dict, dict]:
     are read as JSON where they parse (``sigma=3``, ``flag=true``, ``net_arch=[64,64]``), else
     kept as strings. The spec, verbatim, is the row's label and the unit's key. The syntax and
     the agent's name are checked here, before any unit runs; a keyword the agent does not take
-    fails when its first unit starts.
+    fails when its first unit starts. The key ``episodes`` is the study's, not the agent's:
+    ``td3:episodes=5`` searches 5 episodes whatever ``--episodes`` says (each unit records
+    the episodes it ran), so agents of different search lengths share one study.
     """
     from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
     from ciess_env.errors import InvalidArgumentError, suggest
@@ -135,7 +137,8 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
         "",
         f"Command: `{command}`",
         "",
-        f"Seeds {args.seeds}; {args.episodes} search episodes of T = 10 steps per budget for the "
+        f"Seeds {args.seeds}; {args.episodes} search episodes (unless an agent's spec says "
+        "`episodes=N`) of T = 10 steps per budget for the "
         "one-budget agents (structured-*, rw-td3-lagrange: one search per budget, so 3× the env "
         f"steps of rw-td3, which searches once for all budgets); env kwargs "
         f"{args.env_kw or 'none (the id as registered)'}; "
@@ -216,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         load = load_average()
         t0 = time.perf_counter()
         name, agent_kw, variant_env_kw = parse_agent(agent)
+        episodes = agent_kw.pop("episodes", args.episodes)
         comparison = compare(
             args.env_id, [name], budgets=args.budgets if budget is None else [budget],
-            episodes=args.episodes, top_l=args.top_l, seed=seed,
+            episodes=episodes, top_l=args.top_l, seed=seed,
             retrain_batches=args.retrain_batches,
             env_kwargs=env_kwargs | variant_env_kw,
             # compare reads both PEP rows' options under "pep" (one PEP search serves both).
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": seed,
             "agent": agent,
             "budget": budget,
+            "episodes": episodes,
             "seconds": time.perf_counter() - t0,
             "load_average": load,
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

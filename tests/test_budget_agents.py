@@ -47,10 +47,12 @@ def test_a_variant_is_its_own_row_and_its_keywords_reach_the_agent(study, tmp_pa
     args = ["--env-id", "CIESS-MF-Synthetic-v1", "--env-kw", env_kw, "--seeds", "0",
             "--budgets", "0.9", "--episodes", "1", "--retrain-batches", "8",
             "--out", str(out)]  # fmt: skip
-    variant = "structured-tpe:warm_start=false"
+    variant = "structured-tpe:warm_start=false,episodes=2"
     assert study.main([*args, "--agents", "es", variant]) == 0
     units = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
-    assert [(u["agent"], u["budget"]) for u in units] == [("es", 0.9), (variant, 0.9)]
+    assert [(u["agent"], u["budget"], u["episodes"]) for u in units] == [
+        ("es", 0.9, 1), (variant, 0.9, 2)
+    ]  # fmt: skip
     assert [r["agent"] for u in units for r in u["rows"]] == ["es", variant]
     assert f"| {variant} | 1 | 0.9000 |" in out.with_suffix(".md").read_text()
     # The keywords do reach the agent: a bad value fails in the agent, naming the keyword.
