@@ -280,6 +280,83 @@ def _ci(values: list[float], spec: str = ".4f") -> str:
     return bootstrap_ci(values).format(spec)
 
 
+def _r20(rows: list[dict[str, Any]], noise: str, pool: str, c: float) -> dict[int, float]:
+    """Seed → test R@20 of one retraining cell (seeds whose pool reached ``c`` only)."""
+    return {r["seed"]: r["result"]["recall_20"] for r in rows
+            if r["kind"] == "retrain" and r["result"] is not None
+            and (r["noise"], r["pool"], r["budget"]) == (noise, pool, c)}  # fmt: skip
+
+
+def _paired(a: dict[int, float], b: dict[int, float], scale: float) -> str:
+    """``a − b`` over their common seeds, in % of ``scale``, with its paired interval."""
+    from agents.experiments.stats import bootstrap_ci
+
+    common = sorted(set(a) & set(b))
+    if not common:
+        return "—"
+    diff = bootstrap_ci([100 * (a[s] - b[s]) / scale for s in common])
+    return f"{diff.format('+.1f', star=True)} % ({len(common)})"
+
+
+def _factor_lines(rows, seeds, noises, es) -> list[str]:
+    """The issue's question: which factor — the noise, the policy's own masks — moves test R@20.
+
+    Each cell is a difference paired by seed, so a seed's luck in the data order cancels.
+    """
+    lines = ["", "## Which factor moves the result", "",
+             "Test R@20 differences after the same top-3 selective retraining, paired by seed, "
+             "in % of ES's mean at that budget; (n) = seeds where both sides reached the "
+             "budget; `*`: the 95 % bootstrap interval excludes 0.", "",
+             "| comparison | " + " | ".join(f"{c:.0%}" for c in BUDGETS) + " |",
+             "|---|" + "---|" * len(BUDGETS)]  # fmt: skip
+    scale = {c: np.mean([es[(s, c)]["recall_20"] for s in seeds if es.get((s, c))] or [np.nan])
+             for c in BUDGETS}  # fmt: skip
+
+    def cell(side: tuple[str, str] | None, c: float) -> dict[int, float]:
+        if side is None:  # ES
+            return {s: es[(s, c)]["recall_20"] for s in seeds if es.get((s, c))}
+        return _r20(rows, *side, c)
+
+    comparisons = [(f"{n}, {p} − ES", (n, p), None) for n in noises for p in POOLS]
+    if "per_entity" in noises:
+        base = ("per_entity", "explored")
+        comparisons += [(f"noise {n} − per_entity (explored)", (n, "explored"), base)
+                        for n in noises if n != "per_entity"]  # fmt: skip
+    comparisons += [(f"{n}: noise-free policy − explored", (n, "deterministic"), (n, "explored"))
+                    for n in noises]  # fmt: skip
+    for name, a, b in comparisons:
+        cells = [_paired(cell(a, c), cell(b, c), scale[c]) for c in BUDGETS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _episode_lines(rows, noises) -> list[str]:
+    """Per-episode search curves, averaged over seeds: does the search improve, and how big?"""
+    lines = ["", "## Per episode, mean over seeds", "",
+             "Validation q̄ and mean size of the explored masks (all steps of the episode) and "
+             "of the noise-free policy's mask at the episode's end.", "",
+             "| noise | seeds | episode | explored q̄ | explored mean size | explored sparsity "
+             "| noise-free q̄ | noise-free mean size | noise-free sparsity |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for noise in noises:
+        s_rows = [r for r in rows if r["kind"] == "search" and r.get("log") and r["noise"] == noise]
+        if not s_rows:
+            continue
+        n_eps = min(len(r["per_episode"]) for r in s_rows)
+        for i in range(n_eps):
+            eps = [r["per_episode"][i] for r in s_rows]
+
+            def m(key: str, spec: str, eps=eps) -> str:
+                return format(float(np.mean([e[key] for e in eps])), spec)
+
+            lines.append(
+                f"| {noise} | {len(s_rows)} | {eps[0]['episode']} | {m('mean_quality', '.4f')} "
+                f"| {m('mean_size', '.1f')} | {m('sparsity', '.3f')} | {m('det_quality', '.4f')} "
+                f"| {m('det_mean_size', '.1f')} | {m('det_sparsity', '.3f')} |"
+            )
+    return lines
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     ledger = Ledger(_ledger_path(args))
     rows = ledger.rows
@@ -372,16 +449,8 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"{col(lambda r: r['dispersion_explored_last_episode']['explained'])} | "
             f"{col(lambda r: r['dispersion_deterministic_last_episode']['explained'])} |"
         )
-    lines += ["", "Per-episode means (explored q̄ / mean size; noise-free q̄ / mean size), "
-              "first seed:", ""]  # fmt: skip
-    for noise in noises:
-        s_rows = sorted((r for r in rows if r["kind"] == "search" and r.get("log")
-                         and r["noise"] == noise), key=lambda r: r["seed"])  # fmt: skip
-        if s_rows:
-            eps = s_rows[0]["per_episode"]
-            lines.append(f"- {noise} (seed {s_rows[0]['seed']}): " + "; ".join(
-                f"{e['episode']}: {e['mean_quality']:.3f}/{e['mean_size']:.1f}, "
-                f"{e['det_quality']:.3f}/{e['det_mean_size']:.1f}" for e in eps))  # fmt: skip
+    lines += _factor_lines(rows, seeds, noises, es)
+    lines += _episode_lines(rows, noises)
     out = _ledger_path(args).with_suffix(".md")
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
