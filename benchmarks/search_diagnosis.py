@@ -330,6 +330,11 @@ def _factor_lines(rows, seeds, noises, es) -> list[str]:
     return lines
 
 
+def _search_rows(rows: list[dict[str, Any]], noise: str) -> list[dict[str, Any]]:
+    """The searches of one noise variant that summarised their full explored log."""
+    return [r for r in rows if r["kind"] == "search" and r.get("log") and r["noise"] == noise]
+
+
 def _episode_lines(rows, noises) -> list[str]:
     """Per-episode search curves, averaged over seeds: does the search improve, and how big?"""
     lines = ["", "## Per episode, mean over seeds", "",
@@ -339,7 +344,7 @@ def _episode_lines(rows, noises) -> list[str]:
              "| noise-free q̄ | noise-free mean size | noise-free sparsity |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for noise in noises:
-        s_rows = [r for r in rows if r["kind"] == "search" and r.get("log") and r["noise"] == noise]
+        s_rows = _search_rows(rows, noise)
         if not s_rows:
             continue
         n_eps = min(len(r["per_episode"]) for r in s_rows)
@@ -432,7 +437,7 @@ def cmd_report(args: argparse.Namespace) -> None:
               "noise-free | variance explained by popularity bin, explored | noise-free |",
               "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for noise in noises:
-        s_rows = [r for r in rows if r["kind"] == "search" and r.get("log") and r["noise"] == noise]
+        s_rows = _search_rows(rows, noise)
         if not s_rows:
             continue
 
