@@ -151,10 +151,18 @@ def verdicts(
         cells = []
         by = grp.set_index("budget")
         for c in budgets:
-            if c not in by.index or math.isnan(by.loc[c, "recall@20_diff"]):
+            if c not in by.index:
                 cells.append("—")
                 continue
             row = by.loc[c]
+            # A search that never visited the budget is a failure of the search, not a missing
+            # value: say how many of its seeds reached c beside the verdict on those that did.
+            missed = int(row["seeds"] - row["reached"])
+            reach = f"; {missed} of {int(row['seeds'])} seeds never reached c" if missed else ""
+            if math.isnan(row["recall@20_diff"]):
+                cells.append(f"— (never reached c on {int(row['seeds'])} seeds)" if missed
+                             else "—")  # fmt: skip
+                continue
             n = int(row["recall@20_pairs"])
             if n and ("es", c) in r20.index:
                 both = r20.loc[[(agent, c), ("es", c)]].dropna(axis=1)
@@ -173,7 +181,7 @@ def verdicts(
                 word = "below ES"
             else:
                 word = "within noise"
-            cells.append(f"{pct:+.1%} ({word}; {how})")
+            cells.append(f"{pct:+.1%} ({word}; {how}{reach})")
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     return lines
 

@@ -373,17 +373,22 @@ def cmd_report(args: argparse.Namespace) -> None:
     status = "complete" if len(rows) >= n_units else f"partial, {len(rows)} of {n_units} units"
     episodes = sorted({r["episodes"] for r in rows})
     loads = [r["load_start"] for r in rows] + [r["load_end"] for r in rows]
-    command = rows[0]["command"]
+    # The command to rerun, not each unit's as typed (shards, local paths): those are in the JSONL.
+    command = (f"python benchmarks/search_diagnosis.py run --dataset {args.dataset} --version "
+               f"{args.version} --seeds {' '.join(map(str, seeds))} --episodes "
+               f"{' '.join(map(str, episodes))}")  # fmt: skip
     total = sum(r["seconds"] for r in rows)
     lines = [
         f"# Search diagnosis on {args.dataset}, {args.version} step ({status})",
         "",
-        f"- Command: `{command}`; report: `python benchmarks/search_diagnosis.py report "
-        f"--dataset {args.dataset} --version {args.version}`",
+        f"- Command: `{command}` (with `CIESS_DATA_DIR` set; `--shard 0/2` and `1/2` split it "
+        "over two processes; each unit's own command line is in the JSONL); report: "
+        f"`python benchmarks/search_diagnosis.py report --dataset {args.dataset} --version "
+        f"{args.version}`",
         f"- Env: `{_env_id(args.dataset, args.version)}`, search steps "
         f"{VERSIONS[args.version][1]}; RandomWalkTD3 paper defaults but `noise`; "
-        f"{episodes} episodes × T = 10 per search (not the paper's 30: one core per job on this "
-        "2-core CPU; the wall times are in the JSONL)",
+        f"{', '.join(map(str, episodes))} episodes × T = 10 per search (not the paper's 30: "
+        "one core per job on this 2-core CPU; the wall times are in the JSONL)",
         f"- Seeds: {seeds} (each seeds the agent, the per-step training and the final "
         "retraining; the data split is fixed, split_seed 42). ES uses the same seeds.",
         "- Final retraining: `agents.experiments.selective.selective_retrain` as on main at "

@@ -41,7 +41,10 @@ def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(study, tmp_path) -> N
            + [_diagnosis_unit("retrain", s, 0.9, v + (0.01 if s else -0.01), noise="shared",
                               pool="explored") for s, v in es.items()]
            + [_diagnosis_unit("retrain", s, 0.9, None, noise="shared", pool="deterministic")
-              for s in es])  # fmt: skip
+              for s in es]
+           # the search without noise reached 90 % on seed 0 only
+           + [_diagnosis_unit("retrain", s, 0.9, None if s else 0.22, noise="none",
+                              pool="explored") for s in es])  # fmt: skip
     text = study.write("ml-100k", tmp_path).read_text()
     assert "(partial" not in text
     assert "ES check: the two studies' ES agree on 3 of 3 common (seed, budget) cells" in text
@@ -49,7 +52,9 @@ def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(study, tmp_path) -> N
     assert "| structured-tpe | +5.0% (**beats ES**; 3 seeds) |" in verdict  # +0.01 on 0.20
     assert "| mr | -9.5% (below ES; 3 seeds) |" in verdict
     assert "| rw-td3:noise=shared | +1.7% (within noise; 3 seeds) |" in verdict
-    assert "| rw-td3:noise=shared (noise-free policy) | — |" in verdict  # never reached 90 %
+    assert "| rw-td3:noise=shared (noise-free policy) | — (never reached c on 3 seeds) |" in verdict
+    assert ("| rw-td3:noise=none | +10.0% (no interval; 1 seed; 2 of 3 seeds never reached c) |"
+            in verdict)  # fmt: skip
     assert "| rw-td3:noise=shared (noise-free policy) | 0/3 |" in text
 
 
