@@ -158,7 +158,7 @@ def verdicts(
             # A search that never visited the budget is a failure of the search, not a missing
             # value: say how many of its seeds reached c beside the verdict on those that did.
             missed = int(row["seeds"] - row["reached"])
-            reach = f"; {missed} of {int(row['seeds'])} seeds never reached c" if missed else ""
+            reach = f"; {missed} of {int(row['seeds'])} missed c" if missed else ""
             if math.isnan(row["recall@20_diff"]):
                 cells.append(f"— (never reached c on {int(row['seeds'])} seeds)" if missed
                              else "—")  # fmt: skip
