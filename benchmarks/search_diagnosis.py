@@ -289,12 +289,13 @@ def _r20(rows: list[dict[str, Any]], noise: str, pool: str, c: float) -> dict[in
 
 def _paired(a: dict[int, float], b: dict[int, float], scale: float) -> str:
     """``a − b`` over their common seeds, in % of ``scale``, with its paired interval."""
-    from agents.experiments.stats import bootstrap_ci
+    from agents.experiments.stats import difference_ci
 
     common = sorted(set(a) & set(b))
     if not common:
         return "—"
-    diff = bootstrap_ci([100 * (a[s] - b[s]) / scale for s in common])
+    x, y = (np.array([100 * d[s] / scale for s in common]) for d in (a, b))
+    diff = difference_ci(x, y, paired=True)
     return f"{diff.format('+.1f', star=True)} % ({len(common)})"
 
 
@@ -309,13 +310,13 @@ def _factor_lines(rows, seeds, noises, es) -> list[str]:
              "budget; `*`: the 95 % bootstrap interval excludes 0.", "",
              "| comparison | " + " | ".join(f"{c:.0%}" for c in BUDGETS) + " |",
              "|---|" + "---|" * len(BUDGETS)]  # fmt: skip
-    scale = {c: np.mean([es[(s, c)]["recall_20"] for s in seeds if es.get((s, c))] or [np.nan])
-             for c in BUDGETS}  # fmt: skip
 
     def cell(side: tuple[str, str] | None, c: float) -> dict[int, float]:
         if side is None:  # ES
             return {s: es[(s, c)]["recall_20"] for s in seeds if es.get((s, c))}
         return _r20(rows, *side, c)
+
+    scale = {c: np.mean(list(cell(None, c).values()) or [np.nan]) for c in BUDGETS}
 
     comparisons = [(f"{n}, {p} − ES", (n, p), None) for n in noises for p in POOLS]
     if "per_entity" in noises:
