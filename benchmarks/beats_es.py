@@ -194,6 +194,13 @@ def _command(md: Path) -> str:
     return found.group(1) if found else "(not recorded)"
 
 
+def _study_line(jsonl: Path) -> str:
+    """One bullet per study: its command, or a plain statement that it has not run."""
+    if not jsonl.exists():
+        return f"- `{jsonl.stem}`: not run (no `{jsonl.name}`; cost in benchmarks/REPRODUCING.md)"
+    return f"- `{_command(jsonl.with_suffix('.md'))}`"
+
+
 def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) -> Path:
     """Write ``beats_es_<dataset>.md`` from the studies' JSONL files; return its path."""
     from agents.experiments.stats import summarize, summary_markdown
@@ -227,8 +234,7 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
         f"by `python benchmarks/beats_es.py --dataset {dataset}`, {written}. Nothing is rerun "
         "here; the studies' commands:",
         "",
-        f"- `{_command(a.with_suffix('.md'))}`",
-        f"- `{_command(b.with_suffix('.md'))}`",
+        *(_study_line(path) for path in (a, b)),
         "",
         "Both use the `-v1` search step, top-3 selective retraining and the default final "
         "retraining (early-stopped on validation, two seeds), the same seeds for every agent "

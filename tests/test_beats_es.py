@@ -77,3 +77,11 @@ def test_es_that_disagrees_between_studies_is_reported_and_a_partial_table_label
     assert "agree on 0 of 1 common (seed, budget) cells (largest |Δ test R@20| 5.0e-02)" in text
     assert "(partial: 1 of 2 agent × budget cells have all 2 seeds)" in text
     assert "| structured-tpe | +5.0% (no interval; 1 seed) |" in text
+
+
+def test_a_study_that_has_not_run_is_named_as_such(study, tmp_path) -> None:
+    _write(tmp_path / "budget_agents_ml1m_v1.jsonl",
+           [_budget_agents_unit("es", s, 0.8, 0.2) for s in (0, 1)])  # fmt: skip
+    text = study.write("ml-1m", tmp_path).read_text()
+    assert "- `search_diagnosis_ml-1m_v1`: not run (no `search_diagnosis_ml-1m_v1.jsonl`" in text
+    assert "(no report yet)" in text  # the budget_agents JSONL exists, its report does not
