@@ -40,14 +40,13 @@ import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from jsonl_cache import append_unit, load_average, read_units
+from jsonl_cache import append_unit, command_line, load_average, read_units
 
 from ciess_env.budget_log import BudgetLog
 from ciess_env.config import StepConfig
@@ -82,7 +81,7 @@ def _append(record: dict) -> None:
     record |= {
         "load_1min": round(load_average(), 2),
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python " + shlex.join(["benchmarks/bench_active_width.py", *sys.argv[1:]]),
+        "command": command_line("benchmarks/bench_active_width.py", sys.argv[1:]),
         "threads": torch.get_num_threads(),
     }
     append_unit(JSONL, record)

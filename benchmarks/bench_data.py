@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jsonl_cache import REPO, command_line
 
 from ciess_env.data import load_dataset, resolve_data_dir, split_per_user
 
@@ -71,14 +72,14 @@ def main() -> None:
             f"{load_s:.2f} | {split_s:.2f} | ≤ {target:g} | {'yes' if load_s <= target else 'NO'} |"
         )
         print(rows[-1])
-    command = "python benchmarks/bench_data.py " + " ".join(sys.argv[1:])
+    command = command_line("benchmarks/bench_data.py", sys.argv[1:])
     text = "\n".join(
         [
             "# Data layer: load + split timings",
             "",
             f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
             f"- Machine: {machine()}",
-            f"- Data: `{data_dir}`",
+            f"- Data: `{os.path.relpath(data_dir, REPO)}` (relative to the repository root)",
             f"- Command: `{command.strip()}` (best of {args.repeats}, after one warm-up run)",
             "",
             "| data set | users | items | interactions | load + split (s) | split only (s) "

@@ -24,13 +24,12 @@ import argparse
 import datetime as dt
 import json
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
-from jsonl_cache import append_unit, load_average, read_units
+from jsonl_cache import append_unit, command_line, load_average, read_units
 
 DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
 
@@ -207,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     jsonl = out.with_suffix(".jsonl")
     given = sys.argv[1:] if argv is None else argv
     # The command that produces the units (``--report`` only re-renders them).
-    command = "python benchmarks/budget_agents.py " + shlex.join(
-        a for a in given if a != "--report"
-    )
+    command = command_line("benchmarks/budget_agents.py", [a for a in given if a != "--report"])
     units = _units(args)  # parses every agent spec: a typo fails before any unit runs
     n_cells = len(args.seeds) * len(args.agents) * len(args.budgets)
     for seed, agent, budget in [] if args.report else units:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_unit", "load_average", "read_units"]
+__all__ = ["REPO", "append_unit", "command_line", "load_average", "read_units"]
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def read_units(path: Path) -> list[dict[str, Any]]:
@@ -33,3 +36,20 @@ def append_unit(path: Path, row: dict[str, Any]) -> None:
 def load_average() -> float:
     """The 1-minute load average (NaN where the platform has none), recorded with each unit."""
     return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan")
+
+
+def command_line(script: str, argv: list[str] | tuple[str, ...]) -> str:
+    """The command to record with a unit, runnable from the repository root on any machine.
+
+    Absolute paths in ``argv`` are rewritten relative to the repository root (so
+    ``/home/me/ciess-env/benchmarks/results`` is recorded as ``benchmarks/results`` and a data
+    folder beside the clone as ``../shared/data``): a results file must not carry one
+    machine's layout.
+    """
+    args = []
+    for arg in argv:
+        key, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value):
+            value = os.path.relpath(value, REPO)
+        args.append(f"{key}{sep}{value}")
+    return f"python {script} " + shlex.join(args)

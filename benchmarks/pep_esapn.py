@@ -33,7 +33,6 @@ import argparse
 import datetime as dt
 import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jsonl_cache import append_unit, read_units
+from jsonl_cache import append_unit, command_line, read_units
 
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/pep_esapn.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("benchmarks/pep_esapn.py", sys.argv[1:] if argv is None else argv)
     for dataset in args.datasets:
         env_kwargs: dict[str, Any] = {"retrain": "fast", "progress_bar": False}
         env_id = ENV_IDS[dataset]

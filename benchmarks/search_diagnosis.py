@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jsonl_cache import append_unit, load_average, read_units
+from jsonl_cache import append_unit, command_line, load_average, read_units
 
 RESULTS = Path(__file__).parent / "results"
 ENV_IDS = {
@@ -247,7 +246,7 @@ def _do_unit(args: argparse.Namespace, kind: str, p: dict[str, Any]) -> dict[str
 def cmd_run(args: argparse.Namespace) -> None:
     ledger = Ledger(_ledger_path(args))
     shard, n_shards = (int(x) for x in args.shard.split("/"))
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line("benchmarks/search_diagnosis.py", sys.argv[1:])
     while True:
         waiting = 0
         for i, (kind, key, params) in enumerate(_units(args)):
