@@ -67,7 +67,6 @@ import logging
 import math
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -80,6 +79,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
+from jsonl_cache import command_line
 
 import ciess_env
 from agents.experiments import PAPER_BUDGETS, SearchSession
@@ -760,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     spec = PROTOCOLS[args.protocol]
     agents, runner = RUNNERS[args.protocol]
-    command = "python benchmarks/reproduce.py " + shlex.join(argv)
+    command = command_line("benchmarks/reproduce.py", argv)
     for dataset in args.datasets or spec.datasets:
         run = make_run(args, dataset, spec)
         suffix = ".quick.md" if args.quick else ".md"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,16 +12,9 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce.py"
 
 
 @pytest.fixture(scope="module")
-def reproduce() -> ModuleType:
-    """The script, imported by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reproduce"] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("reproduce", None)
+def reproduce(benchmark_module) -> ModuleType:
+    """The script (benchmarks/ is not a package; it imports its sibling ``jsonl_cache``)."""
+    return benchmark_module("reproduce")
 
 
 @pytest.fixture(scope="module")
