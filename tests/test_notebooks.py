@@ -97,6 +97,10 @@ def test_notebook_runs_top_to_bottom(
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,
+        # nbclient waits only 4 s for a cell's output after the kernel replies, then drops it
+        # with a warning: on a loaded 2-core CI box a print went missing. Wait, and fail loudly.
+        iopub_timeout=120,
+        raise_on_iopub_timeout=True,
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
