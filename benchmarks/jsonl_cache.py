@@ -41,15 +41,15 @@ def load_average() -> float:
 def command_line(script: str, argv: list[str] | tuple[str, ...]) -> str:
     """The command to record with a unit, runnable from the repository root on any machine.
 
-    Absolute paths in ``argv`` are rewritten relative to the repository root (so
-    ``/home/me/ciess-env/benchmarks/results`` is recorded as ``benchmarks/results`` and a data
-    folder beside the clone as ``../shared/data``): a results file must not carry one
-    machine's layout.
+    Absolute paths inside the clone or beside it are rewritten relative to the repository
+    root (``/home/me/ciess-env/benchmarks/results`` is recorded as ``benchmarks/results``, a
+    data folder beside the clone as ``../shared/data``): a results file must not carry one
+    machine's layout. Paths elsewhere (``/tmp/...``) stay absolute.
     """
     args = []
     for arg in argv:
         key, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-        if os.path.isabs(value):
-            value = os.path.relpath(value, REPO)
+        if os.path.isabs(value) and Path(value).resolve().is_relative_to(REPO.parent):
+            value = os.path.relpath(Path(value).resolve(), REPO)
         args.append(f"{key}{sep}{value}")
     return f"python {script} " + shlex.join(args)

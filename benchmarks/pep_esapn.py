@@ -7,6 +7,9 @@ LightGCN on ML-100K and ML-1M, budgets 80/90/95 %, test Recall@20 / NDCG@20 of
 * ``esapn``: SB3 DQN over six candidate sizes through ``DiscreteSizes`` (:mod:`agents.esapn`);
 * ``pep``: PEP (:mod:`agents.pep`), an unstructured mask per budget;
 * ``pep-prefix``: PEP's surviving-weight counts per entity as prefix sizes (same budget),
+* ``rw-td3+fill`` / ``esapn+fill`` (opt-in): the same search (same seed), each kept mask grown
+  to meet its budget exactly before the final retraining (``compare(..., fill_budget=True)``):
+  how much of a search's gap to ES is budget left unspent,
 
 each through :func:`agents.experiments.compare.compare` (what ``ciess compare`` runs), all
 under the **same final retraining**: the reduced protocol's (``benchmarks/reproduce.py
@@ -44,13 +47,17 @@ from jsonl_cache import append_unit, command_line, read_units
 
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
-from agents.experiments.selective import PAPER_BUDGETS
+from agents.experiments.selective import PAPER_BUDGETS, selective_retrain
 from agents.experiments.stats import bootstrap_ci, difference_ci
 
 logger = logging.getLogger("pep_esapn")
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ("es", "rw-td3", "esapn", "pep")
+#: Opt-in variants: a search's masks filled to the budget (:func:`selective.fill_to_budget`).
+FILLED = ("rw-td3+fill", "esapn+fill")
+#: Row order of the report.
+ROWS = ("es", "rw-td3", "rw-td3+fill", "esapn", "esapn+fill", "pep", "pep-prefix")
 ENV_IDS = {"ml-100k": "CIESS-LightGCN-ML100K-v0", "ml-1m": "CIESS-LightGCN-ML1M-v0"}
 LABELS = {
     "es": "ES",
@@ -58,6 +65,8 @@ LABELS = {
     "esapn": "ESAPN-style (DQN, 6 sizes)",
     "pep": "PEP",
     "pep-prefix": "PEP-as-prefix",
+    "rw-td3+fill": "CIESS (RW-TD3), masks filled to c",
+    "esapn+fill": "ESAPN-style, masks filled to c",
 }
 #: The paper's Table 1(a), LightGCN on ML-1M: (R@20, N@20). REFERENCE ONLY, not our results.
 #: ESAPN cannot target a budget: its one row is at its own sparsity (72 % for LightGCN).
@@ -87,19 +96,20 @@ def run_unit(
     quick: bool,
 ) -> list[dict[str, Any]]:
     """All budgets of one method and seed, through :func:`compare` (as ``ciess compare``)."""
-    names = ["pep", "pep-prefix"] if method == "pep" else [method]
+    base = method.removesuffix("+fill")
+    names = ["pep", "pep-prefix"] if method == "pep" else [base]
     agent_kwargs: dict[str, dict[str, Any]] = {}
-    if quick and method in ("rw-td3", "esapn"):
-        agent_kwargs[method] = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}
+    if quick and base in ("rw-td3", "esapn"):
+        agent_kwargs[base] = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}
     result = compare(
         env_id, names, budgets=PAPER_BUDGETS, episodes=episodes, top_l=3, seed=seed,
         env_kwargs=env_kwargs, agent_kwargs=agent_kwargs, retrain_batches=cap,
-        progress_bar=False,
+        progress_bar=False, fill_budget=method in FILLED,
     )  # fmt: skip
     rows = []
     for rec in result.table.to_dict("records"):
-        row = {"method": rec["agent"], **{k: v for k, v in rec.items() if k != "agent"}}
-        rows.append(row)
+        name = method if method in FILLED else rec["agent"]
+        rows.append({"method": name, **{k: v for k, v in rec.items() if k != "agent"}})
     for m in result.pruned.get("pep", []):
         row = next(r for r in rows if r["method"] == "pep" and abs(r["budget"] - m.budget) < 1e-9)
         users, items = m.prefix_sizes()
@@ -111,6 +121,21 @@ def run_unit(
             "prefix_mean_user_size": float(users.mean()),
             "prefix_mean_item_size": float(items.mean()),
         }
+    if method in FILLED:
+        # The same search's masks as logged, through the same retraining: the fill's gain is
+        # then paired within one search and does not rest on reruns being identical.
+        session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=False)
+        plain = selective_retrain(
+            result.logs[base], session.data, budgets=PAPER_BUDGETS, top_l=3, seed=seed,
+            **session.retrain_kwargs(cap),
+        )  # fmt: skip
+        session.close()
+        for row, res in zip(rows, plain, strict=True):
+            row |= {
+                f"unfilled_{k}": getattr(res, a, float("nan"))
+                for k, a in (("sparsity", "sparsity"), ("recall@20", "recall_20"),
+                             ("ndcg@20", "ndcg_20"))
+            }  # fmt: skip
     return rows
 
 
@@ -145,6 +170,13 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
         "other jobs too (its 1-minute load is listed with it), so seconds are indicative.",
         "",
     ]
+    if any(u["method"] in FILLED for u in units):
+        lines += [
+            'Rows "masks filled to c" rerun the same search (same seed) and grow each kept '
+            "mask in proportion, capped at 128, until it meets c exactly, before the same final "
+            "retraining (`compare(..., fill_budget=True)`; `ciess compare --fill-budget`).",
+            "",
+        ]
     for dataset in sorted({u["dataset"] for u in units}):
         mine = [u for u in units if u["dataset"] == dataset]
         done = len(mine)
@@ -156,11 +188,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
         if paper:
             head += ["paper R@20", "paper N@20"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        methods = [
-            m
-            for m in (*METHODS, "pep-prefix")
-            if any(r["method"] == m for u in mine for r in u["rows"])
-        ]
+        methods = [m for m in ROWS if any(r["method"] == m for u in mine for r in u["rows"])]
         for c in PAPER_BUDGETS:
             es = {
                 u["seed"]: r["recall@20"]
@@ -210,6 +238,35 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                 f"{r['threshold_sparsity']:.4f} | {r['csr_bytes']:,} | {r['prefix_bytes']:,} |"
                 for r in pep
             ]
+        filled = [
+            r for u in mine if u["method"] in FILLED for r in u["rows"] if "unfilled_sparsity" in r
+        ]
+        if filled:
+            lines += [
+                "",
+                "Filling, paired within each search: the same logged masks retrained as they "
+                "are (unfilled) and grown to c (filled); gain = filled − unfilled R@20, mean over "
+                "seeds [95 % interval], `*` where it excludes 0.",
+                "",
+                "| method | c | seeds | unfilled sparsity | unfilled R@20 | filled R@20 | gain |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for m in FILLED:
+                for c in PAPER_BUDGETS:
+                    rows = [r for r in filled if r["method"] == m and abs(r["budget"] - c) < 1e-9]
+                    if not rows:
+                        continue
+                    gain = difference_ci(
+                        [r["recall@20"] for r in rows],
+                        [r["unfilled_recall@20"] for r in rows],
+                        paired=True,
+                    ).format("+.4f", star=True, missing="not reached")
+                    lines.append(
+                        f"| {LABELS[m]} | {c:.0%} | {','.join(str(r['seed']) for r in rows)} | "
+                        f"{_ci([r['unfilled_sparsity'] for r in rows])} | "
+                        f"{_ci([r['unfilled_recall@20'] for r in rows])} | "
+                        f"{_ci([r['recall@20'] for r in rows])} | {gain} |"
+                    )
         lines += ["", "Units:", ""]
         lines += [
             f"- {u['method']} seed {u['seed']}: {u['seconds']:.0f} s, load {u['load']}, "
@@ -224,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=os.environ.get("CIESS_DATA_DIR"))
     p.add_argument("--datasets", nargs="+", default=["ml-100k"], choices=sorted(ENV_IDS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=(*METHODS, *FILLED),
+        help="default: the four methods; also rw-td3+fill, esapn+fill (searched masks filled "
+        "to the budget)",
+    )  # fmt: skip
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--episodes", type=int, default=15)
     p.add_argument("--max-retrain-batches", type=int, default=2000)
@@ -247,8 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One cache and report per data set, so data sets can run as separate jobs.
         cache = args.out / f"pep_esapn_{'quick' if args.quick else dataset}.jsonl"
         report = cache.with_suffix(".md")
-        # Every method is planned, so a run of a subset reports "(partial, ...)" honestly.
-        planned = {dataset: len(METHODS) * len(args.seeds)}
+        # Every method is planned (and a variant once asked for or cached), so a run of a
+        # subset reports "(partial, ...)" honestly.
+        variants = {m for m in args.methods if m in FILLED}
+        variants |= {u["method"] for u in read_units(cache) if u["method"] in FILLED}
+        planned = {dataset: (len(METHODS) + len(variants)) * len(args.seeds)}
         session = SearchSession(env_id, env_kwargs=env_kwargs, progress_bar=False)
         cap = min(session.final_batches(), 4 if args.quick else args.max_retrain_batches)
         for seed in args.seeds:

@@ -30,9 +30,10 @@ def test_recorded_commands_carry_no_absolute_paths(cache) -> None:
         f"--out={REPO / 'benchmarks' / 'results'}",
         "--seeds", "0", "1",
         "a b",
+        "--cache", "/proc/elsewhere",
     ]  # fmt: skip
     line = cache.command_line("benchmarks/x.py", argv)
     assert line == (
         "python benchmarks/x.py --data-dir ../shared/data --out=benchmarks/results "
-        "--seeds 0 1 'a b'"
+        "--seeds 0 1 'a b' --cache /proc/elsewhere"
     )

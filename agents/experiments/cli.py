@@ -267,6 +267,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         budgets=args.budgets,
         top_l=args.top_l,
         seed=config["seed"],
+        fill_budget=args.fill_budget,
         **session.retrain_kwargs(args.batches),
     )
     import pandas as pd
@@ -300,6 +301,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         env_kwargs=env_kwargs,
         retrain_batches=args.batches,
         output_dir=out,
+        fill_budget=args.fill_budget,
     )
     if result.curves:
         import pandas as pd
@@ -408,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cap on each early-stopped final retraining (default: see README)",
     )
+    fill = dict(
+        action="store_true",
+        help="grow each searched mask to meet its budget exactly before retraining it",
+    )
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
     s.add_argument("env_id", nargs="?", default=None, help="omit with --resume")
@@ -456,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="budget_log",
         help="the explored masks (default) or the policy's noise-free ones",
     )
+    s.add_argument("--fill-budget", **fill)
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")
@@ -476,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run seeds SEED .. SEED+N-1 and report mean [95 %% CI] per budget (default 1)",
     )  # fmt: skip
     s.add_argument("--batches", **batches)
+    s.add_argument("--fill-budget", **fill)
     s.add_argument("--output", default="runs/compare")
     s.add_argument("--env-kw", **env_kw)
     s.set_defaults(func=cmd_compare)

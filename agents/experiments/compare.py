@@ -153,6 +153,7 @@ def compare(
     retrain_batches: int | None = None,
     output_dir: str | Path | None = None,
     progress_bar: bool = True,
+    fill_budget: bool = False,
 ) -> Comparison:
     """Run every agent on ``env_id`` and report test quality at each budget.
 
@@ -183,6 +184,11 @@ def compare(
             (``quality_vs_memory.png``) and the search curves are written there; with several
             seeds also ``summary.md`` and ``summary.csv`` (:mod:`agents.experiments.stats`).
         progress_bar: Show progress bars.
+        fill_budget: Grow each searched mask to meet its budget exactly before the final
+            retraining (:func:`agents.experiments.selective.fill_to_budget`), so that a search
+            that overshoots the budget is not judged on a smaller table than the baselines;
+            the table's ``sparsity`` is then the budget. Heuristics, PEP and PEP-as-prefix
+            meet it exactly anyway.
 
     Returns:
         A :class:`Comparison`.
@@ -194,7 +200,7 @@ def compare(
         seed_rows, seed_curves, seed_logs, seed_pruned = _compare_one_seed(
             env_id, agents, budgets=budgets, episodes=episodes, top_l=top_l, seed=s,
             env_kwargs=env_kwargs, agent_kwargs=agent_kwargs, retrain_batches=retrain_batches,
-            progress_bar=progress_bar,
+            progress_bar=progress_bar, fill_budget=fill_budget,
         )  # fmt: skip
         rows += seed_rows
         curves |= {f"{k}{tag}": v for k, v in seed_curves.items()}
@@ -210,6 +216,7 @@ def _compare_one_seed(
     env_id: str, agents: Sequence[str | tuple[str, AgentBuilder]], *, budgets: Sequence[float],
     episodes: int, top_l: int, seed: int, env_kwargs: dict | None,
     agent_kwargs: dict[str, dict] | None, retrain_batches: int | None, progress_bar: bool,
+    fill_budget: bool = False,
 ) -> tuple[list[dict], dict[str, pd.DataFrame], dict, dict]:  # fmt: skip
     from agents.experiments.session import SearchSession
 
@@ -275,8 +282,11 @@ def _compare_one_seed(
                 parts.append(curve.assign(budget=c))
                 budget_logs.append(log)
                 results.append(
-                    selective_retrain(log, session.data, budgets=[c], top_l=top_l, **retrain_kw)[0]
-                )
+                    selective_retrain(
+                        log, session.data, budgets=[c], top_l=top_l, fill_budget=fill_budget,
+                        **retrain_kw,
+                    )[0]
+                )  # fmt: skip
             curves[name] = pd.concat(parts, ignore_index=True)
             log = _concat_logs(budget_logs)
         else:
@@ -285,8 +295,9 @@ def _compare_one_seed(
             search_s = time.perf_counter() - t0
             logger.info("%s: search took %.1f s; retraining", name, search_s)
             results = selective_retrain(
-                log, session.data, budgets=budgets, top_l=top_l, **retrain_kw
-            )
+                log, session.data, budgets=budgets, top_l=top_l, fill_budget=fill_budget,
+                **retrain_kw,
+            )  # fmt: skip
         if log is not None:
             logs[name] = log
         for c, res in zip(budgets, results, strict=True):

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agents.baselines import fit_to_budget, kept_budget
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.config import StepConfig
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
+from ciess_env.metrics import sparsity as table_sparsity
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import (
     BudgetResult,
@@ -36,7 +38,13 @@ from ciess_env.retrain import (
 )
 from ciess_env.spaces import PAPER_BUDGETS
 
-__all__ = ["PAPER_BUDGETS", "BudgetResult", "retrain_pruned", "selective_retrain"]
+__all__ = [
+    "PAPER_BUDGETS",
+    "BudgetResult",
+    "fill_to_budget",
+    "retrain_pruned",
+    "selective_retrain",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +66,7 @@ def selective_retrain(
     device: str = "cpu",
     backbone_kwargs: dict | None = None,
     rule: FinalRetrainRule | None = None,
+    fill_budget: bool = False,
 ) -> list[BudgetResult | None]:
     """Retrain the top-``l`` logged masks per budget and report the best on test.
 
@@ -80,6 +89,9 @@ def selective_retrain(
         device: Torch device.
         backbone_kwargs: Extra backbone hyperparameters.
         rule: Final-retraining rule (default :class:`~ciess_env.retrain.FinalRetrainRule`).
+        fill_budget: Grow each candidate with :func:`fill_to_budget` so that it meets the
+            budget exactly before it is retrained (the paper retrains the logged masks as they
+            are, however far past the budget they lie).
 
     Returns:
         One :class:`BudgetResult` per budget, or ``None`` where no logged mask met the budget.
@@ -98,6 +110,8 @@ def selective_retrain(
             logger.warning("No logged mask reaches sparsity %.2f; skipping this budget.", c)
             results.append(None)
             continue
+        if fill_budget:
+            entries = [fill_to_budget(e, c, d_min=d_min, d_max=d_max) for e in entries]
         if early_stopping:
             runs = [
                 final_retrain(
@@ -206,6 +220,48 @@ def retrain_pruned(
         ndcg_5=test.ndcg(5),
         ndcg_20=test.ndcg(20),
     )
+
+
+def fill_to_budget(
+    entry: BudgetEntry, c: float, *, d_min: int = 1, d_max: int = 128
+) -> BudgetEntry:
+    """``entry`` with its sizes grown by one common factor until the table meets ``c`` exactly.
+
+    A search's masks only have to be *at least* as sparse as ``c``, and an agent that does not
+    steer to the budget leaves part of it unspent (a mask at sparsity 0.87 kept for c = 0.8
+    wastes 7 % of the table), so it is compared with baselines that spend all of it. Growing
+    every size in proportion, capped at ``d_max``, keeps the agent's allocation (who is larger
+    than whom) and adds only the unspent budget; :func:`agents.baselines.fit_to_budget` does
+    the budget-exact rounding, as for the baselines. The search's scores (``mean_quality``,
+    ...) stay those of the mask as logged: the grown mask was never evaluated.
+
+    Args:
+        entry: A logged mask with sparsity ≥ ``c``.
+        c: Target sparsity.
+        d_min: Smallest size.
+        d_max: Largest size.
+
+    Returns:
+        The entry with new ``user_sizes`` / ``item_sizes`` (same dtype) and ``sparsity``.
+
+    Raises:
+        InvalidArgumentError: if the mask is denser than ``c`` already (shrinking it would
+            change the allocation, not fill it).
+    """
+    users, items = np.asarray(entry.user_sizes), np.asarray(entry.item_sizes)
+    sizes = np.concatenate([users, items]).astype(np.int64)
+    cap = kept_budget(c, sizes.size, d_max)
+    if int(sizes.sum()) > cap:
+        msg = (
+            f"fill_to_budget: the mask keeps {int(sizes.sum())} of {d_max * sizes.size} "
+            f"parameters (sparsity {entry.sparsity:.4f}), more than budget {c} allows ({cap}); "
+            "only a mask at least as sparse as c can be filled."
+        )
+        raise InvalidArgumentError(msg)
+    filled = fit_to_budget(sizes, cap, d_min, d_max)
+    u = filled[: users.size].astype(users.dtype)
+    v = filled[users.size :].astype(items.dtype)
+    return entry._replace(user_sizes=u, item_sizes=v, sparsity=table_sparsity(u, v, d_max))
 
 
 def _candidates(log: BudgetLog, c: float, top_l: int) -> list[BudgetEntry]:

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agents.baselines import kept_budget
 from agents.experiments import compare, selective_retrain
 from agents.experiments.cli import main
+from agents.experiments.selective import fill_to_budget
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import make_synthetic
 from ciess_env.recommenders import TrainConfig
@@ -111,6 +113,10 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     assert table.loc[0, "budget"] == 0.0
     assert 0.0 <= table.loc[0, "recall_20"] <= 1.0
     assert "| budget |" in capsys.readouterr().out
+    # Filled to budget 0.0, the searched mask becomes the full table.
+    assert main(["retrain", str(run), "--budgets", "0.0", "--top-l", "1", "--batches", "2",
+                 "--fill-budget"]) == 0  # fmt: skip
+    assert pd.read_csv(run / "retrain.csv").loc[0, "sparsity"] == 0.0
 
     # The log kept only what `--budgets 0.0 --top-l 1` asked for: other budgets are refused.
     assert main(["retrain", str(run), "--budgets", "0.9"]) == 2
@@ -184,3 +190,71 @@ def test_compare_runs_pep_its_projection_and_esapn(tiny_env_kwargs, tmp_path) ->
 def test_compare_refuses_an_unknown_agent_before_running_any(tiny_env_kwargs) -> None:
     with pytest.raises(ValueError, match="esapn"):
         compare(ENV_ID, ["es", "esapm"], env_kwargs=tiny_env_kwargs, progress_bar=False)
+
+
+def test_fill_to_budget_spends_exactly_the_budget_and_keeps_the_allocation() -> None:
+    """An over-sparse mask grows to the budget's exact count; larger stays larger; d_max caps."""
+    rng = np.random.default_rng(0)
+    users = rng.integers(1, 40, size=50).astype(np.uint8)
+    items = rng.integers(1, 40, size=30).astype(np.uint8)
+    users[0] = 128  # already at d_max: must stay there
+    log = BudgetLog(50, 30, d_max=128)
+    sp = 1 - (int(users.sum()) + int(items.sum())) / (128 * 80)
+    log.record(episode=0, step=1, user_sizes=users, item_sizes=items, sparsity=sp, mean_quality=0.7)
+    entry = log[0]
+    assert sp > 0.8
+    filled = fill_to_budget(entry, 0.8, d_min=1, d_max=128)
+    total = int(filled.user_sizes.sum()) + int(filled.item_sizes.sum())
+    assert total == kept_budget(0.8, 80, 128)
+    assert filled.sparsity == pytest.approx(0.8, abs=1 / (128 * 80))
+    assert filled.user_sizes.dtype == users.dtype
+    assert filled.user_sizes.shape == (50,)
+    assert filled.user_sizes[0] == 128
+    assert filled.user_sizes.max() <= 128
+    before = np.concatenate([users, items]).astype(int)
+    after = np.concatenate([filled.user_sizes, filled.item_sizes]).astype(int)
+    assert (after >= before).all()
+    # The allocation's order survives, up to the ±1 of the rounding.
+    i, j = np.nonzero(before[:, None] > before[None, :])
+    assert (after[i] >= after[j] - 1).all()
+    assert filled.mean_quality == entry.mean_quality  # the logged score, not a new one
+    # A mask exactly at the budget is a fixed point.
+    again = fill_to_budget(filled, 0.8, d_min=1, d_max=128)
+    np.testing.assert_array_equal(again.user_sizes, filled.user_sizes)
+    np.testing.assert_array_equal(again.item_sizes, filled.item_sizes)
+
+
+def test_fill_to_budget_refuses_a_mask_denser_than_the_budget() -> None:
+    data = make_synthetic(**TINY_DATA, seed=1)
+    entry = _log_with(data, [(8, 0.9)])[0]  # sparsity 0.5
+    with pytest.raises(ValueError, match=r"sparsity 0.5000\), more than budget 0.8 allows"):
+        fill_to_budget(entry, 0.8, d_max=16)
+
+
+def test_selective_retrain_with_fill_budget_retrains_the_filled_mask() -> None:
+    """With ``fill_budget`` a size-2 mask (sparsity 0.875) is reported at exactly 0.75."""
+    data = make_synthetic(**TINY_DATA, seed=1)
+    log = _log_with(data, [(2, 0.7)])
+    config = TrainConfig(n_batches=4, batch_size=64, decay_batches=2)
+    kw = dict(backbone="mf", config=config, budgets=[0.75], d_max=16, early_stopping=False)
+    (plain,) = selective_retrain(log, data, **kw)
+    (filled,) = selective_retrain(log, data, fill_budget=True, **kw)
+    assert plain is not None
+    assert filled is not None
+    assert plain.sparsity == 0.875
+    assert filled.sparsity == pytest.approx(0.75, abs=1e-12)  # size 4 everywhere: exact
+
+
+def test_compare_and_cli_fill_searched_masks_to_the_budget(tiny_env_kwargs, tmp_path) -> None:
+    """A searched mask is retrained at exactly its budget with ``fill_budget``."""
+    kwargs = dict(
+        budgets=[0.3], episodes=1, top_l=1, seed=0, env_kwargs=tiny_env_kwargs,
+        retrain_batches=4, progress_bar=False,
+        agent_kwargs={"td3": {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}}},
+    )  # fmt: skip
+    result = compare(ENV_ID, ["td3"], fill_budget=True, **kwargs)
+    row = result.table.iloc[0]
+    n_params = 128 * (TINY_DATA["n_users"] + TINY_DATA["n_items"])
+    assert row["sparsity"] == pytest.approx(0.3, abs=1 / n_params)
+    plain = compare(ENV_ID, ["td3"], **kwargs).table.iloc[0]
+    assert plain["sparsity"] > 0.3 + 1 / n_params  # the same search's mask, as logged

@@ -1,0 +1,37 @@
+"""benchmarks/pep_esapn.py on tiny synthetic data: units, the filled variants and the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def study(benchmark_module):
+    return benchmark_module("pep_esapn")
+
+
+def test_quick_run_writes_filled_rows_paired_with_their_unfilled_masks(
+    study, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CIESS_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert study.main(["--quick", "--out", str(out), "--methods", "es", "esapn+fill"]) == 0
+    units = [json.loads(line) for line in (out / "pep_esapn_quick.jsonl").read_text().splitlines()]
+    assert [(u["method"], u["seed"]) for u in units] == [("es", 0), ("esapn+fill", 0)]
+    rows = units[1]["rows"]
+    assert [r["method"] for r in rows] == ["esapn+fill"] * 3
+    reached = [r for r in rows if r["unfilled_sparsity"] == r["unfilled_sparsity"]]  # not NaN
+    assert reached, "the tiny search kept no mask at any budget"
+    n_params = 128 * (40 + 30)
+    for r in reached:
+        assert r["unfilled_sparsity"] >= r["budget"] - 1e-12
+        assert r["sparsity"] == pytest.approx(r["budget"], abs=1 / n_params)
+    report = (out / "pep_esapn_quick.md").read_text()
+    assert "(partial, 2 of 5 units)" in report  # four methods planned, plus the asked variant
+    assert "| ESAPN-style, masks filled to c | 80% | 0 |" in report
+    assert "Filling, paired within each search" in report
+    # Rerunning finds both units cached and runs nothing.
+    assert study.main(["--quick", "--out", str(out), "--methods", "es", "esapn+fill"]) == 0
+    assert len((out / "pep_esapn_quick.jsonl").read_text().splitlines()) == 2
