@@ -49,7 +49,11 @@ def command_line(script: str, argv: list[str] | tuple[str, ...]) -> str:
     args = []
     for arg in argv:
         key, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-        if os.path.isabs(value) and Path(value).resolve().is_relative_to(REPO.parent):
-            value = os.path.relpath(Path(value).resolve(), REPO)
+        if os.path.isabs(value):
+            # As written first (a data folder may be a symlink beside the clone), then resolved.
+            for path in (Path(os.path.normpath(value)), Path(value).resolve()):
+                if path.is_relative_to(REPO.parent):
+                    value = os.path.relpath(path, REPO)
+                    break
         args.append(f"{key}{sep}{value}")
     return f"python {script} " + shlex.join(args)
