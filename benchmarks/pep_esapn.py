@@ -94,8 +94,14 @@ def run_unit(
     episodes: int,
     cap: int,
     quick: bool,
+    unfilled: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """All budgets of one method and seed, through :func:`compare` (as ``ciess compare``)."""
+    """All budgets of one method and seed, through :func:`compare` (as ``ciess compare``).
+
+    For a ``+fill`` method, ``unfilled`` (the cached rows of the plain method, same seed) stands
+    in for retraining the same masks unfilled: runs are deterministic on CPU, and the report
+    checks that wherever both exist.
+    """
     base = method.removesuffix("+fill")
     names = ["pep", "pep-prefix"] if method == "pep" else [base]
     agent_kwargs: dict[str, dict[str, Any]] = {}
@@ -121,7 +127,12 @@ def run_unit(
             "prefix_mean_user_size": float(users.mean()),
             "prefix_mean_item_size": float(items.mean()),
         }
-    if method in FILLED:
+    if method in FILLED and unfilled:
+        for row in rows:
+            (same,) = (r for r in unfilled if abs(r["budget"] - row["budget"]) < 1e-9)
+            row |= {f"unfilled_{k}": same[k] for k in ("sparsity", "recall@20", "ndcg@20")}
+            row["unfilled_from"] = "cache"
+    elif method in FILLED:
         # The same search's masks as logged, through the same retraining: the fill's gain is
         # then paired within one search and does not rest on reruns being identical.
         session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=False)
@@ -136,6 +147,7 @@ def run_unit(
                 for k, a in (("sparsity", "sparsity"), ("recall@20", "recall_20"),
                              ("ndcg@20", "ndcg_20"))
             }  # fmt: skip
+            row["unfilled_from"] = "recomputed"
     return rows
 
 
@@ -151,6 +163,36 @@ def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
         return "—"
     x, y = zip(*pairs, strict=True)
     return difference_ci(x, y, paired=True).format("+.4f", star=True, missing="not reached")
+
+
+def _same(a: float, b: float) -> bool:
+    """Bit-equal, or both NaN (a budget neither run reached)."""
+    return a == b or (a != a and b != b)
+
+
+def _determinism(units: list[dict[str, Any]], filled: list[dict[str, Any]]) -> str:
+    """Where the unfilled masks were retrained again, do they equal the plain unit's rows?"""
+    plain = {
+        (u["method"], u["seed"], r["budget"]): r
+        for u in units
+        if u["method"] not in FILLED
+        for r in u["rows"]
+    }
+    same = total = 0
+    for r in filled:
+        ref = plain.get((r["method"].removesuffix("+fill"), r["seed"], r["budget"]))
+        if r.get("unfilled_from", "recomputed") != "recomputed" or ref is None:
+            continue
+        total += 1
+        same += all(_same(r[f"unfilled_{k}"], ref[k]) for k in ("sparsity", "recall@20", "ndcg@20"))
+    cached = sum(r.get("unfilled_from") == "cache" for r in filled)
+    text = (
+        f"Unfilled values: {total} rows retrained again, {same} of them identical to the plain "
+        "unit of the same seed (the search and retraining are deterministic on CPU)"
+    )
+    if cached:
+        text += f"; {cached} rows taken from the plain unit's cache instead"
+    return text + "."
 
 
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:
@@ -267,6 +309,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                         f"{_ci([r['unfilled_recall@20'] for r in rows])} | "
                         f"{_ci([r['recall@20'] for r in rows])} | {gain} |"
                     )
+            lines += ["", _determinism(mine, filled)]
         lines += ["", "Units:", ""]
         lines += [
             f"- {u['method']} seed {u['seed']}: {u['seconds']:.0f} s, load {u['load']}, "
@@ -290,6 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=15)
     p.add_argument("--max-retrain-batches", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--recompute-unfilled", action="store_true",
+        help="for a +fill method, retrain the unfilled masks too instead of taking them from "
+        "the cached plain unit of the same seed",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--quick", action="store_true", help="tiny synthetic data, plumbing only")
     args = p.parse_args(argv)
@@ -325,9 +373,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logger.info("running %s", key)
                 load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
                 t0 = time.perf_counter()
+                base = method.removesuffix("+fill")
+                plain = next(
+                    (u["rows"] for u in units if (u["dataset"], u["method"], u["seed"]) ==
+                     (dataset, base, seed)),
+                    None,
+                ) if method in FILLED and not args.recompute_unfilled else None  # fmt: skip
                 rows = run_unit(
                     env_id, env_kwargs, method, seed, cap=cap, quick=args.quick,
-                    episodes=1 if args.quick else args.episodes,
+                    episodes=1 if args.quick else args.episodes, unfilled=plain,
                 )  # fmt: skip
                 unit = {
                     "dataset": dataset,
