@@ -22,6 +22,7 @@ def test_quick_run_writes_filled_rows_paired_with_their_unfilled_masks(
     assert [(u["method"], u["seed"]) for u in units] == [("es", 0), ("esapn+fill", 0)]
     rows = units[1]["rows"]
     assert [r["method"] for r in rows] == ["esapn+fill"] * 3
+    assert {r["unfilled_from"] for r in rows} == {"recomputed"}  # no plain unit to pair with
     reached = [r for r in rows if r["unfilled_sparsity"] == r["unfilled_sparsity"]]  # not NaN
     assert reached, "the tiny search kept no mask at any budget"
     n_params = 128 * (40 + 30)
@@ -35,3 +36,18 @@ def test_quick_run_writes_filled_rows_paired_with_their_unfilled_masks(
     # Rerunning finds both units cached and runs nothing.
     assert study.main(["--quick", "--out", str(out), "--methods", "es", "esapn+fill"]) == 0
     assert len((out / "pep_esapn_quick.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_filled_unit_pairs_with_the_cached_plain_unit(study, tmp_path, monkeypatch) -> None:
+    """With the plain unit cached, its rows are the unfilled side, and the report says so."""
+    monkeypatch.setenv("CIESS_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert study.main(["--quick", "--out", str(out), "--methods", "esapn", "esapn+fill"]) == 0
+    lines = (out / "pep_esapn_quick.jsonl").read_text().splitlines()
+    plain, filled = (json.loads(line)["rows"] for line in lines)
+    for p, f in zip(plain, filled, strict=True):
+        assert f["unfilled_from"] == "cache"
+        assert f["unfilled_recall@20"] == p["recall@20"] or p["recall@20"] != p["recall@20"]
+    assert (
+        "rows taken from the plain unit's cache instead" in (out / "pep_esapn_quick.md").read_text()
+    )
