@@ -186,13 +186,18 @@ def _determinism(units: list[dict[str, Any]], filled: list[dict[str, Any]]) -> s
         total += 1
         same += all(_same(r[f"unfilled_{k}"], ref[k]) for k in ("sparsity", "recall@20", "ndcg@20"))
     cached = sum(r.get("unfilled_from") == "cache" for r in filled)
-    text = (
-        f"Unfilled values: {total} rows retrained again, {same} of them identical to the plain "
-        "unit of the same seed (the search and retraining are deterministic on CPU)"
-    )
+    parts = []
+    if total:
+        parts.append(
+            f"{total} rows retrained again, {same} of them identical to the plain unit of the "
+            "same seed"
+        )
     if cached:
-        text += f"; {cached} rows taken from the plain unit's cache instead"
-    return text + "."
+        parts.append(
+            f"{cached} rows taken from the plain unit of the same seed (the search and its "
+            "retraining are deterministic on CPU; where both were run they are identical)"
+        )
+    return "Unfilled values: " + "; ".join(parts) + "."
 
 
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:
