@@ -94,13 +94,15 @@ def run_unit(
     episodes: int,
     cap: int,
     quick: bool,
+    session: SearchSession,
     unfilled: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """All budgets of one method and seed, through :func:`compare` (as ``ciess compare``).
 
     For a ``+fill`` method, ``unfilled`` (the cached rows of the plain method, same seed) stands
     in for retraining the same masks unfilled: runs are deterministic on CPU, and the report
-    checks that wherever both exist.
+    checks that wherever both exist. Otherwise they are retrained on ``session`` (the data set
+    and the retraining schedule of ``env_id``; the seed is passed explicitly).
     """
     base = method.removesuffix("+fill")
     names = ["pep", "pep-prefix"] if method == "pep" else [base]
@@ -135,12 +137,10 @@ def run_unit(
     elif method in FILLED:
         # The same search's masks as logged, through the same retraining: the fill's gain is
         # then paired within one search and does not rest on reruns being identical.
-        session = SearchSession(env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=False)
         plain = selective_retrain(
             result.logs[base], session.data, budgets=PAPER_BUDGETS, top_l=3, seed=seed,
             **session.retrain_kwargs(cap),
         )  # fmt: skip
-        session.close()
         for row, res in zip(rows, plain, strict=True):
             row |= {
                 f"unfilled_{k}": getattr(res, a, float("nan"))
@@ -378,15 +378,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logger.info("running %s", key)
                 load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
                 t0 = time.perf_counter()
-                base = method.removesuffix("+fill")
-                plain = next(
-                    (u["rows"] for u in units if (u["dataset"], u["method"], u["seed"]) ==
-                     (dataset, base, seed)),
-                    None,
-                ) if method in FILLED and not args.recompute_unfilled else None  # fmt: skip
+                plain = None
+                if method in FILLED and not args.recompute_unfilled:
+                    pair = (dataset, method.removesuffix("+fill"), seed)
+                    plain = next(
+                        (
+                            u["rows"]
+                            for u in units
+                            if (u["dataset"], u["method"], u["seed"]) == pair
+                        ),
+                        None,
+                    )
                 rows = run_unit(
                     env_id, env_kwargs, method, seed, cap=cap, quick=args.quick,
-                    episodes=1 if args.quick else args.episodes, unfilled=plain,
+                    episodes=1 if args.quick else args.episodes, session=session,
+                    unfilled=plain,
                 )  # fmt: skip
                 unit = {
                     "dataset": dataset,

@@ -8,8 +8,6 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce.py"
-
 
 @pytest.fixture(scope="module")
 def reproduce(benchmark_module) -> ModuleType:
