@@ -36,6 +36,12 @@ _SYNTHETIC_BATCH_SIZE = 2048
 
 _RENDER_MODES = ["ansi", "rgb_array"]
 
+#: Largest λ accepted. Rewards are float32 and ``q ≤ 1``: at λ = 10⁴ the quality term still
+#: moves a reward of magnitude 10⁴ by more than float32's resolution there (≈ 10⁻³), beyond it
+#: quality differences vanish into rounding, and near 10³⁸ the rewards overflow to −inf. The
+#: paper uses 0.2–0.4; the Lagrangian agent caps λ at 100 by default.
+MAX_LAM = 1e4
+
 
 class _LRU(OrderedDict):
     """A tiny least-recently-used memo (data sets and pretrained models by their cache key)."""
@@ -254,7 +260,17 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     (0.875, False, False)
     """
 
-    metadata = {"render_modes": _RENDER_MODES, "render_fps": 1}  # noqa: RUF012 (Gymnasium API)
+    @property
+    def metadata(self) -> dict[str, Any]:  # type: ignore[override]
+        """``{"render_modes": ["ansi", "rgb_array"], "render_fps": 1}`` (the Gymnasium API).
+
+        A property, not a class attribute, on purpose: ``gym.make`` reads a class-level
+        ``metadata`` and, for ``render_mode="human"``, silently builds the env in
+        ``"rgb_array"`` mode inside ``HumanRendering``, which then asks for pygame at the first
+        frame. With a property it passes ``"human"`` through, and ``__init__`` refuses it with
+        the offered modes.
+        """
+        return {"render_modes": list(_RENDER_MODES), "render_fps": 1}
 
     def __init__(
         self,
@@ -302,7 +318,12 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             msg = f"`reward` must be one of {list(spaces.REWARD_VARIANTS)}, got {reward!r}."
             raise InvalidArgumentError(msg)
         if render_mode is not None and render_mode not in _RENDER_MODES:
-            msg = f"`render_mode` must be None, 'ansi' or 'rgb_array', got {render_mode!r}."
+            msg = (
+                f"`render_mode` must be None or one of the offered render modes {_RENDER_MODES}, "
+                f"got {render_mode!r}. The env has no window: use 'rgb_array' and show the frames "
+                "yourself (or 'ansi' for text); for a list of frames wrap "
+                "gymnasium.wrappers.RenderCollection around the 'rgb_array' env."
+            )
             raise InvalidArgumentError(msg)
         batches_per_step = _or_preset(batches_per_step, "batches_per_step")
         batch_size = _or_preset(batch_size, "batch_size")
@@ -397,6 +418,12 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
             and value >= 0
         ):
             msg = f"`lam` must be a finite number >= 0, got {value!r}."
+            raise InvalidArgumentError(msg)
+        if value > MAX_LAM:
+            msg = (
+                f"`lam` must be at most {MAX_LAM:g}, got {value!r}: beyond it the memory term "
+                "drowns the quality term (q <= 1) in float32 rewards. The paper uses 0.2-0.4."
+            )
             raise InvalidArgumentError(msg)
         self._lam = float(value)
 

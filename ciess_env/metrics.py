@@ -17,10 +17,13 @@ Definitions (those of the LightGCN and CIESS code):
 * Users without ground-truth items in the split have no defined Recall/NDCG: their
   per-user values are 0, ``has_truth`` is ``False``, and they are left out of every mean and
   of the item averages (Eq. 9).
-* Non-finite scores are an error, not a ranking: a NaN would sort above every number in
-  ``torch.topk`` and give a diverged model a plausible Recall, so :func:`evaluate_scores`
-  raises :class:`~ciess_env.errors.NonFiniteError` if the scorer returns NaN or ±inf, and
-  :func:`top_k_items` refuses NaN (``-inf`` is how hidden items are marked there).
+* ``-inf`` marks an item as skipped, in both :func:`top_k_items` and :func:`evaluate_scores`
+  (a scorer may mark items it cannot or must not recommend): a skipped item is never a hit,
+  even when fewer than K items are left to fill the top K. NaN is an error, not a ranking: it
+  would sort above every number in ``torch.topk`` and give a diverged model a plausible
+  Recall, so both functions raise :class:`~ciess_env.errors.NonFiniteError` on it;
+  :func:`evaluate_scores` also refuses ``+inf``, which a model's scores only reach by
+  diverging.
 * Ties: items with equal scores are ranked by increasing item index. This is exact, not
   "whatever ``torch.topk`` returns": the K-th largest score is found with ``topk``, all
   items strictly above it are kept, the tied items at the boundary are taken lowest index
@@ -231,7 +234,8 @@ def evaluate_scores(
     """Full-ranking metrics of any scorer ``users -> (len(users), n_items) scores``.
 
     Args:
-        scorer: Returns a fresh (writable) float tensor of scores for a batch of users.
+        scorer: Returns a fresh (writable) float tensor of scores for a batch of users;
+            ``-inf`` skips an item (as in :func:`top_k_items`), NaN and ``+inf`` are refused.
         data: The data set.
         split: Ground truth: "validation" (search) or "test" (final report; validation
             positives are hidden too). "train" is rejected.
@@ -245,7 +249,7 @@ def evaluate_scores(
 
     Raises:
         ValueError: on an unknown split, ``"train"``, or bad ``ks``.
-        NonFiniteError: If the scorer returns NaN or ±inf (a diverged model).
+        NonFiniteError: If the scorer returns NaN or ``+inf`` (a diverged model).
     """
     if split not in ("validation", "test"):
         msg = f"split must be 'validation' or 'test', got {split!r}."
@@ -277,11 +281,14 @@ def evaluate_scores(
         scores[
             torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)
         ] = float("-inf")
-        top = top_k_items(scores, max_k).cpu().numpy()
+        top_t = top_k_items(scores, max_k)
+        # A row with fewer than max_k scored items is padded with -inf ones: never hits.
+        scored = torch.isfinite(scores.gather(1, top_t)).cpu().numpy()
+        top = top_t.cpu().numpy()
         rows, cols = _rows(truth, users)
         is_truth = np.zeros((users.shape[0], n_items), dtype=bool)
         is_truth[rows, cols] = True
-        hits = np.take_along_axis(is_truth, top, axis=1).astype(np.float64)
+        hits = (np.take_along_axis(is_truth, top, axis=1) & scored).astype(np.float64)
         if hits.shape[1] < max_k:  # fewer items than max_k
             hits = np.pad(hits, ((0, 0), (0, max_k - hits.shape[1])))
         cum_hits = np.cumsum(hits, axis=1)
@@ -312,17 +319,20 @@ def evaluate_scores(
 
 
 def _check_finite(scores: torch.Tensor, users: np.ndarray) -> None:
-    """Refuse NaN/±inf scores: a diverged model must not earn a plausible reward."""
-    finite = torch.isfinite(scores)
-    if bool(finite.all()):
+    """Refuse NaN/+inf scores: a diverged model must not earn a plausible reward.
+
+    ``-inf`` passes: it skips an item, as in :func:`top_k_items`, and is never a hit.
+    """
+    bad = torch.isnan(scores) | torch.isposinf(scores)
+    if not bool(bad.any()):
         return
     n_nan = int(torch.isnan(scores).sum())
-    n_inf = int((~finite).sum()) - n_nan
-    first = int(users[int((~finite).any(dim=1).nonzero()[0, 0])])
+    n_inf = int(bad.sum()) - n_nan
+    first = int(users[int(bad.any(dim=1).nonzero()[0, 0])])
     msg = (
-        f"Scores must be finite, got {n_nan} NaN and {n_inf} infinite of {scores.numel()} "
+        f"Scores must be finite or -inf, got {n_nan} NaN and {n_inf} +inf of {scores.numel()} "
         f"in a batch of {len(users)} users (first: user {first}): the model diverged. Lower the "
-        "learning rate or check the weights it was loaded from."
+        "learning rate or check the weights it was loaded from (-inf marks a skipped item)."
     )
     raise NonFiniteError(msg)
 

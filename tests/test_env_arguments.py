@@ -96,3 +96,29 @@ def test_plain_tensor_and_integer_actions_in_range_still_work(started):
     assert int(info["user_sizes"][0]) == 65
     _, _, _, _, info = started.step(np.ones(70, dtype=np.int64))
     assert int(info["user_sizes"][0]) == 128
+
+
+@pytest.mark.parametrize("lam", [1e308, 10_000.5, float("inf")])
+def test_lam_beyond_the_bound_is_refused_instead_of_an_infinite_reward(tiny_kwargs, lam):
+    """λ = 1e308 used to give reward -inf; λ must be finite and at most MAX_LAM = 1e4."""
+    with pytest.raises(InvalidArgumentError, match="`lam` must be"):
+        EmbeddingSizeEnv(**{**tiny_kwargs, "lam": lam})
+    env = EmbeddingSizeEnv(**{**tiny_kwargs, "lam": 10_000})  # the bound itself is fine
+    with pytest.raises(InvalidArgumentError, match=re.escape("`lam` must be at most 10000")):
+        env.lam = 1e308  # reassigning between steps is validated the same way
+    assert env.lam == 10_000
+
+
+def test_human_render_mode_is_refused_by_gym_make_listing_the_offered_modes(tiny_kwargs):
+    """gym.make(render_mode="human") used to wrap HumanRendering and ask for pygame later."""
+    import gymnasium as gym
+
+    kwargs = {k: v for k, v in tiny_kwargs.items() if k not in ("dataset", "backbone")}
+    text = "`render_mode` must be None or one of the offered render modes ['ansi', 'rgb_array'], "
+    with pytest.raises(InvalidArgumentError, match=re.escape(text + "got 'human'")):
+        gym.make("CIESS-MF-Synthetic-v1", render_mode="human", **kwargs)
+    with pytest.raises(InvalidArgumentError, match=re.escape(text + "got 'human'")):
+        EmbeddingSizeEnv(**{**tiny_kwargs, "render_mode": "human"})
+    env = gym.make("CIESS-MF-Synthetic-v1", render_mode="rgb_array", **kwargs)
+    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert env.unwrapped.render_mode == "rgb_array"

@@ -46,23 +46,42 @@ def test_all_nan_scores_raise_instead_of_reporting_a_recall(tiny):
     with pytest.raises(NonFiniteError) as info:
         evaluate_scores(scorer, tiny, ks=(1, 2))
     message = str(info.value)
-    assert "Scores must be finite, got 24 NaN and 0 infinite of 24" in message
+    assert "Scores must be finite or -inf, got 24 NaN and 0 +inf of 24" in message
     assert "the model diverged" in message
     assert isinstance(info.value, CIESSError)
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("bad", [INF, -INF])
-def test_infinite_model_scores_raise(tiny, bad):
-    """+inf would rank first and -inf would pose as a hidden item: both are refused."""
+def test_plus_inf_model_scores_raise(tiny):
+    """+inf would rank first: a diverged model's +inf is refused, naming the count."""
 
     def scorer(users: torch.Tensor) -> torch.Tensor:
         out = torch.arange(6, dtype=torch.float32).repeat(users.shape[0], 1)
-        out[0, 2] = bad
+        out[0, 2] = INF
         return out
 
-    with pytest.raises(NonFiniteError, match=re.escape("0 NaN and 1 infinite of 24")):
+    with pytest.raises(NonFiniteError, match=re.escape("0 NaN and 1 +inf of 24")):
         evaluate_scores(scorer, tiny, ks=(1,))
+
+
+def test_minus_inf_scores_skip_items_as_in_top_k_items(tiny):
+    """-inf skips an item in evaluate_scores as top_k_items says: accepted, and never a hit."""
+
+    def ranked(users: torch.Tensor) -> torch.Tensor:
+        return torch.arange(6, dtype=torch.float32).repeat(users.shape[0], 1)
+
+    def skip_all(users: torch.Tensor) -> torch.Tensor:
+        return torch.full((users.shape[0], 6), -INF)
+
+    def skip_truth(users: torch.Tensor) -> torch.Tensor:
+        out = ranked(users)
+        out[:, 1:5] = -INF  # every validation item (user u's is u + 1)
+        return out
+
+    assert evaluate_scores(ranked, tiny, ks=(6,)).recall(6) == 1.0  # nothing skipped
+    # Skipped items fill the top K only as padding: they count as misses, not hits.
+    assert evaluate_scores(skip_all, tiny, ks=(6,)).recall(6) == 0.0
+    assert evaluate_scores(skip_truth, tiny, ks=(6,)).recall(6) == 0.0
 
 
 def test_evaluate_a_model_with_nan_weights_raises(tiny):
