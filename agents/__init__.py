@@ -5,21 +5,31 @@ any supported SB3 agent with paper-like defaults for the per-entity vector env. 
 walk lives in :mod:`agents.random_walk` (not re-exported: the function shares the module's name).
 What is built *from* agents — search sessions, selective retraining, comparisons, plots and the
 ``ciess`` CLI — lives one layer up, in :mod:`agents.experiments`.
+
+The names load on first use (they import torch and stable-baselines3), so ``import agents``
+and the ``ciess`` CLI's ``--help`` stay fast.
 """
 
-from agents.baselines import (
-    BASELINES,
-    EqualSize,
-    MixedRandom,
-    PopularityProportional,
-    SizeBaseline,
-    kept_budget,
-)
-from agents.lagrangian import LagrangianRWTD3
-from agents.policies import EntityTD3Policy, GroupScaledAdam
-from agents.registry import AGENTS, make_agent
-from agents.rw_td3 import ExplorationStep, RandomWalkTD3
-from agents.structured import StructuredSearch, StructuredSizes
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ciess_env._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from agents.baselines import (
+        BASELINES,
+        EqualSize,
+        MixedRandom,
+        PopularityProportional,
+        SizeBaseline,
+        kept_budget,
+    )
+    from agents.lagrangian import LagrangianRWTD3
+    from agents.policies import EntityTD3Policy, GroupScaledAdam
+    from agents.registry import AGENTS, make_agent
+    from agents.rw_td3 import ExplorationStep, RandomWalkTD3
+    from agents.structured import StructuredSearch, StructuredSizes
 
 __all__ = [
     "AGENTS",
@@ -38,3 +48,22 @@ __all__ = [
     "kept_budget",
     "make_agent",
 ]
+
+_EXPORTS = {
+    "BASELINES": "agents.baselines",
+    "EqualSize": "agents.baselines",
+    "MixedRandom": "agents.baselines",
+    "PopularityProportional": "agents.baselines",
+    "SizeBaseline": "agents.baselines",
+    "kept_budget": "agents.baselines",
+    "LagrangianRWTD3": "agents.lagrangian",
+    "EntityTD3Policy": "agents.policies",
+    "GroupScaledAdam": "agents.policies",
+    "AGENTS": "agents.registry",
+    "make_agent": "agents.registry",
+    "ExplorationStep": "agents.rw_td3",
+    "RandomWalkTD3": "agents.rw_td3",
+    "StructuredSearch": "agents.structured",
+    "StructuredSizes": "agents.structured",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,22 +8,23 @@ env's [−1, 1] action units.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3 import DDPG, PPO, SAC, TD3
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.vec_env import VecEnv
 
-from agents.esapn import make_esapn, wrap_esapn_env
-from agents.lagrangian import LagrangianRWTD3
-from agents.policies import EntityTD3Policy
-from agents.rw_td3 import RandomWalkTD3, _sizes_per_action_unit, env_size_bounds
-from agents.structured import StructuredSearch
 from ciess_env.errors import InvalidArgumentError, suggest
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.noise import NormalActionNoise
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from agents.structured import StructuredSearch
+
+# The agents (torch, stable-baselines3) are imported inside the factories: the names below are
+# read by ``ciess --help``, which must answer without loading torch.
 
 __all__ = [
     "AGENTS",
@@ -51,10 +52,14 @@ def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
 
 def _entity_noise(sigma: float) -> NormalActionNoise:
     """N(0, σ²) in action units; SB3 wraps it in a VectorizedActionNoise (one per entity)."""
+    from stable_baselines3.common.noise import NormalActionNoise
+
     return NormalActionNoise(np.zeros(1), np.full(1, sigma))
 
 
 def _make_rw_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from agents.rw_td3 import RandomWalkTD3
+
     return RandomWalkTD3("EntityPolicy", env, **kw)
 
 
@@ -65,10 +70,17 @@ def _make_rw_td3_lagrange(env: VecEnv, **kw: Any) -> BaseAlgorithm:
             "e.g. make_agent('rw-td3-lagrange', env, target_sparsity=0.9)."
         )
         raise InvalidArgumentError(msg)
+    from agents.lagrangian import LagrangianRWTD3
+
     return LagrangianRWTD3("EntityPolicy", env, **kw)
 
 
 def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from stable_baselines3 import TD3
+
+    from agents.policies import EntityTD3Policy
+    from agents.rw_td3 import _sizes_per_action_unit, env_size_bounds
+
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
     scale = _sizes_per_action_unit(d_min, d_max)
     params: dict[str, Any] = {
@@ -84,6 +96,11 @@ def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
 
 
 def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from stable_baselines3 import DDPG
+
+    from agents.policies import EntityTD3Policy
+    from agents.rw_td3 import _sizes_per_action_unit, env_size_bounds
+
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
     scale = _sizes_per_action_unit(d_min, d_max)
     params: dict[str, Any] = {
@@ -96,6 +113,8 @@ def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
 
 
 def _make_sac(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from stable_baselines3 import SAC
+
     kw.pop("d_min", None)
     kw.pop("d_max", None)
     params: dict[str, Any] = {
@@ -107,6 +126,8 @@ def _make_sac(env: VecEnv, **kw: Any) -> BaseAlgorithm:
 
 
 def _make_ppo(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from stable_baselines3 import PPO
+
     kw.pop("d_min", None)
     kw.pop("d_max", None)
     n_steps = int(kw.pop("n_steps", 10))
@@ -122,6 +143,27 @@ def _make_ppo(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     return PPO("MlpPolicy", env, **params)
 
 
+def _make_esapn(env: VecEnv, **kw: Any) -> BaseAlgorithm:
+    from agents.esapn import make_esapn
+
+    return make_esapn(env, **kw)
+
+
+def _structured(method: str) -> Callable[..., StructuredSearch]:
+    def build(env: gym.Env, c: float, **kw: Any) -> StructuredSearch:
+        from agents.structured import StructuredSearch
+
+        return StructuredSearch(env, c, method=method, **kw)
+
+    return build
+
+
+def _wrap_esapn(env: gym.Env) -> gym.Env:
+    from agents.esapn import wrap_esapn_env
+
+    return wrap_esapn_env(env)
+
+
 #: Agent names → factories ``(env, **kw) -> model`` with paper-like defaults for the
 #: per-entity vector env.
 AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
@@ -131,7 +173,7 @@ AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
     "ddpg": _make_ddpg,
     "sac": _make_sac,
     "ppo": _make_ppo,
-    "esapn": make_esapn,
+    "esapn": _make_esapn,
 }
 
 #: Agents of :data:`AGENTS` that search for one budget: ``make_agent`` needs
@@ -141,8 +183,8 @@ BUDGET_AGENTS: tuple[str, ...] = ("rw-td3-lagrange",)
 #: Non-RL searches for one budget on the single env: name → ``factory(env, c, **kw)``
 #: returning an object with ``learn(n_trials)`` and ``predict`` (one trial = one env step).
 BUDGET_SEARCHES: dict[str, Callable[..., StructuredSearch]] = {
-    "structured-tpe": lambda env, c, **kw: StructuredSearch(env, c, method="tpe", **kw),
-    "structured-cem": lambda env, c, **kw: StructuredSearch(env, c, method="cem", **kw),
+    "structured-tpe": _structured("tpe"),
+    "structured-cem": _structured("cem"),
 }
 
 
@@ -160,7 +202,7 @@ def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> Stru
 #: Agents that see the env through a wrapper (their action space is not the env's Box):
 #: name → ``wrapper(env) -> env``, applied before the per-entity vector env is built.
 ENV_WRAPPERS: dict[str, Callable[[gym.Env], gym.Env]] = {
-    "esapn": wrap_esapn_env,
+    "esapn": _wrap_esapn,
 }
 
 
@@ -201,6 +243,8 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
     """
     if name not in AGENTS:
         raise suggest(name, AGENTS, what="agent")
+    from stable_baselines3.common.vec_env import VecEnv
+
     if name in ENV_WRAPPERS:
         need, how = spaces.Discrete, f" (build it from wrap_env_for({name!r}, env))"
     else:

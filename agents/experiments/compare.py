@@ -24,17 +24,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from agents.baselines import BASELINES
-from agents.experiments.selective import PAPER_BUDGETS, retrain_pruned, selective_retrain
-from agents.pep import pep_prefix_log
 from agents.protocol import AgentBuilder
 from agents.registry import AGENTS, BUDGET_AGENTS, BUDGET_SEARCHES
-from ciess_env.budget_log import BudgetLog
 from ciess_env.errors import InvalidArgumentError, suggest
+from ciess_env.spaces import PAPER_BUDGETS
+
+if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --help` reads
+    import pandas as pd  # the agent names below and must answer without them
+
+    from ciess_env.budget_log import BudgetLog
 
 __all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
 
@@ -206,6 +209,8 @@ def compare(
         curves |= {f"{k}{tag}": v for k, v in seed_curves.items()}
         logs |= {f"{k}{tag}": v for k, v in seed_logs.items()}
         pruned |= {f"{k}{tag}": v for k, v in seed_pruned.items()}
+    import pandas as pd
+
     comparison = Comparison(table=pd.DataFrame(rows), curves=curves, logs=logs, pruned=pruned)
     if output_dir is not None:
         _write(comparison, Path(output_dir))
@@ -218,7 +223,11 @@ def _compare_one_seed(
     agent_kwargs: dict[str, dict] | None, retrain_batches: int | None, progress_bar: bool,
     fill_budget: bool = False,
 ) -> tuple[list[dict], dict[str, pd.DataFrame], dict, dict]:  # fmt: skip
+    import pandas as pd
+
+    from agents.experiments.selective import retrain_pruned, selective_retrain
     from agents.experiments.session import SearchSession
+    from agents.pep import pep_prefix_log
 
     known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
     for name in agents:  # fail before any agent has spent minutes
@@ -322,6 +331,8 @@ def _compare_one_seed(
 
 def _concat_logs(logs: Sequence[BudgetLog]) -> BudgetLog:
     """One log holding every entry of ``logs`` in order (one-budget searches, one per budget)."""
+    from ciess_env.budget_log import BudgetLog
+
     first = logs[0]
     merged = BudgetLog(first.n_users, first.n_items, d_max=first.d_max)
     for log in logs:
