@@ -19,6 +19,7 @@ import gymnasium
 
 if TYPE_CHECKING:
     from ciess_env.budget_log import BudgetEntry, BudgetLog
+    from ciess_env.entity_vector import EntityVectorEnv
     from ciess_env.env import EmbeddingSizeEnv
     from ciess_env.vector import EntityVecEnv
     from ciess_env.wrappers import RecordBudgetLog
@@ -32,6 +33,7 @@ __all__ = [
     "BudgetLog",
     "EmbeddingSizeEnv",
     "EntityVecEnv",
+    "EntityVectorEnv",
     "RecordBudgetLog",
     "__version__",
     "register_envs",
@@ -110,6 +112,7 @@ _LAZY = {
     "BudgetLog": "ciess_env.budget_log",
     "EmbeddingSizeEnv": "ciess_env.env",
     "EntityVecEnv": "ciess_env.vector",
+    "EntityVectorEnv": "ciess_env.entity_vector",
     "RecordBudgetLog": "ciess_env.wrappers",
 }
 

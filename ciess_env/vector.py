@@ -4,9 +4,11 @@ CIESS treats each user and item as an MDP with state ``(N, 4)`` row, a scalar ac
 size) and its own reward (paper §1.2), while one recommender is retrained for all of them at
 once. :class:`EntityVecEnv` presents exactly that to Stable-Baselines3: ``num_envs = N``
 sub-environments with observation ``(4,)`` and action ``(1,)``, all backed by **one**
-:class:`~ciess_env.env.EmbeddingSizeEnv`. A vector step calls the single env's ``step`` once,
-so there is one copy of the dynamics, and off-policy algorithms (TD3, DDPG, SAC) store one
-transition per entity per step, as the paper's replay buffer does.
+:class:`~ciess_env.env.EmbeddingSizeEnv`. It is a thin SB3 face on
+:class:`~ciess_env.entity_vector.EntityVectorEnv` (the Gymnasium ``VectorEnv`` of the same
+view), so the per-entity split lives in one place; off-policy algorithms (TD3, DDPG, SAC) store
+one transition per entity per step, as the paper's replay buffer does. This is the only module
+that imports SB3.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
@@ -25,12 +26,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from ciess_env.errors import (
-    CallOrderError,
-    InvalidArgumentError,
-    InvalidIndexError,
-    InvalidTypeError,
-)
+from ciess_env.entity_vector import EntityVectorEnv
+from ciess_env.errors import CallOrderError, InvalidArgumentError, InvalidIndexError
 
 __all__ = ["EntityVecEnv"]
 
@@ -56,6 +53,10 @@ class EntityVecEnv(VecEnv):
     whatever ``indices`` says, ``get_attr`` returns the shared value for each index, and
     ``seed`` seeds the shared env with the seed of sub-environment 0.
 
+    The spaces, the action check and the per-entity split of a step are those of
+    :attr:`vector`, a :class:`~ciess_env.entity_vector.EntityVectorEnv` with autoreset
+    disabled; use that class directly for Gymnasium-style (cleanrl, TorchRL) code.
+
     Args:
         env: An :class:`~ciess_env.env.EmbeddingSizeEnv` (possibly wrapped, e.g. by
             ``gym.make``), or a registered env id. ``None`` uses ``"CIESS-LightGCN-ML1M-v1"``.
@@ -74,47 +75,35 @@ class EntityVecEnv(VecEnv):
     """
 
     def __init__(self, env: gym.Env | str | None = None, **kwargs: Any) -> None:
-        if env is None or isinstance(env, str):
-            env = gym.make(env or "CIESS-LightGCN-ML1M-v1", **kwargs)
-        elif kwargs:
-            msg = f"keyword arguments are only allowed with an env id, got {sorted(kwargs)}."
-            raise InvalidTypeError(msg)
-        base = env.unwrapped
-        for attr in ("n_users", "n_items", "n_entities"):
-            if not hasattr(base, attr):
-                msg = f"`env` must be an EmbeddingSizeEnv (or wrap one), got {type(base).__name__}."
-                raise InvalidTypeError(msg)
-        self.env = env
-        self.n_users = int(base.n_users)
-        self.n_items = int(base.n_items)
-        self.last_info: dict[str, Any] = {}
+        #: The Gymnasium per-entity vector env this one steps (autoreset here, SB3's way).
+        self.vector = EntityVectorEnv(env, autoreset_mode="disabled", **kwargs)
+        self.env = self.vector.env
+        self.n_users = self.vector.n_users
+        self.n_items = self.vector.n_items
         self._actions: np.ndarray | None = None
         super().__init__(
-            num_envs=int(base.n_entities),
-            observation_space=spaces.Box(-1.0, 1.0, (4,), np.float32),
-            action_space=_entity_action_space(env.action_space, int(base.n_entities)),
+            num_envs=self.vector.num_envs,
+            observation_space=self.vector.single_observation_space,
+            action_space=self.vector.single_action_space,
         )
+
+    @property
+    def last_info(self) -> dict[str, Any]:
+        """The table-level info of the last reset or step."""
+        return self.vector.last_info
 
     # ------------------------------------------------------------- stepping
     def reset(self) -> VecEnvObs:
         """Reset the shared env (with sub-env 0's pending seed and options); (N, 4) obs."""
-        obs, info = self.env.reset(seed=self._seeds[0], options=self._options[0] or None)
+        obs, _ = self.vector.reset(seed=self._seeds[0], options=self._options[0] or None)
         self._reset_seeds()
         self._reset_options()
-        self.last_info = info
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
         """Store the (N, 1) actions (or (N,); candidate indices for a Discrete space)."""
-        actions = np.asarray(actions)
-        if actions.shape not in ((self.num_envs, 1), (self.num_envs,)):
-            msg = (
-                f"`actions` must have shape ({self.num_envs}, 1), one per user and item, "
-                f"got {actions.shape}."
-            )
-            raise InvalidArgumentError(msg)
-        self._actions = actions.reshape(self.num_envs)
+        self._actions = self.vector.check_actions(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Step the shared env once; per-entity obs, rewards, dones and infos."""
@@ -122,22 +111,19 @@ class EntityVecEnv(VecEnv):
             msg = "step_async() must be called before step_wait()."
             raise CallOrderError(msg)
         actions, self._actions = self._actions, None
-        obs, _, terminated, truncated, info = self.env.step(actions)
-        self.last_info = info
-        rewards = np.asarray(info["entity_rewards"], dtype=np.float32)
-        sizes = np.concatenate([info["user_sizes"], info["item_sizes"]])
-        q = (obs[:, 3].astype(np.float64) + 1.0) / 2.0
-        done = bool(terminated or truncated)
-        dones = np.full(self.num_envs, done, dtype=bool)
+        obs, rewards, terminations, truncations, vinfo = self.vector.step(actions)
         infos: list[dict[str, Any]] = [
-            {"size": int(d), "quality_ratio": float(qn)} for d, qn in zip(sizes, q, strict=True)
+            {"size": int(d), "quality_ratio": float(qn)}
+            for d, qn in zip(vinfo["size"], vinfo["quality_ratio"], strict=True)
         ]
-        if done:
+        terminated, truncated = bool(terminations[0]), bool(truncations[0])
+        dones = terminations | truncations
+        if terminated or truncated:
             for n, item in enumerate(infos):
                 item["terminal_observation"] = obs[n]
-                item["TimeLimit.truncated"] = bool(truncated and not terminated)
+                item["TimeLimit.truncated"] = truncated and not terminated
             obs = self.reset()
-        return obs, rewards, dones, infos
+        return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
         """Close the shared env."""
@@ -193,21 +179,3 @@ class EntityVecEnv(VecEnv):
             msg = f"`mode` must be None or the render_mode {self.render_mode!r}, got {mode!r}."
             raise InvalidArgumentError(msg)
         return self.env.render()
-
-
-def _entity_action_space(table: spaces.Space, n: int) -> spaces.Space:
-    """One entity's action space: ``Box(-1, 1, (1,))``, or ``Discrete(K)``.
-
-    ``Discrete(K)`` for a wrapper such as :class:`~ciess_env.wrappers.DiscreteSizes`, whose
-    table action is ``MultiDiscrete([K] * N)``.
-    """
-    if isinstance(table, spaces.MultiDiscrete):
-        nvec = np.asarray(table.nvec)
-        if nvec.shape != (n,) or np.any(nvec != nvec[0]):
-            msg = (
-                f"a MultiDiscrete action space must have {n} equal entries (one per user and "
-                f"item), got nvec of shape {nvec.shape}."
-            )
-            raise InvalidArgumentError(msg)
-        return spaces.Discrete(int(nvec[0]))
-    return spaces.Box(-1.0, 1.0, (1,), np.float32)
