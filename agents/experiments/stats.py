@@ -17,7 +17,10 @@ seaborn and absl-py for three small formulas; scipy (already a dependency) has t
 
 The bootstrap is seeded (``seed=``), so the same table always gives the same intervals. With 3
 seeds a percentile interval is narrow and under-covers; it is still the honest summary of what
-was run, and the table says how many seeds each cell has.
+was run, and the table says how many seeds each cell has. Below :data:`MIN_SEEDS` seeds there is
+no interval at all: two values resample to only three distinct means, so their "95 %" interval
+is the range of the two and a ``*`` from it means nothing. The mean is still given, and the
+table says why its interval is missing.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ciess_env.errors import InvalidArgumentError, NonFiniteError
 
 __all__ = [
     "METRICS",
+    "MIN_SEEDS",
     "Interval",
     "bootstrap_ci",
     "difference_ci",
@@ -48,6 +52,10 @@ __all__ = [
 
 #: The test metrics a comparison summarises by default (the paper's Table 1 columns).
 METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+
+#: Fewest values (seeds) an interval, a ``*`` mark or a probability-of-improvement interval is
+#: computed from; fewer give the estimate alone.
+MIN_SEEDS = 3
 
 _N_RESAMPLES = 10_000
 # scipy 1.15 renamed bootstrap's `random_state` to `rng` (SPEC 7) and deprecates the old name.
@@ -121,8 +129,9 @@ def bootstrap_ci(
 ) -> Interval:
     """Mean of ``values`` and a percentile-bootstrap confidence interval of the mean.
 
-    NaNs (a seed that never reached the budget) are dropped. No value gives all NaN; one value
-    gives the value with an undefined (NaN) interval; equal values give a zero-width interval.
+    NaNs (a seed that never reached the budget) are dropped. No value gives all NaN; fewer than
+    :data:`MIN_SEEDS` values give the mean with an undefined (NaN) interval; equal values give a
+    zero-width interval.
 
     Args:
         values: One number per seed.
@@ -135,7 +144,7 @@ def bootstrap_ci(
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan)
     mean = float(x.mean())
-    if x.size == 1:
+    if x.size < MIN_SEEDS:
         return Interval(mean, math.nan, math.nan)
     if np.ptp(x) == 0:
         return Interval(float(x[0]), float(x[0]), float(x[0]))  # exact, no rounding of a mean
@@ -175,11 +184,14 @@ def probability_of_improvement_ci(
     n_resamples: int = _N_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """:func:`probability_of_improvement` with a bootstrap interval (each side resampled)."""
+    """:func:`probability_of_improvement` with a bootstrap interval (each side resampled).
+
+    The interval is undefined (NaN) when a side has fewer than :data:`MIN_SEEDS` values.
+    """
     _check_level(confidence)
     a, b = _clean(x, "x"), _clean(y, "y")
     p = probability_of_improvement(a, b)
-    if math.isnan(p) or min(a.size, b.size) < 2:  # a side of one value cannot be resampled
+    if math.isnan(p) or min(a.size, b.size) < MIN_SEEDS:
         return Interval(p, math.nan, math.nan)
     if np.ptp(np.r_[a, b]) == 0:
         return Interval(p, p, p)
@@ -204,7 +216,8 @@ def difference_ci(
         x: The agent's values, one per seed.
         y: The baseline's values.
         paired: ``x[i]`` and ``y[i]`` share seed ``i``: resample the per-seed differences
-            (NaN pairs dropped). Otherwise both sides are resampled independently.
+            (NaN pairs dropped). Otherwise both sides are resampled independently. Either way
+            the interval is undefined (NaN) below :data:`MIN_SEEDS` pairs or values a side.
         confidence: Coverage of the interval.
         n_resamples: Bootstrap resamples.
         seed: Seed of the resampling.
@@ -220,7 +233,7 @@ def difference_ci(
     if a.size == 0 or b.size == 0:
         return Interval(math.nan, math.nan, math.nan)
     diff = float(a.mean() - b.mean())
-    if min(a.size, b.size) < 2:  # a side of one value cannot be resampled
+    if min(a.size, b.size) < MIN_SEEDS:
         return Interval(diff, math.nan, math.nan)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return Interval(diff, diff, diff)
@@ -334,22 +347,45 @@ def _pairing_note(row: pd.Series, m: str, base: pd.Series | None) -> str:
     return f" (paired on {pairs} seed{'s' * (pairs > 1)})" if pairs < have else ""
 
 
+def _too_few_seeds(summary: pd.DataFrame, metrics: Sequence[str], has_base: bool) -> list[int]:
+    """The seed counts (below :data:`MIN_SEEDS`) behind the table's cells that have no interval."""
+    counts: set[int] = set()
+    for _, row in summary.iterrows():
+        for m in metrics:
+            n = int(row[f"{m}_n"])
+            if 0 < n < MIN_SEEDS:
+                counts.add(n)
+            if has_base and not math.isnan(row[f"{m}_diff"]) and math.isnan(row[f"{m}_diff_low"]):
+                pairs = int(row[f"{m}_pairs"])
+                if 0 < pairs < MIN_SEEDS:
+                    counts.add(pairs)
+    return sorted(counts)
+
+
+def _has_interval(summary: pd.DataFrame) -> bool:
+    """Whether any cell of the summary has a defined interval."""
+    lows = [c for c in summary.columns if c.endswith("_low")]
+    return bool(summary[lows].notna().to_numpy().any()) if lows else False
+
+
 def summary_markdown(
     summary: pd.DataFrame, *, metrics: Sequence[str] = METRICS, baseline: str | None = "es"
 ) -> str:
     """One markdown table per budget: each agent's mean [95 % CI] and how it fares vs ES.
 
-    A difference whose interval excludes zero is marked with ``*``.
+    A difference whose interval excludes zero is marked with ``*``. Cells from fewer than
+    :data:`MIN_SEEDS` seeds give the mean alone, and the note under the tables says so.
     """
     has_base = baseline is not None and f"{metrics[0]}_diff" in summary.columns
+    ci = " [CI]" if _has_interval(summary) else ""
     base_rows = summary[summary["agent"] == baseline]
     base_n = {c: r for c, (_, r) in zip(base_rows["budget"], base_rows.iterrows(), strict=True)}
     out: list[str] = []
     for budget, grp in summary.groupby("budget", sort=True):
-        headers = ["agent", "seeds", "sparsity", *(f"{m} mean [CI]" for m in metrics)]
+        headers = ["agent", "seeds", "sparsity", *(f"{m} mean{ci}" for m in metrics)]
         if has_base:
             for m in metrics:
-                headers += [f"{m} − {baseline} [CI]", f"P({m} > {baseline}) [CI]"]
+                headers += [f"{m} − {baseline}{ci}", f"P({m} > {baseline}){ci}"]
         lines = [
             f"### Budget {100 * float(budget):g} % pruned",
             "",
@@ -372,9 +408,20 @@ def summary_markdown(
                     ]
             lines.append("| " + " | ".join(cells) + " |")
         out += [*lines, ""]
+    few = _too_few_seeds(summary, metrics, has_base)
+    if few:
+        which = (
+            "Means only (no 95 % interval, `*` mark or P(·) interval)"
+            if not ci
+            else "Cells without an interval give the mean only (no `*`, no P(·) interval)"
+        )
+        out += [
+            f"{which}: intervals need >= {MIN_SEEDS} seeds; got {' or '.join(map(str, few))}.",
+            "",
+        ]
     out.append(
-        "Mean over seeds [95 % percentile-bootstrap interval]; seeds = runs (reached/runs when "
-        "some runs met no budget). "
+        ("Mean over seeds [95 % percentile-bootstrap interval]" if ci else "Mean over seeds")
+        + "; seeds = runs (reached/runs when some runs met no budget). "
         + (
             f"`*`: the interval of the difference to {baseline} excludes 0 (paired by seed, "
             "over the seeds where both have a value, unless marked unpaired). "

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import mannwhitneyu, norm
 
 from agents.experiments.stats import (
+    MIN_SEEDS,
     Interval,
     bootstrap_ci,
     difference_ci,
@@ -173,21 +174,58 @@ def _es_vs_tpe(es: dict[int, float], agent: dict[int, float]) -> pd.DataFrame:
 
 
 def test_unequal_seed_sets_are_paired_over_the_common_seeds() -> None:
-    """ES ran seeds 0-2, the agent 0 and 2: the difference is the paired one over {0, 2}."""
-    es = {0: 0.22, 1: 0.20, 2: 0.18}
-    agent = {0: 0.23, 2: 0.19}  # +0.01 on each seed it ran
+    """ES ran seeds 0-3, the agent 0, 2 and 3: the difference is the paired one over those."""
+    es = {0: 0.22, 1: 0.20, 2: 0.18, 3: 0.24}
+    agent = {0: 0.23, 2: 0.19, 3: 0.25}  # +0.01 on each seed it ran
     summary = _es_vs_tpe(es, agent)
     row = summary.set_index("agent").loc["tpe"]
-    assert row["recall@20_pairs"] == 2
-    # The difference of the means (0.21 - 0.20 = 0.01) happens to agree; the interval does not:
-    # paired, both seeds gain exactly 0.01, so the interval is a point.
+    assert row["recall@20_pairs"] == 3
+    # The difference of the means (0.2233 - 0.21) does not: paired, every seed gains exactly
+    # 0.01, so the difference is 0.01 and its interval a point.
     assert row["recall@20_diff"] == pytest.approx(0.01)
     assert (row["recall@20_diff_low"], row["recall@20_diff_high"]) == pytest.approx((0.01, 0.01))
     assert row["recall@20_p_improve"] == pytest.approx(probability_of_improvement(
         list(agent.values()), list(es.values())))  # fmt: skip
     text = summary_markdown(summary, metrics=("recall@20",))
-    assert "| tpe | 2 | 0.8000 | 0.2100 [" in text
-    assert "+0.0100 [+0.0100, +0.0100] * (paired on 2 seeds)" in text
+    assert "| tpe | 3 | 0.8000 | 0.2233 [" in text
+    assert "+0.0100 [+0.0100, +0.0100] * (paired on 3 seeds)" in text
+    assert "intervals need" not in text
+
+
+def test_two_seeds_give_means_without_interval_star_or_p_interval_and_say_why() -> None:
+    """`compare --seeds 2` printed 95 % intervals, `*` and P [0.00, 1.00] from two values."""
+    summary = _es_vs_tpe({0: 0.20, 1: 0.21}, {0: 0.25, 1: 0.27})
+    row = summary.set_index("agent").loc["tpe"]
+    assert row["recall@20"] == pytest.approx(0.26)
+    assert row["recall@20_diff"] == pytest.approx(0.055)
+    for col in ("recall@20_low", "recall@20_diff_low", "recall@20_p_improve_low"):
+        assert math.isnan(row[col]), col
+    text = summary_markdown(summary, metrics=("recall@20",))
+    assert "| tpe | 2 | 0.8000 | 0.2600 | +0.0550 | 1.00 |" in text
+    assert "[" not in text.split("Means only")[0]  # no interval anywhere in the table
+    assert "*" not in text.split("Means only")[0]
+    assert "Means only (no 95 % interval, `*` mark or P(·) interval): intervals need >= 3 " in text
+    assert "intervals need >= 3 seeds; got 2." in text
+
+
+def test_primitives_give_no_interval_below_three_values() -> None:
+    """Two values resample to three means: no interval from them, whatever the helper."""
+    assert MIN_SEEDS == 3
+    assert math.isnan(bootstrap_ci([0.1, 0.3]).low)
+    assert math.isnan(bootstrap_ci([0.2, 0.2]).low)
+    assert math.isnan(difference_ci([0.3, 0.4], [0.1, 0.2]).low)
+    assert math.isnan(difference_ci([0.3, 0.4], [0.1, 0.2], paired=True).low)
+    assert math.isnan(probability_of_improvement_ci([0.3, 0.4], [0.1, 0.2]).low)
+    assert not math.isnan(bootstrap_ci([0.1, 0.3, 0.2]).low)
+
+
+def test_a_table_mixing_three_and_two_seeds_says_which_cells_lack_an_interval() -> None:
+    summary = _es_vs_tpe({0: 0.20, 1: 0.21, 2: 0.22}, {0: 0.25, 1: 0.27})
+    text = summary_markdown(summary, metrics=("recall@20",))
+    assert "| es | 3 | 0.8000 | 0.2100 [" in text
+    assert "| tpe | 2 | 0.8000 | 0.2600 | +0.0550 (paired on 2 seeds) | 1.00 |" in text
+    assert "Cells without an interval give the mean only" in text
+    assert "intervals need >= 3 seeds; got 2." in text
 
 
 def test_summary_markdown_has_one_table_per_budget_and_marks_significant_gains() -> None:
