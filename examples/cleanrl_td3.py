@@ -275,7 +275,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             kind = {"int": int, "float": float}.get(f.type, str)
-            parser.add_argument(flag, type=kind, default=f.default, metavar=f.type.upper())
+            metavar = f.type.split(" |")[0].upper()  # "str | None" → STR
+            parser.add_argument(flag, type=kind, default=f.default, metavar=metavar)
     return Args(**vars(parser.parse_args(argv)))
 
 
