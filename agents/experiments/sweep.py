@@ -53,6 +53,7 @@ import platform
 import shlex
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -329,9 +330,63 @@ def cell_status(folder: Path) -> str:
     return "todo"
 
 
+def pid_alive(pid: int, token: str | None = None) -> bool:
+    """Whether process ``pid`` runs (a zombie counts as dead) and, given, is still ``token``.
+
+    ``token`` is :func:`_process_token` taken earlier: a different one means the pid was reused.
+    """
+    now = _process_token(pid)
+    return now is not None and (token is None or now == token)
+
+
+def _process_token(pid: int) -> str | None:
+    """The process's start time (Linux), ``""`` where unknown but alive, None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc (macOS): existence only
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()  # after "(comm)", which may hold spaces
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _driver() -> dict[str, Any]:
+    """Who runs the sweep, for :func:`_watch_driver` in the cells it starts on Ray."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "token": _process_token(pid)}
+
+
+def _watch_driver(driver: dict[str, Any] | None, every: float = 0.5) -> threading.Event:
+    """End this (Ray worker) process as soon as the sweep's driver is gone.
+
+    Killing the driver must not leave its cells running for minutes in Ray workers (they run in
+    their own sessions, outside the driver's process group): the cell stays "started", and the
+    rerun starts it afresh. Only for a driver on this host (a remote Ray cleans up its own
+    jobs). Set the returned event to stop watching.
+    """
+    stop = threading.Event()
+    if not driver or driver.get("host") != socket.gethostname() or driver["pid"] == os.getpid():
+        return stop
+
+    def watch() -> None:
+        while not stop.wait(every):
+            if not pid_alive(driver["pid"], driver.get("token")):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ciess-sweep-driver-watch", daemon=True).start()
+    return stop
+
+
 def run_cell(
     config: dict[str, Any], folder: str | Path, sweep_id: str, threads: int = 1,
-    *, progress_bar: bool = False,
+    *, progress_bar: bool = False, driver: dict[str, Any] | None = None,
 ) -> dict:  # fmt: skip
     """Run one cell into ``folder``; never raises (a failure is recorded in the folder).
 
@@ -341,11 +396,22 @@ def run_cell(
         sweep_id: Written into the markers: which run of the sweep did the work.
         threads: torch threads (the CPUs reserved for the cell).
         progress_bar: Show the search's progress bar.
+        driver: The sweep's driver (host, pid) when the cell runs in a Ray worker: the worker
+            exits at once if the driver dies, leaving the cell to the rerun.
 
     Returns:
         ``{"status": "done" | "skipped" | "failed", "key": ..., "error": last line or None}``.
     """
-    folder = Path(folder)
+    stop = _watch_driver(driver)
+    try:
+        return _run_cell(config, Path(folder), sweep_id, threads, progress_bar)
+    finally:
+        stop.set()
+
+
+def _run_cell(
+    config: dict[str, Any], folder: Path, sweep_id: str, threads: int, progress_bar: bool
+) -> dict:
     if cell_status(folder) == "done":
         return {"status": "skipped", "key": folder.name, "error": None}
     if folder.exists():  # an earlier attempt failed or was killed: nothing finished is here
@@ -543,8 +609,9 @@ def _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus, counts
         task = ray.remote(run_cell).options(
             num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_retries=0
         )
+        driver = _driver()
         pending = {task.remote(c.config, str((output / "cells" / c.key).resolve()), sweep_id,
-                               threads): c for c in todo}  # fmt: skip
+                               threads, driver=driver): c for c in todo}  # fmt: skip
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:

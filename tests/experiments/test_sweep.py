@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from agents.experiments.sweep import SpecError, cell_status, load_spec, parse_spec, run_sweep
+from agents.experiments.sweep import (
+    SpecError,
+    cell_status,
+    load_spec,
+    parse_spec,
+    pid_alive,
+    run_sweep,
+)
 
 TINY_SPEC = """
 description = "tiny synthetic sweep for the tests"
@@ -138,6 +148,58 @@ def test_sequential_sweep_reports_mean_and_ci_per_budget(tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------- on Ray
+WATCHER = """
+import socket, sys, time
+from agents.experiments.sweep import _process_token, _watch_driver
+pid = int(sys.argv[1])
+_watch_driver({"host": socket.gethostname(), "pid": pid, "token": _process_token(pid)}, 0.1)
+print("watching", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_cell_worker_ends_within_a_second_of_its_driver_even_an_unreaped_one() -> None:
+    """The watchdog of Ray cells: a dead driver, zombie included (no init reaps it), ends them."""
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    watcher = subprocess.Popen([sys.executable, "-c", WATCHER, str(driver.pid)],
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert watcher.stdout.readline() == "watching\n"
+        assert watcher.poll() is None
+        t0 = time.monotonic()
+        driver.kill()  # not waited for: a zombie, which os.kill(pid, 0) takes for alive
+        os.kill(driver.pid, 0)
+        assert watcher.wait(timeout=5) == 1
+        assert time.monotonic() - t0 < 1.5
+        os.kill(driver.pid, 0)  # still unreaped: the watcher saw through the zombie
+    finally:
+        watcher.kill()
+        watcher.communicate()
+        driver.wait()
+
+
+@contextlib.contextmanager
+def _init_that_does_not_reap() -> Iterator[None]:
+    """Adopt this block's orphans and leave them zombies, as a container's init may (in CI).
+
+    Ray's workers take their dead raylet for alive while it is an unreaped zombie and finish
+    their cells; the sweep's own watchdog must end them anyway. Linux only (a no-op elsewhere).
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    set_child_subreaper = 36
+    prctl(set_child_subreaper, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        prctl(set_child_subreaper, 0, 0, 0, 0)
+        with contextlib.suppress(ChildProcessError):  # reap the adopted zombies
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_a_killed_sweep_reruns_exactly_the_missing_cells(tmp_path) -> None:
@@ -145,7 +207,7 @@ def test_a_killed_sweep_reruns_exactly_the_missing_cells(tmp_path) -> None:
     spec, out = _spec(tmp_path), tmp_path / "out"
     args = _sweep(str(spec), "--output", str(out), "--num-cpus", "2", "--no-progress")
     log = tmp_path / "first_run.log"
-    with log.open("wb") as fh:
+    with log.open("wb") as fh, _init_that_does_not_reap():
         proc = subprocess.Popen(args, env=_env(), start_new_session=True, stdout=fh,
                                 stderr=subprocess.STDOUT)  # fmt: skip
         cells = out / "cells"
@@ -156,15 +218,14 @@ def test_a_killed_sweep_reruns_exactly_the_missing_cells(tmp_path) -> None:
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         proc.wait()
-    # Ray workers run in their own sessions: wait until every cell's worker has gone.
-    for started in cells.glob("*/started.json"):
-        pid = json.loads(started.read_text())["pid"]
-        for _ in range(300):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
+        # Ray workers run in their own sessions, outside the killed group: each cell's worker
+        # must notice that its driver is gone and end within seconds, not finish its cell.
+        pids = {json.loads(p.read_text())["pid"] for p in cells.glob("*/started.json")}
+        assert pids
+        deadline = time.monotonic() + 5
+        while (alive := {pid for pid in pids if pid_alive(pid)}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive, f"cell workers {alive} outlived their killed driver by > 5 s"
     before = {p.parent.name: p.read_text() for p in cells.glob("*/done.json")}
     assert 1 <= len(before) < 4, before
 
