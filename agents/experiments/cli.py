@@ -2,6 +2,11 @@
 
 Every run folder holds what is needed to rerun it: ``config.json`` (the exact arguments, seed
 and package versions), the budget log, the agent, the curves and the figures.
+
+A wrong argument or input ends the command with one line, ``ciess <command>: error: ...``, and
+exit status 2 (the project's errors, :class:`~ciess_env.errors.CIESSError`, and usage errors);
+anything else is a bug and keeps its traceback. ``--help`` and ``envs`` import neither torch nor
+pandas, so they answer at once.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("ciess")
 
@@ -39,16 +44,41 @@ def _kv(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _positive_int(text: str) -> int:
-    """Argparse type: an integer >= 1."""
+def _int_at_least(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a positive integer, got {text!r}"
+        value = minimum - 1
+    if value < minimum:
+        msg = f"expected {what}, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _positive_int(text: str) -> int:
+    """Argparse type: an integer >= 1."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _seed(text: str) -> int:
+    """Argparse type: a seed, an integer >= 0 (numpy's generators refuse negative ones)."""
+    return _int_at_least(text, 0, "a seed, an integer >= 0")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like every other error of ``ciess``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ciess-env")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _versions() -> dict[str, str]:
@@ -126,33 +156,36 @@ def cmd_search(args: argparse.Namespace) -> int:
     after K episodes.
     """
     from agents.experiments.checkpoint import CheckpointError
+    from agents.experiments.rundir import STOPPED, check_not_running, read_config, run_status
     from agents.experiments.session import SearchSession
 
     if args.resume is not None:
         out = Path(args.resume)
-        config = _read_config(out)
+        config = read_config(out, needs=("command", "env_id", "seed", "agent"))
         if config.get("command") != "search":
             msg = f"--resume needs a folder written by `ciess search`, got {out} ({config})."
             raise CheckpointError(msg)
         if args.env_id is not None and args.env_id != config["env_id"]:
             msg = f"ENV_ID {args.env_id!r} differs from the run's {config['env_id']!r}; omit it."
             raise CheckpointError(msg)
-        session = SearchSession(
-            config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
-        )
-        t0 = time.perf_counter()
-        log, curve = session.resume(out / "checkpoint", stop_after=args.stop_after)
-        agent, env_id = config["agent"], config["env_id"]
+        check_not_running(out)
+        _check_resumable(out, config)
+        with run_status(out, "search") as status:
+            session = SearchSession(
+                config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
+            )
+            t0 = time.perf_counter()
+            log, curve = session.resume(out / "checkpoint", stop_after=args.stop_after)
+            agent, env_id = config["agent"], config["env_id"]
+            if session.last_search_finished:
+                best = _write_search_outputs(session, log, curve, out, title=f"{agent} on {env_id}")
+            else:
+                status.outcome = STOPPED
     else:
         if args.env_id is None:
             msg = "ENV_ID is required unless --resume RUN_DIR is given (see `ciess envs`)."
             raise CheckpointError(msg)
         agent_kwargs = _kv(args.agent_kw)
-        out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
-        session = SearchSession(
-            args.env_id, seed=args.seed, env_kwargs=env_kwargs, log_budgets=args.budgets,
-            log_top_l=args.top_l,
-        )  # fmt: skip
         agent = _agent(args.agent)
         # A named agent's search is checkpointed; a module:builder agent runs in one sitting.
         named = isinstance(agent, str)
@@ -162,6 +195,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 f"`ciess search --help`); got the builder {args.agent!r}."
             )
             raise CheckpointError(msg)
+        out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
         extra: dict[str, Any] = (
             dict(
                 checkpoint_dir=out / "checkpoint",
@@ -172,9 +206,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             if named
             else {}
         )
-        t0 = time.perf_counter()
-        log, curve = session.search(agent, episodes=args.episodes, **extra)
-        agent, env_id = args.agent, args.env_id
+        with run_status(out, "search") as status:
+            session = SearchSession(
+                args.env_id, seed=args.seed, env_kwargs=env_kwargs, log_budgets=args.budgets,
+                log_top_l=args.top_l,
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            log, curve = session.search(agent, episodes=args.episodes, **extra)
+            agent, env_id = args.agent, args.env_id
+            if session.last_search_finished:
+                best = _write_search_outputs(session, log, curve, out, title=f"{agent} on {env_id}")
+            else:
+                status.outcome = STOPPED
     seconds = time.perf_counter() - t0
     if not session.last_search_finished:
         done = curve["episode"].max() + 1 if len(curve) else 0
@@ -183,7 +226,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{out / 'checkpoint'}; continue with `ciess search --resume {out}`"
         )
         return 0
-    best = _write_search_outputs(session, log, curve, out, title=f"{agent} on {env_id}")
     print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
     print(
         f"best step: episode {best.episode} step {best.step}, reward {best.reward:.4f}, "
@@ -221,31 +263,45 @@ def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, titl
     return best
 
 
-def _read_config(run: Path) -> dict[str, Any]:
-    from agents.experiments.checkpoint import CheckpointNotFoundError
+def _check_resumable(run: Path, config: dict[str, Any]) -> None:
+    """Refuse ``--resume`` of a search that never wrote a checkpoint, saying what to do."""
+    from agents.experiments.checkpoint import CheckpointNotFoundError, read_meta
+    from agents.experiments.rundir import describe
 
-    path = run / "config.json"
-    if not path.is_file():
-        msg = f"{run} is not a run folder: {path} is missing."
-        raise CheckpointNotFoundError(msg)
-    return json.loads(path.read_text())
+    try:
+        read_meta(run / "checkpoint")
+    except CheckpointNotFoundError:
+        msg = (
+            f"{run} holds no checkpoint to resume ({describe(run)}): the search ended before "
+            f"its first episode did. Rerun it without --resume: `ciess search {config['env_id']} "
+            f"--output {run}` with its other options (see {run / 'config.json'})."
+        )
+        raise CheckpointNotFoundError(msg) from None
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Selective retraining over a search run's budget log → Table 1 format."""
+    import pandas as pd
+
     from agents.experiments.compare import _markdown
+    from agents.experiments.rundir import read_config
     from agents.experiments.selective import selective_retrain
     from agents.experiments.session import SearchSession
     from ciess_env.budget_log import BudgetLog
 
     run = Path(args.run)
-    config = _read_config(run)
+    config = read_config(run, needs=("env_id", "seed"))
     if not (run / f"{args.log}.json").is_file():
         from agents.experiments.checkpoint import CheckpointNotFoundError
+        from agents.experiments.rundir import describe
 
         hint = " (search with --deterministic-masks)" if args.log == "deterministic_log" else ""
-        msg = f"{run} has no {args.log}{hint}."
+        msg = f"{run} has no {args.log}{hint}; it holds {describe(run)}."
         raise CheckpointNotFoundError(msg)
+    suffix = "" if args.log == "budget_log" else f"_{args.log}"
+    csv = run / f"retrain{suffix}.csv"
+    if not args.overwrite:  # refuse an earlier table with other settings before retraining
+        _merge_retrain(csv, pd.DataFrame({"budget": []}), args, write=False)
     session = SearchSession(
         config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
     )
@@ -270,26 +326,55 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         fill_budget=args.fill_budget,
         **session.retrain_kwargs(args.batches),
     )
-    import pandas as pd
-
     rows = [
         {"budget": c, **({} if r is None else r.as_dict())}
         for c, r in zip(args.budgets, results, strict=True)
     ]
-    table = pd.DataFrame(rows)
+    table, kept = _merge_retrain(csv, pd.DataFrame(rows), args)
     text = _markdown(table)
-    suffix = "" if args.log == "budget_log" else f"_{args.log}"
-    (run / f"retrain{suffix}.md").write_text(text + "\n")
-    table.to_csv(run / f"retrain{suffix}.csv", index=False)
     print(text)
+    if kept:
+        print(f"(budgets {', '.join(map(str, kept))} are from an earlier retrain)")
     return 0
+
+
+def _merge_retrain(
+    csv: Path, table: Any, args: argparse.Namespace, *, write: bool = True
+) -> tuple[Any, list]:
+    """Add this retrain's budgets to an earlier one's table in ``csv`` (same settings only)."""
+    from agents.experiments.compare import _markdown
+    from agents.experiments.rundir import merge_results, move_aside, write_text_atomic
+
+    md = csv.with_suffix(".md")
+    if args.overwrite and write:
+        for path in (csv, md):
+            if path.exists():
+                print(f"ciess retrain: moved {path} to {move_aside(path)}", file=sys.stderr)
+    settings = {"top_l": args.top_l, "max_batches": args.batches, "fill_budget": args.fill_budget}
+    table, kept = merge_results(csv, table, key="budget", settings=settings)
+    if not write:
+        return table, kept
+    write_text_atomic(csv, table.to_csv(index=False))
+    write_text_atomic(md, _markdown(table) + "\n")
+    return table, kept
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Several agents on one env at the given budgets → markdown table + plot."""
-    from agents.experiments.compare import compare
+    from agents.experiments.rundir import run_status
 
     out, env_kwargs = _start_run("compare", args)
+    with run_status(out, "compare"):
+        result = _compare(args, out, env_kwargs)
+    print(result.to_markdown())
+    print(f"\nresults, plots and logs in {out}/")
+    return 0
+
+
+def _compare(args: argparse.Namespace, out: Path, env_kwargs: dict[str, Any]) -> Any:
+    """Run the comparison of ``ciess compare`` and write its files to ``out``."""
+    from agents.experiments.compare import compare
+
     result = compare(
         args.env_id,
         [a if ":" not in a else (a, _agent(a)) for a in args.agents],
@@ -310,9 +395,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         curves = pd.concat([c.assign(agent=n) for n, c in result.curves.items()])
         _close(plot_search_curves(curves, out / "search_curves.png", title=args.env_id))
-    print(result.to_markdown())
-    print(f"\nresults, plots and logs in {out}/")
-    return 0
+    return result
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -332,6 +415,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         str(args.seed),
         "--output",
         args.output,
+        *(["--overwrite"] if args.overwrite else []),
     ]
     print(
         f"ciess demo: ES, MR, MDE, TD3 and RandomWalkTD3 on {DEMO_ENV} "
@@ -348,35 +432,88 @@ def _close(fig) -> None:
 
 
 def _start_run(command: str, args: argparse.Namespace, **extra: Any) -> tuple[Path, dict]:
-    """Create the run folder and write its ``config.json``; return it and the env kwargs."""
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    """Check the arguments, claim the run folder, write its ``config.json``.
+
+    The folder is never reused silently (:func:`~agents.experiments.rundir.prepare_run_dir`).
+    """
+    from agents.experiments.rundir import prepare_run_dir
+
     env_kwargs = _kv(args.env_kw)
-    _check_env_kwargs(env_kwargs)
+    _check_env(args.env_id, env_kwargs)
+    out = Path(args.output)
+    prepare_run_dir(out, command=command, overwrite=args.overwrite, resumable=command == "search")
     _write_config(out, command, args, env_kwargs=env_kwargs, **extra)
     return out, env_kwargs
 
 
-def _check_env_kwargs(env_kwargs: dict[str, Any]) -> None:
-    """Refuse an env argument the env does not take, with the closest valid name."""
+def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse an unknown env id or an env argument the env does not take, before any work.
+
+    gym.make would fail too, but later (after the run folder is made) and with a traceback.
+    """
     import inspect
 
-    from ciess_env.env import EmbeddingSizeEnv
+    import gymnasium as gym
+
+    import ciess_env
+    from ciess_env.env import EmbeddingSizeEnv, check_dataset_kwargs
     from ciess_env.errors import suggest
 
+    if env_id not in gym.registry:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, ciess_env.ENV_IDS, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        msg = f"Unknown env id {env_id!r}.{hint} `ciess envs` lists every id."
+        raise suggest(env_id, [], what="env id").__class__(msg)
     known = set(inspect.signature(EmbeddingSizeEnv.__init__).parameters) - {"self"}
     for key in env_kwargs:
         if key not in known:
             raise suggest(key, known, what="env argument")
+    dataset = gym.spec(env_id).kwargs.get("dataset")
+    if "dataset_kwargs" in env_kwargs and isinstance(dataset, str):
+        check_dataset_kwargs(env_kwargs.get("dataset", dataset), env_kwargs["dataset_kwargs"])
+
+
+def _check_search_agent(agent: str, agent_kwargs: dict[str, Any]) -> None:
+    """Refuse an agent ``ciess search`` cannot run, or an argument it does not take."""
+    from agents.experiments.compare import ONE_BUDGET_AGENTS, RL_AGENTS
+    from agents.registry import check_agent_kwargs
+    from ciess_env.errors import suggest
+
+    if agent not in RL_AGENTS:
+        err = suggest(agent, RL_AGENTS, what="agent for `ciess search`")
+        if agent in ONE_BUDGET_AGENTS:
+            msg = f"{err} {agent!r} searches one budget at a time: run it with `ciess compare`."
+            raise err.__class__(msg)
+        raise err
+    check_agent_kwargs(agent, agent_kwargs)
 
 
 def _write_config(out: Path, command: str, args: argparse.Namespace, **extra: Any) -> None:
+    from agents.experiments.rundir import write_json_atomic
+
     raw = {k: v for k, v in vars(args).items() if k != "func"}
     config = {"command": command, **raw, **extra, "argv": sys.argv, "versions": _versions()}
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    write_json_atomic(out / "config.json", config)
 
 
 # --------------------------------------------------------------------------- parser
+def _output_arguments(s: argparse.ArgumentParser, default: str, *, resume: bool = False) -> None:
+    """``--output`` and ``--overwrite``: a run folder is never reused silently."""
+    how = "continue a stopped search with --resume, or " if resume else ""
+    s.add_argument(
+        "--output", default=default,
+        help=f"run folder (default {default}); one that holds another run is refused: {how}see "
+        "--overwrite",
+    )  # fmt: skip
+    s.add_argument(
+        "--overwrite", action="store_true",
+        help="if --output holds another run, move it aside to OUTPUT.old-<time> and start anew "
+        "(nothing is ever deleted)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ciess`` (exposed for docs and tests)."""
     p = argparse.ArgumentParser(prog="ciess", description=__doc__.splitlines()[0])
@@ -424,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--output", default="runs/search")
+    _output_arguments(s, "runs/search", resume=True)
     s.add_argument("--env-kw", **env_kw)
     s.add_argument("--agent-kw", nargs="*", default=[], metavar="KEY=VALUE")
     s.add_argument(
@@ -463,6 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the explored masks (default) or the policy's noise-free ones",
     )
     s.add_argument("--fill-budget", **fill)
+    s.add_argument(
+        "--overwrite", action="store_true",
+        help="move an earlier retrain's table aside (retrain.old-<time>.csv) instead of adding "
+        "these budgets to it; needed when its --top-l/--batches/--fill-budget differ",
+    )  # fmt: skip
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")
@@ -484,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.add_argument("--batches", **batches)
     s.add_argument("--fill-budget", **fill)
-    s.add_argument("--output", default="runs/compare")
+    _output_arguments(s, "runs/compare")
     s.add_argument("--env-kw", **env_kw)
     s.set_defaults(func=cmd_compare)
 
@@ -498,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the main job on the offline synthetic data set")
     s.add_argument("--episodes", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--output", default="runs/demo")
+    _output_arguments(s, "runs/demo")
     s.set_defaults(func=cmd_demo)
     return p
 
