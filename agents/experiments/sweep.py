@@ -60,11 +60,12 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ciess_env.errors import CIESSError
+
+if TYPE_CHECKING:  # pandas loads with the report: `ciess --help` builds this parser without it
+    import pandas as pd
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -669,6 +670,8 @@ class _Progress:
 # ----------------------------------------------------------------------------- the report
 def collect(cells: Sequence[Cell], output: str | Path) -> pd.DataFrame:
     """The combined table of every finished cell: one row per cell × budget, with its label."""
+    import pandas as pd
+
     frames = []
     for cell in cells:
         folder = Path(output) / "cells" / cell.key
