@@ -319,7 +319,8 @@ def run_status(folder: Path, command: str) -> Iterator[RunStatus]:
         yield state
     except BaseException as err:
         text = " ".join(str(err).splitlines())[:500]
-        write_status(folder, FAILED, command=command, error=f"{type(err).__name__}: {text}")
+        error = f"{type(err).__name__}: {text}" if text else type(err).__name__
+        write_status(folder, FAILED, command=command, error=error)
         raise
     write_status(folder, state.outcome, command=command)
 
