@@ -113,6 +113,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     Eq. 9); ``quality_full`` is the same for the pretrained full-size model. An entity whose
     full-size quality is 0 (e.g. a user without validation items) has q = 0 at every size.
 
+    **Agents that want a vector** (SB3's ``MlpPolicy``, cleanrl scripts): wrap the env in
+    ``gymnasium.wrappers.FlattenObservation`` (``(4·N,)``; SB3's ``check_env`` accepts it
+    without a warning), or use the per-entity views, :class:`ciess_env.vector.EntityVecEnv`
+    (SB3) and :class:`ciess_env.entity_vector.EntityVectorEnv` (``gymnasium.vector``), where
+    each user and item observes its own ``(4,)`` row. **Replay buffers:** one table-level
+    transition takes ``36·N + 12`` bytes in SB3's buffer, so its default ``buffer_size`` of 10⁶
+    needs 54 GB on the default synthetic table (N = 1,500) and 351 GB on ML-1M; pass e.g.
+    ``buffer_size=1_000`` (100 episodes). One per-entity transition takes 36 bytes.
+
     ## Rewards
 
     Per entity, paper Eq. 10: ``r_n = q_n − λ·(d_n/d_max)²``. With ``reward="code"`` the
