@@ -207,3 +207,13 @@ def test_bad_arguments_are_named(cache_dir: str) -> None:
         envs.step(np.zeros((49, 1)))
     with pytest.raises(TypeError, match="must be an EmbeddingSizeEnv"):
         EntityVectorEnv(gym.make("CartPole-v1"))
+
+
+def test_a_flattened_table_env_gives_the_same_per_entity_view(cache_dir: str) -> None:
+    """Over FlattenObservation (the recipe for table-level MLP agents) the rows are unchanged."""
+    kwargs = {"preset": "tiny", "dataset_kwargs": DATA, "cache_dir": cache_dir}
+    flat = gym.wrappers.FlattenObservation(gym.make("CIESS-MF-Synthetic-v1", **kwargs))
+    a = rollout(EntityVectorEnv(flat), 4, 2)
+    b = rollout(EntityVectorEnv("CIESS-MF-Synthetic-v1", **kwargs), 4, 2)
+    assert a[0][0].shape == (N, 4)
+    assert data_equivalence(a, b, exact=True)
