@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ciess_env.errors import InvalidArgumentError, InvalidTypeError
+from ciess_env.errors import (
+    DataFormatError,
+    DataNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+)
 
 __all__ = ["MAX_D_MAX", "BudgetEntry", "BudgetLog", "StepSummary"]
 
@@ -48,6 +56,29 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if base.suffix in (".npz", ".json"):
         base = base.with_name(base.stem)
     return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` that replaces it (``os.replace``) once written.
+
+    A crash while writing leaves the old file whole; the temporary one is removed on errors.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _damaged(path: Path, err: BaseException) -> DataFormatError:
+    one_line = " ".join(str(err).splitlines())
+    msg = (
+        f"{path} is damaged or not a budget log ({type(err).__name__}: {one_line}); restore it "
+        "from a backup or a checkpoint's copy, or rerun the search that wrote it."
+    )
+    return DataFormatError(msg)
 
 
 def _json_safe(value: object) -> object:
@@ -350,7 +381,8 @@ class BudgetLog:
         for name in _STEP_FIELDS:
             dtype = np.int64 if name in ("episode", "step") else np.float64
             arrays[f"steps_{name}"] = np.array([getattr(s, name) for s in self._steps], dtype)
-        np.savez_compressed(npz_path, **arrays)
+        with _replacing(npz_path) as tmp, tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
         meta = {
             "format_version": _FORMAT_VERSION,
             "n_users": self.n_users,
@@ -361,7 +393,9 @@ class BudgetLog:
             "entries": [{name: getattr(e, name) for name in _SCALARS} for e in self._entries],
             "steps": len(self._steps),
         }
-        json_path.write_text(json.dumps(_json_safe(meta), indent=1, allow_nan=False))
+        text = json.dumps(_json_safe(meta), indent=1, allow_nan=False)
+        with _replacing(json_path) as tmp:
+            tmp.write_text(text)
         return npz_path
 
     @classmethod
@@ -369,25 +403,49 @@ class BudgetLog:
         """Read a log written by :meth:`save` (pass either file or the common stem).
 
         Raises:
-            FileNotFoundError: if the npz or json file is missing.
-            ValueError: if the files come from an unknown format version or disagree.
+            DataNotFoundError: if the npz or json file is missing (a ``FileNotFoundError``).
+            DataFormatError: if a file is truncated or damaged, the two disagree, or they come
+                from an unknown format version (a ``ValueError``); the message names the file.
         """
         npz_path, json_path = _paths(path)
-        meta = json.loads(json_path.read_text())
+        for p in (json_path, npz_path):
+            if not p.is_file():
+                msg = (
+                    f"no budget log at {p}: `BudgetLog.save` writes both {npz_path.name} and "
+                    f"{json_path.name}; check the path, or rerun the search that wrote it."
+                )
+                raise DataNotFoundError(msg)
+        try:
+            meta = json.loads(json_path.read_text())
+            n_users, n_items, d_max = meta["n_users"], meta["n_items"], meta["d_max"]
+            entries = meta["entries"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise _damaged(json_path, err) from err
         if meta.get("format_version") not in _READABLE_VERSIONS:
             msg = (
                 f"`format_version` must be one of {_READABLE_VERSIONS}, got "
-                f"{meta.get('format_version')!r} in {json_path}."
+                f"{meta.get('format_version')!r} in {json_path}; it was written by another "
+                "ciess-env."
             )
-            raise InvalidArgumentError(msg)
-        log = cls(meta["n_users"], meta["n_items"], d_max=meta["d_max"])  # unbounded while filling
-        with np.load(npz_path) as z:
-            arrays = {k: z[k] for k in z.files}
+            raise DataFormatError(msg)
+        log = cls(n_users, n_items, d_max=d_max)  # unbounded while filling
+        try:
+            # Our own handle: np.load leaves the file open when it is not a zip it can read.
+            with npz_path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+            raise _damaged(npz_path, err) from err
+        missing = sorted({*_SCALARS[:-1], "user_sizes", "item_sizes"} - set(arrays))
+        if missing:
+            raise _damaged(npz_path, KeyError(f"no arrays {', '.join(missing)}"))
         n = arrays["user_sizes"].shape[0]
         rewards = arrays.get("reward", np.full(n, np.nan))
-        if len(meta["entries"]) != n:
-            msg = f"{json_path} lists {len(meta['entries'])} entries but {npz_path} holds {n}."
-            raise InvalidArgumentError(msg)
+        if len(entries) != n:
+            msg = (
+                f"{json_path} lists {len(entries)} entries but {npz_path} holds {n}: the two "
+                "files come from different saves; restore the pair, or rerun the search."
+            )
+            raise DataFormatError(msg)
         for i in range(n):
             log.record(
                 episode=int(arrays["episode"][i]),

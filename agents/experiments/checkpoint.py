@@ -13,6 +13,13 @@ the rest of the search depends on:
   every step's retraining);
 * the env's episode counter and the budget logs.
 
+Writes are atomic and keep one checkpoint back (:meth:`SearchRun.save`): the files go to
+``checkpoint.tmp``, then ``complete.json`` with each file's size and SHA-256, then the renames
+``checkpoint`` → ``checkpoint.prev`` and ``checkpoint.tmp`` → ``checkpoint``. Resuming checks
+the files against ``complete.json`` and falls back to the previous checkpoint, with a warning,
+when the newest is truncated or unreadable; every unreadable file ends as a
+:class:`CheckpointDamagedError` that names it.
+
 Resuming loads the agent with ``force_reset=False``, restores the buffer, then the random
 states (``load`` reseeds everything through ``set_random_seed``, so they must come last, and it
 leaves a pending seed in the vector env that would reseed the env at its next reset), puts
@@ -29,14 +36,18 @@ separate budget log, without touching any state the search depends on.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import logging
+import os
 import pickle
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
@@ -53,6 +64,8 @@ from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "COMPLETE_MARKER",
+    "CheckpointDamagedError",
     "CheckpointError",
     "CheckpointMeta",
     "CheckpointNotFoundError",
@@ -63,6 +76,19 @@ __all__ = [
 
 CHECKPOINT_VERSION = 1
 
+#: Written last into a checkpoint: the size and SHA-256 of every other file in it.
+COMPLETE_MARKER = "complete.json"
+
+#: Fault injection for tests: ``"<episodes done>:<stage>"`` (a stage is a file name of the
+#: checkpoint, ``budget_log``, ``deterministic_log`` or ``rotate``: between the two renames)
+#: ends the process with :data:`CRASH_EXIT_CODE` right after :meth:`SearchRun.save` wrote it.
+CRASH_ENV = "CIESS_TEST_CRASH_IN_CHECKPOINT"
+CRASH_EXIT_CODE = 86
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
 
 class CheckpointError(CIESSError, ValueError):
     """A checkpoint (or run folder) does not fit the search asked to continue from it."""
@@ -70,6 +96,10 @@ class CheckpointError(CIESSError, ValueError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint where one was expected; the message says what was looked for."""
+
+
+class CheckpointDamagedError(CheckpointError):
+    """A checkpoint file is truncated or unreadable; the message names it and what to do."""
 
 
 @dataclass
@@ -221,7 +251,18 @@ class SearchRun:
         log: BudgetLog,
         checkpoint_dir: str | Path | None = None,
     ) -> SearchRun:
-        """A fresh search; ``log`` is the (empty) log of the vector env's recorder."""
+        """A fresh search; ``log`` is the (empty) log of the vector env's recorder.
+
+        Raises:
+            CheckpointError: if ``checkpoint_dir`` already holds a checkpoint (a fresh search
+                would replace it, and its ``.prev`` would mix two searches).
+        """
+        if checkpoint_dir is not None and _candidates(Path(checkpoint_dir)):
+            msg = (
+                f"`checkpoint_dir` {checkpoint_dir} already holds a search checkpoint; continue "
+                "it with SearchSession.resume, or give an empty or new checkpoint_dir."
+            )
+            raise CheckpointError(msg)
         meta.agent_class = _class_path(type(model))
         meta.agent_kwargs = {k: _jsonable(v) for k, v in meta.agent_kwargs.items()}
         return cls(env, vec, model, meta, log=log, checkpoint_dir=checkpoint_dir)
@@ -238,14 +279,41 @@ class SearchRun:
             device: Torch device of the agent; None: the agent's ``device`` keyword, else SB3's
                 ``"auto"``.
 
+        The newest intact checkpoint is used: ``checkpoint_dir`` itself, a sealed
+        ``<dir>.tmp`` that a crash left between the renames of :meth:`save`, else the previous
+        one, ``<dir>.prev``. Falling back logs a warning and moves the damaged checkpoint to
+        ``<dir>.damaged``; the result is still that of an uninterrupted run (the episodes after
+        the previous checkpoint run again, with the same random states).
+
         Raises:
             CheckpointNotFoundError: if the folder holds no checkpoint.
+            CheckpointDamagedError: if every checkpoint there is damaged (truncated, unreadable).
             CheckpointError: if it comes from another format version, or the env differs.
         """
-        folder = _existing_checkpoint(Path(checkpoint_dir))
-        meta = read_meta(folder)
-        log = BudgetLog.load(folder / "budget_log")
-        deterministic = BudgetLog.load(folder / "deterministic_log")
+        root = Path(checkpoint_dir)
+        run, folder, damaged = _from_newest(
+            root, lambda folder: cls._load(env, folder, root, device=device)
+        )
+        if damaged:
+            logger.warning(
+                "%s; resuming from the previous checkpoint %s (after episode %d of %d) instead; "
+                "the damaged one is kept in %s",
+                damaged[0][1], folder, run.meta.episodes_done, run.meta.episodes,
+                _sibling(root, "damaged"),
+            )  # fmt: skip
+        _promote(root, folder, damaged=[f for f, _ in damaged])
+        return run
+
+    @classmethod
+    def _load(
+        cls, env: EmbeddingSizeEnv, folder: Path, root: Path, *, device: str | None
+    ) -> SearchRun:
+        """Rebuild the search from one checkpoint folder (:meth:`resume` picks which)."""
+        meta = _read_state(folder)
+        log = _read(folder / "budget_log.npz", lambda: BudgetLog.load(folder / "budget_log"))
+        deterministic = _read(
+            folder / "deterministic_log.npz", lambda: BudgetLog.load(folder / "deterministic_log")
+        )
         if (log.n_users, log.n_items) != (env.n_users, env.n_items):
             msg = (
                 f"the checkpoint in {folder} is for {log.n_users} users × {log.n_items} items, "
@@ -260,8 +328,12 @@ class SearchRun:
         vec = EntityVecEnv(RecordBudgetLog(wrap_env_for(meta.agent, env), log=log))
         obs = vec.reset()
         agent_device = device or meta.agent_kwargs.get("device", "auto")
-        model = _load_class(meta.agent_class).load(
-            folder / "agent.zip", env=vec, device=agent_device, force_reset=False
+        agent_class = _load_class(meta.agent_class)
+        model = _read(
+            folder / "agent.zip",
+            lambda: agent_class.load(
+                folder / "agent.zip", env=vec, device=agent_device, force_reset=False
+            ),
         )
         if not np.array_equal(model._last_obs, obs):
             msg = (
@@ -273,11 +345,13 @@ class SearchRun:
         # env; the next automatic reset would then reseed the env's np_random. Drop it.
         vec._reset_seeds()
         if isinstance(model, OffPolicyAlgorithm):
-            model.load_replay_buffer(folder / "replay_buffer.pkl")
-        with (folder / "rng.pkl").open("rb") as f:
-            _restore_rng(pickle.load(f), model, env)
+            buffer = folder / "replay_buffer.pkl"
+            with buffer.open("rb") as f:  # SB3 leaves its own handle open when unpickling fails
+                _read(buffer, lambda: model.load_replay_buffer(f))
+        rng = _read(folder / "rng.pkl", lambda: pickle.loads((folder / "rng.pkl").read_bytes()))
+        _restore_rng(rng, model, env)
         return cls(
-            env, vec, model, meta, log=log, checkpoint_dir=checkpoint_dir,
+            env, vec, model, meta, log=log, checkpoint_dir=root,
             deterministic_log=deterministic,
         )  # fmt: skip
 
@@ -356,58 +430,226 @@ class SearchRun:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write the checkpoint to ``folder`` (atomically: a crash leaves the previous one)."""
+        """Write the checkpoint to ``folder``, keeping the one it replaces as ``<folder>.prev``.
+
+        The files go to ``<folder>.tmp``, then ``complete.json`` with their sizes and SHA-256
+        (last, so a checkpoint without it is incomplete), then two renames: ``folder`` →
+        ``.prev``, ``.tmp`` → ``folder``. A crash at any point leaves an intact checkpoint
+        that :meth:`resume` finds, and a damaged newest one still has ``.prev`` to fall back to.
+        """
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        old = folder.with_name(folder.name + ".old")
+        tmp, prev = _sibling(folder, "tmp"), _sibling(folder, "prev")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.model.save(tmp / "agent.zip")
+        self._crash_point("agent.zip")
         if isinstance(self.model, OffPolicyAlgorithm):
             self.model.save_replay_buffer(tmp / "replay_buffer.pkl")
+            self._crash_point("replay_buffer.pkl")
         self.log.save(tmp / "budget_log")
+        self._crash_point("budget_log")
         self.deterministic_log.save(tmp / "deterministic_log")
+        self._crash_point("deterministic_log")
         with (tmp / "rng.pkl").open("wb") as f:
             pickle.dump(_capture_rng(self.model, self.env), f)
+        self._crash_point("rng.pkl")
         (tmp / "state.json").write_text(json.dumps(asdict(self.meta), indent=2, default=repr))
+        self._crash_point("state.json")
+        _seal(tmp)
+        self._crash_point(COMPLETE_MARKER)
         if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(prev, ignore_errors=True)
+            os.replace(folder, prev)
+        self._crash_point("rotate")
+        os.replace(tmp, folder)
+        shutil.rmtree(_sibling(folder, "old"), ignore_errors=True)  # an older ciess-env's
         return folder
+
+    def _crash_point(self, stage: str) -> None:
+        """End the process here, as a kill would, if :data:`CRASH_ENV` names this point.
+
+        For the tests that kill a search while it writes a checkpoint; read once per file of
+        a checkpoint (once per episode), never in the search's steps.
+        """
+        if os.environ.get(CRASH_ENV) == f"{self.meta.episodes_done}:{stage}":
+            os._exit(CRASH_EXIT_CODE)
 
 
 def read_meta(folder: str | Path) -> CheckpointMeta:
-    """The :class:`CheckpointMeta` of a checkpoint folder.
+    """The :class:`CheckpointMeta` of the newest intact checkpoint in a checkpoint folder.
 
     Raises:
         CheckpointNotFoundError: if the folder holds no checkpoint.
+        CheckpointDamagedError: if every checkpoint's ``state.json`` there is damaged.
         CheckpointError: on an unknown format version.
     """
-    folder = _existing_checkpoint(Path(folder))
-    raw = json.loads((folder / "state.json").read_text())
+    return _from_newest(Path(folder), _read_state)[0]
+
+
+def _sibling(folder: Path, tag: str) -> Path:
+    return folder.with_name(f"{folder.name}.{tag}")
+
+
+def _candidates(root: Path) -> list[Path]:
+    """Checkpoint folders of ``root``, newest first.
+
+    A sealed ``.tmp`` is newer than ``root`` (a crash between the renames of
+    :meth:`SearchRun.save`); ``.prev`` is the one before; ``.old`` is what an older ciess-env
+    left after a crash between its renames.
+    """
+    tmp = _sibling(root, "tmp")
+    found = [tmp] if (tmp / COMPLETE_MARKER).is_file() else []
+    for folder in (root, _sibling(root, "prev"), _sibling(root, "old")):
+        if folder.is_dir() and any(folder.iterdir()):
+            found.append(folder)
+    return found
+
+
+def _from_newest(
+    root: Path, load: Callable[[Path], _T]
+) -> tuple[_T, Path, list[tuple[Path, CheckpointDamagedError]]]:
+    """``load`` the newest checkpoint of ``root`` that is not damaged.
+
+    Returns:
+        What ``load`` returned, the folder it read, and the damaged newer ones with why.
+    """
+    damaged: list[tuple[Path, CheckpointDamagedError]] = []
+    for folder in _candidates(root):
+        try:
+            return load(folder), folder, damaged
+        except CheckpointDamagedError as err:
+            damaged.append((folder, err))
+    if damaged:
+        reasons = "; ".join(str(err).rstrip(".") for _, err in damaged)
+        msg = (
+            f"no intact search checkpoint in {root}: {reasons}. The search cannot continue "
+            "from it: start it again on an empty checkpoint folder, or restore the files from a "
+            "backup."
+        )
+        raise CheckpointDamagedError(msg)
+    msg = (
+        f"no search checkpoint in {root} (expected {root / 'state.json'}): the search stopped "
+        "before its first episode ended, or this is not a checkpoint folder. Start the search "
+        "again instead of resuming it."
+    )
+    raise CheckpointNotFoundError(msg)
+
+
+def _promote(root: Path, chosen: Path, *, damaged: list[Path]) -> None:
+    """Make ``chosen`` the current checkpoint of ``root``; keep a damaged one as ``.damaged``.
+
+    After this, :meth:`SearchRun.save` rotates as usual: a sealed ``.tmp`` becomes ``root``
+    (its older ``root`` the ``.prev``), an older ciess-env's ``.old`` becomes ``root``, and a
+    ``.prev`` stays the fallback until the next save has written a new ``root``.
+    """
+    if chosen == root:
+        return
+    if root.exists():
+        if root in damaged:
+            broken = _sibling(root, "damaged")
+            shutil.rmtree(broken, ignore_errors=True)
+            os.replace(root, broken)
+        else:  # intact but older than the sealed .tmp
+            shutil.rmtree(_sibling(root, "prev"), ignore_errors=True)
+            os.replace(root, _sibling(root, "prev"))
+    if chosen.name.endswith((".tmp", ".old")):
+        os.replace(chosen, root)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        digest = hashlib.sha256()
+        while block := f.read(1 << 20):  # a replay buffer can be large: never read it whole
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _seal(folder: Path) -> None:
+    """Flush every file of ``folder`` to disk, then write :data:`COMPLETE_MARKER` (atomically)."""
+    files = {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        _fsync(path)
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    marker = folder / COMPLETE_MARKER
+    partial = folder / f".{COMPLETE_MARKER}.tmp"
+    partial.write_text(json.dumps({"version": CHECKPOINT_VERSION, "files": files}, indent=1))
+    _fsync(partial)
+    os.replace(partial, marker)
+    _fsync(folder)
+
+
+def _damaged(path: Path, why: str) -> CheckpointDamagedError:
+    return CheckpointDamagedError(f"{path} is damaged ({why})")
+
+
+def _verify(folder: Path) -> None:
+    """Check every file against the sizes and hashes in :data:`COMPLETE_MARKER`.
+
+    A folder without the marker is an older ciess-env's checkpoint if it has ``state.json``
+    (its files are checked as they load), else an incomplete one.
+
+    Raises:
+        CheckpointDamagedError: naming the first file that is missing, short or altered.
+    """
+    marker = folder / COMPLETE_MARKER
+    if not marker.is_file():
+        if (folder / "state.json").is_file():
+            return
+        msg = f"{folder} is an incomplete checkpoint (neither {COMPLETE_MARKER} nor state.json)"
+        raise CheckpointDamagedError(msg)
+    try:
+        files = json.loads(marker.read_text())["files"]
+        expected = {str(k): (int(v["bytes"]), str(v["sha256"])) for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise _damaged(marker, f"{type(err).__name__}: {err}") from err
+    for name, (size, digest) in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise _damaged(path, "missing")
+        actual = path.stat().st_size
+        if actual != size:
+            raise _damaged(path, f"{actual} bytes, {size} when written: truncated")
+        if _sha256(path) != digest:
+            raise _damaged(path, f"its SHA-256 differs from the one in {COMPLETE_MARKER}")
+
+
+def _read(path: Path, load: Callable[[], _T]) -> _T:
+    """``load()``, with any failure to read ``path`` as a :class:`CheckpointDamagedError`."""
+    try:
+        return load()
+    except CheckpointError:
+        raise
+    except Exception as err:  # unpickling, zip, numpy, torch: any file that cannot be read
+        one_line = " ".join(str(err).splitlines())
+        raise _damaged(path, f"{type(err).__name__}: {one_line}") from err
+
+
+def _read_state(folder: Path) -> CheckpointMeta:
+    """The checkpoint's ``state.json`` (checked against the marker when there is one)."""
+    path = folder / "state.json"
+    marker = folder / COMPLETE_MARKER
+    if marker.is_file():
+        _verify(folder)
+    elif not path.is_file():
+        raise _damaged(path, "missing")
+    raw = _read(path, lambda: json.loads(path.read_text()))
+    if not isinstance(raw, dict):
+        raise _damaged(path, f"a JSON object was expected, got {type(raw).__name__}")
     if raw.get("version") != CHECKPOINT_VERSION:
         msg = (
             f"`version` must be {CHECKPOINT_VERSION}, got {raw.get('version')!r} in "
-            f"{folder / 'state.json'}; this checkpoint was written by another ciess-env."
+            f"{path}; this checkpoint was written by another ciess-env."
         )
         raise CheckpointError(msg)
-    return CheckpointMeta(**raw)
-
-
-def _existing_checkpoint(folder: Path) -> Path:
-    """The folder, or the previous checkpoint left by a crash between the two renames."""
-    if (folder / "state.json").is_file():
-        return folder
-    old = folder.with_name(folder.name + ".old")
-    if (old / "state.json").is_file():
-        return old
-    msg = (
-        f"no search checkpoint in {folder} (expected {folder / 'state.json'}); "
-        "a search writes one after every episode when given checkpoint_dir."
-    )
-    raise CheckpointNotFoundError(msg)
+    return _read(path, lambda: CheckpointMeta(**raw))
 
 
 class _EpisodeEnd(BaseCallback):
