@@ -31,6 +31,7 @@ __all__ = [
     "BUDGET_AGENTS",
     "BUDGET_SEARCHES",
     "ENV_WRAPPERS",
+    "check_agent_kwargs",
     "make_agent",
     "make_budget_search",
     "wrap_env_for",
@@ -188,6 +189,52 @@ BUDGET_SEARCHES: dict[str, Callable[..., StructuredSearch]] = {
 }
 
 
+#: Per agent name, the constructors (``"module:Class"``) whose keyword arguments it accepts;
+#: the factories above also take ``d_min`` / ``d_max``.
+_CONSTRUCTORS: dict[str, tuple[str, ...]] = {
+    "rw-td3": ("agents.rw_td3:RandomWalkTD3",),
+    "rw-td3-lagrange": ("agents.lagrangian:LagrangianRWTD3", "agents.rw_td3:RandomWalkTD3"),
+    "td3": ("stable_baselines3:TD3",),
+    "ddpg": ("stable_baselines3:DDPG",),
+    "sac": ("stable_baselines3:SAC",),
+    "ppo": ("stable_baselines3:PPO",),
+    "esapn": ("stable_baselines3:DQN",),
+    "structured-tpe": ("agents.structured:StructuredSearch",),
+    "structured-cem": ("agents.structured:StructuredSearch",),
+}
+#: Arguments the factories set themselves (the env, the policy, the budget, the method).
+_NOT_OVERRIDABLE = frozenset({"self", "policy", "env", "c", "method"})
+
+
+def _accepted_kwargs(name: str) -> set[str]:
+    import importlib
+    import inspect
+
+    accepted = {"d_min", "d_max"}
+    for path in _CONSTRUCTORS[name]:
+        module, _, attr = path.partition(":")
+        params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
+        accepted |= {
+            k for k, p in params.items() if p.kind is not p.VAR_KEYWORD and not k.startswith("_")
+        }
+    return accepted - _NOT_OVERRIDABLE
+
+
+def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a keyword argument agent ``name``'s constructor does not take, before any search.
+
+    Raises:
+        UnknownNameError: (a ValueError) naming the agent, the key, the closest valid keys and
+            every accepted one.
+    """
+    if name not in _CONSTRUCTORS:
+        raise suggest(name, _CONSTRUCTORS, what="agent")
+    accepted = _accepted_kwargs(name)
+    for key in kwargs:
+        if key not in accepted:
+            raise suggest(key, accepted, what=f"argument of agent {name!r}:")
+
+
 def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> StructuredSearch:
     """Build the one-budget search ``name`` of :data:`BUDGET_SEARCHES` on the single env.
 
@@ -196,6 +243,7 @@ def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> Stru
     """
     if name not in BUDGET_SEARCHES:
         raise suggest(name, BUDGET_SEARCHES, what="budget search")
+    check_agent_kwargs(name, kwargs)
     return BUDGET_SEARCHES[name](env, c, **kwargs)
 
 
@@ -256,4 +304,5 @@ def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
             f"{how}, got {type(env).__name__} with {space!r}."
         )
         raise InvalidArgumentError(msg)
+    check_agent_kwargs(name, kwargs)
     return AGENTS[name](env, **kwargs)

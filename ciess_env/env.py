@@ -19,7 +19,7 @@ from ciess_env.checks import check_device, check_int, check_seed
 from ciess_env.config import PRESETS, PretrainConfig, StepConfig
 from ciess_env.data import canonical_name, dataset_spec, load_dataset
 from ciess_env.data.interactions import InteractionData
-from ciess_env.errors import CallOrderError, InvalidArgumentError, suggest
+from ciess_env.errors import CallOrderError, InvalidArgumentError, InvalidTypeError, suggest
 from ciess_env.metrics import EvalResult, ragged_storage_bytes, sparsity
 from ciess_env.recommenders import BACKBONES, PretrainResult, TrainConfig, paper_train_config
 from ciess_env.recommenders.pretraining import pretrain, pretrain_cache_key
@@ -753,7 +753,7 @@ def _load_data(
     dataset_kwargs: dict[str, Any] | None,
 ) -> InteractionData:
     name = canonical_name(dataset)
-    kwargs = dict(dataset_kwargs or {})
+    kwargs = check_dataset_kwargs(name, dataset_kwargs)
     root = None if data_dir is None else os.fspath(data_dir)
     key = (
         name,
@@ -765,6 +765,35 @@ def _load_data(
     return _DATA_MEMO.get_or_make(
         key, lambda: load_dataset(name, data_dir=data_dir, split_seed=split_seed, **kwargs)
     )
+
+
+def check_dataset_kwargs(name: str, dataset_kwargs: Any) -> dict[str, Any]:
+    """A copy of ``dataset_kwargs`` once it is a dict of arguments ``load_dataset`` takes.
+
+    Checked here so that a typo fails with the argument's name, not as a ``TypeError`` from
+    deep inside ``gym.make``.
+    """
+    import inspect
+
+    from ciess_env.data import make_synthetic
+
+    if dataset_kwargs is None:
+        return {}
+    if not isinstance(dataset_kwargs, dict):
+        msg = (
+            "`dataset_kwargs` must be a dict of load_dataset arguments, e.g. "
+            f"{{'n_users': 60, 'n_items': 40}}; got {type(dataset_kwargs).__name__} "
+            f"{dataset_kwargs!r}."
+        )
+        raise InvalidTypeError(msg)
+    taken = {"name", "data_dir", "split_seed"}  # set by the env itself
+    known = set(inspect.signature(load_dataset).parameters) - taken - {"synthetic_kwargs"}
+    if name == "synthetic":
+        known |= set(inspect.signature(make_synthetic).parameters) - taken
+    for key in dataset_kwargs:
+        if key not in known:
+            raise suggest(key, known, what=f"`dataset_kwargs` key for data set {name!r}:")
+    return dict(dataset_kwargs)
 
 
 def _train_config(

@@ -52,23 +52,27 @@ def _report(study, tmp_path, rows) -> str:
 
 
 def test_factor_table_pairs_by_seed_in_percent_of_es(study, tmp_path, capsys) -> None:
-    es = {0: 0.20, 1: 0.20}
+    es = {0: 0.20, 1: 0.20, 2: 0.20}  # 3 seeds: intervals need >= 3 (stats.MIN_SEEDS)
     rows = [_search(n, s, 10.0 * (n == "shared") + 5) for s in es for n in ("per_entity", "shared")]
     rows += [_es(s, v) for s, v in es.items()]
     rows += [_retrain("per_entity", "explored", s, 0.18) for s in es]  # 10 % below ES
     rows += [_retrain("per_entity", "deterministic", s, None) for s in es]  # never reached c
-    rows += [_retrain("shared", "explored", 0, 0.21), _retrain("shared", "explored", 1, 0.19)]
+    rows += [_retrain("shared", "explored", s, v) for s, v in ((0, 0.21), (1, 0.19), (2, 0.20))]
     text = _report(study, tmp_path, rows)
     capsys.readouterr()
-    # 2 seeds × (2 noises × (1 search + 2 pools × 3 budgets) + 3 ES budgets) = 34 units
-    assert "(partial, 12 of 34 units)" in text
+    # 3 seeds × (2 noises × (1 search + 2 pools × 3 budgets) + 3 ES budgets) = 51 units
+    assert "(partial, 18 of 51 units)" in text
     factor = text.split("## Which factor moves the result")[1].split("## Per episode")[0]
     # columns 80 / 90 / 95 %: only 90 % was run
-    assert "| per_entity, explored − ES | — | -10.0 [-10.0, -10.0] * % (2) | — |" in factor
+    assert "| per_entity, explored − ES | — | -10.0 [-10.0, -10.0] * % (3) | — |" in factor
     assert "| per_entity, deterministic − ES | — | — | — |" in factor
-    # shared − per_entity: +15 % and +5 % of ES's 0.20, mean +10 %, interval within [5, 15]
+    # shared − per_entity: +15, +5 and +10 % of ES's 0.20, mean +10 %, interval within [5, 15]
     line = next(x for x in factor.splitlines() if x.startswith("| noise shared − per_entity"))
-    assert line.split("|")[3].strip().startswith("+10.0 [+5.0, +15.0] * % (2)")
+    cell = line.split("|")[3].strip()
+    assert cell.startswith("+10.0 [+")
+    assert cell.endswith("] * % (3)")
+    low, high = (float(v) for v in cell.split("[")[1].split("]")[0].split(","))
+    assert 5.0 <= low < 10.0 < high <= 15.0
     assert "| shared: noise-free policy − explored | — | — | — |" in factor
 
 

@@ -195,6 +195,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 f"`ciess search --help`); got the builder {args.agent!r}."
             )
             raise CheckpointError(msg)
+        if named:
+            _check_search_agent(agent, agent_kwargs)
         out, env_kwargs = _start_run("search", args, agent_kwargs=agent_kwargs)
         extra: dict[str, Any] = (
             dict(
@@ -226,13 +228,22 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{out / 'checkpoint'}; continue with `ciess search --resume {out}`"
         )
         return 0
-    print(f"search: {len(log)} steps in {seconds:.1f} s; results in {out}")
+    # The log keeps only the top masks per budget; the curve has every step of the search.
     print(
-        f"best step: episode {best.episode} step {best.step}, reward {best.reward:.4f}, "
+        f"search: {_count(len(curve), 'step')} ({_count(curve['episode'].nunique(), 'episode')}) "
+        f"in {seconds:.1f} s, {_count(len(log), 'mask')} kept for retrain; results in {out}"
+    )
+    first = min((e.episode for e in log.steps), default=0)  # the curve's episode 0
+    print(
+        f"best step: episode {best.episode - first} step {best.step}, reward {best.reward:.4f}, "
         f"sparsity {best.sparsity:.1%}"
     )
     print(curve.groupby("episode")[["reward", "sparsity", "mean_quality"]].mean().to_string())
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, title: str) -> Any:
@@ -283,7 +294,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Selective retraining over a search run's budget log → Table 1 format."""
     import pandas as pd
 
-    from agents.experiments.compare import _markdown
+    from agents.experiments.compare import _markdown, result_row
     from agents.experiments.rundir import read_config
     from agents.experiments.selective import selective_retrain
     from agents.experiments.session import SearchSession
@@ -311,7 +322,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         or not all(any(abs(c - b) <= 1e-9 for b in log.budgets) for c in args.budgets)
     ):
         print(
-            f"ciess: error: {run} keeps the top {log.top_l} masks for budgets "
+            f"ciess retrain: error: {run} keeps the top {log.top_l} masks for budgets "
             f"{', '.join(map(str, log.budgets))}; got --budgets {' '.join(map(str, args.budgets))} "
             f"--top-l {args.top_l}. Rerun `ciess search` with those --budgets / --top-l.",
             file=sys.stderr,
@@ -324,11 +335,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         top_l=args.top_l,
         seed=config["seed"],
         fill_budget=args.fill_budget,
+        label=f"{config.get('agent', 'search')}, seed {config['seed']}",
         **session.retrain_kwargs(args.batches),
     )
+    fields = ("sparsity", "candidates", "validation_quality", "batches")
     rows = [
-        {"budget": c, **({} if r is None else r.as_dict())}
-        for c, r in zip(args.budgets, results, strict=True)
+        {"budget": c, **result_row(r, fields)} for c, r in zip(args.budgets, results, strict=True)
     ]
     table, kept = _merge_retrain(csv, pd.DataFrame(rows), args)
     text = _markdown(table)
@@ -456,8 +468,9 @@ def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
     import gymnasium as gym
 
     import ciess_env
+    from ciess_env.data import canonical_name
     from ciess_env.env import EmbeddingSizeEnv, check_dataset_kwargs
-    from ciess_env.errors import suggest
+    from ciess_env.errors import UnknownNameError, suggest
 
     if env_id not in gym.registry:
         import difflib
@@ -465,14 +478,14 @@ def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
         close = difflib.get_close_matches(env_id, ciess_env.ENV_IDS, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         msg = f"Unknown env id {env_id!r}.{hint} `ciess envs` lists every id."
-        raise suggest(env_id, [], what="env id").__class__(msg)
+        raise UnknownNameError(msg)
     known = set(inspect.signature(EmbeddingSizeEnv.__init__).parameters) - {"self"}
     for key in env_kwargs:
         if key not in known:
             raise suggest(key, known, what="env argument")
-    dataset = gym.spec(env_id).kwargs.get("dataset")
+    dataset = env_kwargs.get("dataset", gym.spec(env_id).kwargs.get("dataset"))
     if "dataset_kwargs" in env_kwargs and isinstance(dataset, str):
-        check_dataset_kwargs(env_kwargs.get("dataset", dataset), env_kwargs["dataset_kwargs"])
+        check_dataset_kwargs(canonical_name(dataset), env_kwargs["dataset_kwargs"])
 
 
 def _check_search_agent(agent: str, agent_kwargs: dict[str, Any]) -> None:
@@ -515,19 +528,36 @@ def _output_arguments(s: argparse.ArgumentParser, default: str, *, resume: bool 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``ciess`` (exposed for docs and tests)."""
-    p = argparse.ArgumentParser(prog="ciess", description=__doc__.splitlines()[0])
+    """The argument parser of ``ciess`` (exposed for docs and tests).
+
+    Help texts are plain text (no reST markup: ``--help`` prints them as they are), and every
+    option that has a default shows it.
+    """
+    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
+
+    p = _Parser(
+        prog="ciess",
+        description="The CIESS embedding-size search environments: list envs, manage data, "
+        "search, retrain, compare, sweep, demo.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("envs", help="list the registered env ids")
     s.set_defaults(func=cmd_envs)
 
     s = sub.add_parser("data", help="download / verify / describe a data set")
-    s.add_argument("action", choices=["download", "verify", "info"])
+    s.add_argument(
+        "action",
+        choices=["download", "verify", "info"],
+        help="download the official files, check their counts, or describe the data set",
+    )
     s.add_argument("name", help="ml-1m, ml-100k, yelp2018 or synthetic")
     s.add_argument("--data-dir", default=None, help="default: $CIESS_DATA_DIR or the user cache")
-    s.add_argument("--split-seed", type=int, default=42)
+    s.add_argument(
+        "--split-seed", type=_seed, default=42, help="seed of the per-user split (default 42)"
+    )
     s.set_defaults(func=cmd_data)
 
     budgets = dict(
@@ -543,27 +573,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="env overrides, e.g. lam=0.2 retrain=fast batches_per_step=200",
     )
     batches = dict(
-        type=int,
+        type=_positive_int,
         default=None,
-        help="cap on each early-stopped final retraining (default: see README)",
+        help="cap on each early-stopped final retraining, in batches (default: the env's "
+        "final-retraining budget)",
     )
+    seed = dict(
+        type=_seed, default=0, help="seed of the env, the agents and every retraining (default 0)"
+    )
+    top_l = dict(
+        type=_positive_int,
+        default=3,
+        help="logged masks retrained per budget, the best on validation kept (default 3)",
+    )
+    rl_agents = ", ".join(RL_AGENTS)
     fill = dict(
         action="store_true",
         help="grow each searched mask to meet its budget exactly before retraining it",
     )
 
     s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
-    s.add_argument("env_id", nargs="?", default=None, help="omit with --resume")
+    s.add_argument(
+        "env_id",
+        nargs="?",
+        default=None,
+        help="a registered env id (`ciess envs`); omit with --resume",
+    )
     s.add_argument(
         "--agent", default="rw-td3",
-        help="rw-td3, td3, ddpg, sac, ppo, esapn (6 discrete sizes), or module:builder for any "
-        "agent",
+        help=f"{rl_agents}, or module:builder for any agent (default rw-td3)",
     )  # fmt: skip
-    s.add_argument("--episodes", type=int, default=30)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--episodes", type=_positive_int, default=30, help="search episodes (default 30)"
+    )
+    s.add_argument("--seed", **seed)
     _output_arguments(s, "runs/search", resume=True)
     s.add_argument("--env-kw", **env_kw)
-    s.add_argument("--agent-kw", nargs="*", default=[], metavar="KEY=VALUE")
+    s.add_argument(
+        "--agent-kw", nargs="*", default=[], metavar="KEY=VALUE",
+        help="agent constructor overrides, e.g. batch_size=64 learning_rate=0.01 (default: "
+        "none, the paper's settings)",
+    )  # fmt: skip
     s.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -583,15 +633,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score and log the policy's noise-free mask after every episode",
     )
     s.add_argument(
-        "--budgets", **{**budgets, "help": "budgets whose top masks the log keeps (for retrain)"}
+        "--budgets",
+        **{
+            **budgets,
+            "help": "budgets whose top masks the log keeps for retrain (default 0.8 0.9 0.95)",
+        },
     )
-    s.add_argument("--top-l", type=int, default=3, help="masks kept per budget")
+    s.add_argument(
+        "--top-l", type=_positive_int, default=3,
+        help="masks the log keeps per budget, the most retrain can use (default 3)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("retrain", help="selective retraining of a search run → Table 1")
     s.add_argument("run", help="a folder written by `ciess search`")
     s.add_argument("--budgets", **budgets)
-    s.add_argument("--top-l", type=int, default=3)
+    s.add_argument("--top-l", **top_l)
     s.add_argument("--batches", **batches)
     s.add_argument(
         "--log",
@@ -608,21 +665,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_retrain)
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")
-    s.add_argument("env_id")
+    s.add_argument("env_id", help="a registered env id (see `ciess envs`)")
     s.add_argument(
         "--agents",
         nargs="+",
         default=["es", "mr", "mde", "td3", "rw-td3"],
-        help="heuristics es mr mde; RL agents rw-td3 td3 ddpg sac ppo esapn; pruning pep "
-        "pep-prefix",
+        help=f"heuristics {' '.join(HEURISTICS)}; RL agents {' '.join(RL_AGENTS)}; one search "
+        f"per budget {' '.join(ONE_BUDGET_AGENTS)}; pruning {' '.join(PRUNERS)}; or "
+        "module:builder (default es mr mde td3 rw-td3)",
     )
     s.add_argument("--budgets", **budgets)
-    s.add_argument("--episodes", type=int, default=30)
-    s.add_argument("--top-l", type=int, default=3)
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument(
-        "--seeds", type=int, default=1, metavar="N",
-        help="run seeds SEED .. SEED+N-1 and report mean [95 %% CI] per budget (default 1)",
+        "--episodes", type=_positive_int, default=30,
+        help="search episodes per RL agent, per budget for one-budget agents (default 30)",
+    )  # fmt: skip
+    s.add_argument("--top-l", **top_l)
+    s.add_argument("--seed", **seed)
+    s.add_argument(
+        "--seeds", type=_positive_int, default=1, metavar="N",
+        help="run seeds SEED .. SEED+N-1 and report the mean per budget, with a 95 %% interval "
+        "from 3 seeds on (default 1)",
     )  # fmt: skip
     s.add_argument("--batches", **batches)
     s.add_argument("--fill-budget", **fill)
@@ -638,8 +700,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("demo", help="the main job on the offline synthetic data set")
-    s.add_argument("--episodes", type=int, default=12)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--episodes",
+        type=_positive_int,
+        default=12,
+        help="search episodes per RL agent (default 12)",
+    )
+    s.add_argument("--seed", **seed)
     _output_arguments(s, "runs/demo")
     s.set_defaults(func=cmd_demo)
     return p
@@ -656,10 +723,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (CIESSError, argparse.ArgumentTypeError) as err:
-        one_line = " ".join(str(err).splitlines())
-        print(f"ciess: error: {one_line}", file=sys.stderr)
+    except (CIESSError, argparse.ArgumentTypeError) as err:  # not Exception: bugs keep traces
+        one_line = " ".join(str(err).split())
+        print(f"ciess {args.command}: error: {one_line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ciess envs | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ from ciess_env.spaces import PAPER_BUDGETS
 if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --help` reads
     import pandas as pd  # the agent names below and must answer without them
 
+    from agents.experiments.selective import BudgetResult
     from ciess_env.budget_log import BudgetLog
 
 __all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
@@ -53,6 +54,21 @@ ONE_BUDGET_AGENTS: tuple[str, ...] = (*BUDGET_AGENTS, *BUDGET_SEARCHES)
 #: Methods that prune individual weights (PEP) and PEP's projection onto prefix sizes; both
 #: share one PEP search per :func:`compare` call (its settings: ``agent_kwargs["pep"]``).
 PRUNERS: tuple[str, ...] = ("pep", "pep-prefix")
+#: The test metrics of a :class:`~agents.experiments.selective.BudgetResult` under the names
+#: every table and the env's ``info`` use (``recall@20``, not the field name ``recall_20``).
+METRIC_COLUMNS: dict[str, str] = {
+    "recall_5": "recall@5",
+    "recall_20": "recall@20",
+    "ndcg_5": "ndcg@5",
+    "ndcg_20": "ndcg@20",
+}
+
+
+def result_row(result: BudgetResult | None, fields: Sequence[str] = ("sparsity",)) -> dict:
+    """The ``fields`` and test metrics of one budget's result as table columns (NaN if None)."""
+    names = [*fields, *METRIC_COLUMNS]
+    values = {k: np.nan for k in names} if result is None else result.as_dict()
+    return {METRIC_COLUMNS.get(k, k): values[k] for k in names}
 
 
 @dataclass
@@ -246,6 +262,7 @@ def _compare_one_seed(
         t0 = time.perf_counter()
         kwargs = (agent_kwargs or {}).get(name, {})
         retrain_kw = dict(seed=seed, **session.retrain_kwargs(retrain_batches))
+        select_kw = dict(retrain_kw, label=f"{name}, seed {seed}")  # names it in warnings
         if builtin and name in HEURISTICS:
             # One assignment per budget, no search: retrain each at its own budget.
             log = session.heuristic_log(name, budgets, **kwargs)
@@ -256,7 +273,7 @@ def _compare_one_seed(
                     session.data,
                     budgets=[c],
                     top_l=1,
-                    **retrain_kw,
+                    **select_kw,
                 )[0]
                 for c in budgets
             ]
@@ -278,7 +295,7 @@ def _compare_one_seed(
                 results = [
                     selective_retrain(
                         pep_prefix_log([m]), session.data, budgets=[m.budget], top_l=1,
-                        **retrain_kw,
+                        **select_kw,
                     )[0]
                     for m in pep_masks
                 ]  # fmt: skip
@@ -293,7 +310,7 @@ def _compare_one_seed(
                 results.append(
                     selective_retrain(
                         log, session.data, budgets=[c], top_l=top_l, fill_budget=fill_budget,
-                        **retrain_kw,
+                        **select_kw,
                     )[0]
                 )  # fmt: skip
             curves[name] = pd.concat(parts, ignore_index=True)
@@ -305,27 +322,14 @@ def _compare_one_seed(
             logger.info("%s: search took %.1f s; retraining", name, search_s)
             results = selective_retrain(
                 log, session.data, budgets=budgets, top_l=top_l, fill_budget=fill_budget,
-                **retrain_kw,
+                **select_kw,
             )  # fmt: skip
         if log is not None:
             logs[name] = log
         for c, res in zip(budgets, results, strict=True):
-            row = {"agent": name, "seed": seed, "budget": c, "search_s": search_s}
-            if res is None:
-                row.update(
-                    {k: np.nan for k in ("sparsity", "recall@5", "recall@20", "ndcg@5", "ndcg@20")}
-                )
-            else:
-                row.update(
-                    {
-                        "sparsity": res.sparsity,
-                        "recall@5": res.recall_5,
-                        "recall@20": res.recall_20,
-                        "ndcg@5": res.ndcg_5,
-                        "ndcg@20": res.ndcg_20,
-                    }
-                )
-            rows.append(row)
+            rows.append(
+                {"agent": name, "seed": seed, "budget": c, "search_s": search_s, **result_row(res)}
+            )
     return rows, curves, logs, pruned
 
 

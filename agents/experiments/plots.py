@@ -31,6 +31,9 @@ def _finish(fig, path: str | Path | None, title: str = ""):
 def plot_search_curves(curve: pd.DataFrame, path: str | Path | None = None, *, title: str = ""):
     """Per-episode mean reward and mean user/item size (paper Fig. 3).
 
+    Episodes are numbered as in the curve (and the budget log, and ``ciess search``'s table):
+    from 0, on whole-number ticks.
+
     Args:
         curve: The per-step frame of :func:`agents.experiments.session.search_curve` (or
             several, with an ``agent`` column: one line per agent).
@@ -43,10 +46,13 @@ def plot_search_curves(curve: pd.DataFrame, path: str | Path | None = None, *, t
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for agent, rows in curve.groupby("agent", sort=False):
         per_ep = rows.groupby("episode").mean(numeric_only=True)
-        axes[0].plot(per_ep.index + 1, per_ep["reward"], marker=".", label=agent)
-        axes[1].plot(per_ep.index + 1, per_ep["mean_user_size"], marker=".", label=agent)
-        axes[2].plot(per_ep.index + 1, per_ep["mean_item_size"], marker=".", label=agent)
+        axes[0].plot(per_ep.index, per_ep["reward"], marker=".", label=agent)
+        axes[1].plot(per_ep.index, per_ep["mean_user_size"], marker=".", label=agent)
+        axes[2].plot(per_ep.index, per_ep["mean_item_size"], marker=".", label=agent)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, label in zip(axes, ("mean reward", "mean user size", "mean item size"), strict=True):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("episode")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -67,6 +67,7 @@ def selective_retrain(
     backbone_kwargs: dict | None = None,
     rule: FinalRetrainRule | None = None,
     fill_budget: bool = False,
+    label: str = "",
 ) -> list[BudgetResult | None]:
     """Retrain the top-``l`` logged masks per budget and report the best on test.
 
@@ -92,6 +93,8 @@ def selective_retrain(
         fill_budget: Grow each candidate with :func:`fill_to_budget` so that it meets the
             budget exactly before it is retrained (the paper retrains the logged masks as they
             are, however far past the budget they lie).
+        label: Whose log it is, e.g. ``"rw-td3, seed 0"``: the warning for a budget no mask
+            reaches names it (a comparison retrains many logs).
 
     Returns:
         One :class:`BudgetResult` per budget, or ``None`` where no logged mask met the budget.
@@ -107,7 +110,10 @@ def selective_retrain(
     for c in budgets:
         entries = _candidates(log, c, top_l)
         if not entries:
-            logger.warning("No logged mask reaches sparsity %.2f; skipping this budget.", c)
+            logger.warning(
+                "%sno logged mask reaches sparsity %.2f (the sparsest reaches %.2f); skipping "
+                "this budget.", f"{label}: " if label else "", c, _sparsest(log),
+            )  # fmt: skip
             results.append(None)
             continue
         if fill_budget:
@@ -276,6 +282,12 @@ def _candidates(log: BudgetLog, c: float, top_l: int) -> list[BudgetEntry]:
         return entries
     unscored = [e for e in log if e.sparsity >= c - 1e-12 and np.isnan(e.mean_quality)]
     return unscored[:top_l]
+
+
+def _sparsest(log: BudgetLog) -> float:
+    """The highest sparsity of any step of the search (or logged mask), NaN for an empty log."""
+    values = [st.sparsity for st in log.steps] or list(log.column("sparsity"))
+    return _nanmax(values) if values else float("nan")
 
 
 def _nanmax(values: list[float]) -> float:

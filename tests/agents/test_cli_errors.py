@@ -22,7 +22,7 @@ def test_bad_env_kw_is_one_line_and_exit_code_2(tmp_path, capsys, override, text
     argv = ["search", "CIESS-MF-Synthetic-v0", "--episodes", "1", "--output", str(tmp_path)]
     assert main([*argv, "--env-kw", "preset=tiny", override]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ciess: error: ")
+    assert err.startswith("ciess search: error: ")
     assert text in err
     assert err.count("\n") == 1
     assert "Traceback" not in err

@@ -94,7 +94,7 @@ def test_interrupted_and_resumed_in_a_new_process_equals_a_straight_run(tmp_path
          "--batches", "8")  # fmt: skip
     table = (straight / "retrain_deterministic_log.md").read_text()
     assert "0.3" in table
-    assert "recall_20" in table
+    assert "recall@20" in table
 
 
 def test_td3_with_action_noise_resumes_exactly_in_process(tmp_path, env_kwargs):

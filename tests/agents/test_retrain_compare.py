@@ -111,7 +111,7 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     assert code == 0
     table = pd.read_csv(run / "retrain.csv")
     assert table.loc[0, "budget"] == 0.0
-    assert 0.0 <= table.loc[0, "recall_20"] <= 1.0
+    assert 0.0 <= table.loc[0, "recall@20"] <= 1.0
     assert "| budget |" in capsys.readouterr().out
     # Filled to budget 0.0, the searched mask becomes the full table.
     assert main(["retrain", str(run), "--budgets", "0.0", "--top-l", "1", "--batches", "2",
@@ -127,7 +127,7 @@ def test_cli_reports_an_unknown_data_set_without_a_traceback(capsys) -> None:
     """A library error becomes one line on stderr and exit code 2."""
     assert main(["data", "info", "ml-2m"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ciess: error: Unknown data set 'ml-2m'")
+    assert err.startswith("ciess data: error: Unknown data set 'ml-2m'")
     assert "ml-1m" in err
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -45,7 +47,7 @@ def test_seeds_change_results_and_the_same_seed_reproduces_them(env_kwargs, tmp_
     assert list(summary["seeds"]) == [2, 2]
     row = summary[summary["agent"] == "td3"].iloc[0]
     assert row["recall@20"] == pytest.approx(table[table["agent"] == "td3"]["recall@20"].mean())
-    assert row["recall@20_low"] <= row["recall@20"] <= row["recall@20_high"]
+    assert math.isnan(row["recall@20_low"])  # 2 seeds: no interval (stats.MIN_SEEDS = 3)
     assert "### Budget 50 % pruned" in (tmp_path / "cmp" / "results.md").read_text()
     for name in ("summary.md", "summary.csv", "quality_vs_memory.png", "curve_td3@0.csv"):
         assert (tmp_path / "cmp" / name).is_file(), name
