@@ -352,7 +352,8 @@ def read_config(run: str | Path, *, needs: Sequence[str] = ("command",)) -> dict
         raise _damaged(path, wrong, todo)
     missing = [key for key in needs if key not in config]
     if missing:
-        raise _damaged(path, KeyError(f"no {', '.join(missing)}"), todo)
+        msg = f"{path} lacks {', '.join(map(repr, missing))}: it is damaged or not a run's; {todo}"
+        raise RunFileDamagedError(msg)
     return config
 
 

@@ -226,8 +226,12 @@ class SearchSession:
         The session must have the checkpoint's env id, env kwargs and seed. The result equals,
         bit for bit on the CPU, that of a search that was never interrupted.
 
+        A damaged newest checkpoint (truncated, unreadable) is set aside with a warning and
+        the previous one continued instead (:meth:`SearchRun.resume`), with the same result.
+
         Raises:
             CheckpointNotFoundError: if ``checkpoint_dir`` holds no checkpoint.
+            CheckpointDamagedError: if every checkpoint there is damaged; names the files.
             CheckpointError: if the session does not match the checkpoint.
         """
         meta = read_meta(checkpoint_dir)

@@ -7,7 +7,9 @@ that fails is marked failed in ``status.json``; a second retrain adds to the fir
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -164,3 +166,24 @@ def test_a_truncated_config_is_a_named_error(tmp_path, capsys, command):
     err = _one_line_error(capsys)
     assert f"{run / 'config.json'} is damaged (JSONDecodeError: Unterminated string" in err
     assert "restore it from a backup, or rerun the command that wrote it" in err
+    (run / "config.json").write_text('{"command": "search"}')
+    assert main([*command, str(run)]) == 2
+    assert f"{run / 'config.json'} lacks 'env_id', " in _one_line_error(capsys)
+
+
+def test_a_run_another_live_process_writes_is_refused_even_with_overwrite(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"command": "search", "env_id": "CIESS-MF-Synthetic-v0", "seed": 0, "agent": "td3"}
+    (run / "config.json").write_text(json.dumps(config))
+    live = os.getppid()  # alive while this test runs, and not this process
+    status = {"status": "running", "command": "search", "pid": live, "host": socket.gethostname()}
+    (run / "status.json").write_text(json.dumps(status))
+    argv = ["compare", "CIESS-MF-Synthetic-v0", "--output", str(run), "--overwrite"]
+    assert main(argv) == 2
+    assert (
+        f"`--output` {run} holds a `ciess search` run that is still running (process {live}); "
+        "wait for it or choose another --output."
+    ) in _one_line_error(capsys)
+    assert main(["search", "--resume", str(run)]) == 2
+    assert f"{run} is being written by process {live}" in _one_line_error(capsys)
