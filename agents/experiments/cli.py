@@ -277,13 +277,14 @@ def _write_search_outputs(session: Any, log: Any, curve: Any, out: Path, *, titl
 def _check_resumable(run: Path, config: dict[str, Any]) -> None:
     """Refuse ``--resume`` of a search that never wrote a checkpoint, saying what to do."""
     from agents.experiments.checkpoint import CheckpointNotFoundError, read_meta
-    from agents.experiments.rundir import describe
+    from agents.experiments.rundir import describe, read_status
 
     try:
         read_meta(run / "checkpoint")
     except CheckpointNotFoundError:
+        held = f" ({describe(run)})" if read_status(run) else ""
         msg = (
-            f"{run} holds no checkpoint to resume ({describe(run)}): the search ended before "
+            f"{run} holds no checkpoint to resume{held}: the search ended before "
             f"its first episode did. Rerun it without --resume: `ciess search {config['env_id']} "
             f"--output {run}` with its other options (see {run / 'config.json'})."
         )

@@ -225,7 +225,7 @@ def prepare_run_dir(
         return None
     status = read_status(folder) or {}
     alive = _alive(status)
-    if not alive and status.get("status", COMPLETE) != COMPLETE and _only_bookkeeping(folder):
+    if not alive and status.get("status") != COMPLETE and _only_bookkeeping(folder):
         print(
             f"ciess {command}: reusing {folder}: it holds only the config of {describe(folder)}",
             file=sys.stderr,

@@ -18,6 +18,7 @@ import pytest
 
 from agents.experiments import cli
 from agents.experiments.cli import main
+from agents.experiments.rundir import RunDirExistsError, prepare_run_dir, write_status
 from agents.experiments.session import SearchSession
 
 
@@ -187,3 +188,18 @@ def test_a_run_another_live_process_writes_is_refused_even_with_overwrite(tmp_pa
     ) in _one_line_error(capsys)
     assert main(["search", "--resume", str(run)]) == 2
     assert f"{run} is being written by process {live}" in _one_line_error(capsys)
+
+
+def test_a_folder_with_nothing_but_a_config_is_reused_and_a_finished_run_is_not(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # e.g. an older ciess-env's search killed at once
+    assert prepare_run_dir(run, command="search") is None
+    assert list(run.iterdir()) == []
+    assert f"reusing {run}: it holds only the config of a run of an earlier" in (
+        capsys.readouterr().err
+    )
+    (run / "config.json").write_text("{}")
+    write_status(run, "complete", command="search")
+    with pytest.raises(RunDirExistsError, match="already holds a complete `ciess search` run"):
+        prepare_run_dir(run, command="search")
