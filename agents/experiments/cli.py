@@ -312,11 +312,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise CheckpointNotFoundError(msg)
     suffix = "" if args.log == "budget_log" else f"_{args.log}"
     csv = run / f"retrain{suffix}.csv"
-    if not args.overwrite:  # refuse an earlier table with other settings before retraining
-        _merge_retrain(csv, pd.DataFrame({"budget": []}), args, write=False)
-    session = SearchSession(
-        config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
-    )
     log = BudgetLog.load(run / args.log)
     if log.bounded and (
         args.top_l > log.top_l
@@ -329,6 +324,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not args.overwrite:  # refuse an earlier table with other settings before retraining
+        _merge_retrain(csv, pd.DataFrame({"budget": []}), args, write=False)
+    session = SearchSession(
+        config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
+    )
     results = selective_retrain(
         log,
         session.data,

@@ -113,10 +113,12 @@ def test_cli_search_then_retrain_round_trip(tiny_env_kwargs, tmp_path, capsys) -
     assert table.loc[0, "budget"] == 0.0
     assert 0.0 <= table.loc[0, "recall@20"] <= 1.0
     assert "| budget |" in capsys.readouterr().out
-    # Filled to budget 0.0, the searched mask becomes the full table.
+    # Filled to budget 0.0, the searched mask becomes the full table; other settings than the
+    # table's need --overwrite, which keeps the earlier table aside.
     assert main(["retrain", str(run), "--budgets", "0.0", "--top-l", "1", "--batches", "2",
-                 "--fill-budget"]) == 0  # fmt: skip
+                 "--fill-budget", "--overwrite"]) == 0  # fmt: skip
     assert pd.read_csv(run / "retrain.csv").loc[0, "sparsity"] == 0.0
+    assert len(list(run.glob("retrain.old-*.csv"))) == 1
 
     # The log kept only what `--budgets 0.0 --top-l 1` asked for: other budgets are refused.
     assert main(["retrain", str(run), "--budgets", "0.9"]) == 2
