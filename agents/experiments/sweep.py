@@ -29,10 +29,15 @@ one agent with one seed (a search for RL agents, then selective retraining at ev
 Safety and resumption: each cell owns ``OUTPUT/cells/<agent>-s<seed>-<hash>/``, the hash taken
 over its resolved configuration (settings that do not affect a cell, such as ``episodes`` for a
 heuristic, are left out, so equal cells are run once). ``done.json`` is written last (atomically);
-a folder with it is never touched again and is skipped on rerun. A cell that raises writes
+a folder with it is never touched again and is skipped on rerun, unless its results are damaged
+(then ``--report`` names and skips it, and the next run redoes it). A cell that raises writes
 ``error.txt`` (the traceback) and ``failed.json`` and the others go on; a failed or interrupted
 cell is started afresh next time. Killing the sweep and rerunning it therefore runs exactly the
-missing cells.
+missing cells; a cell running on Ray ends within a second of its driver.
+
+The whole spec is checked when it is loaded, before any cell runs (keys, values, agent names,
+env ids and arguments), and so is its ``[resources]`` against the Ray it runs on: a cell that
+asks for more CPUs or GPUs than Ray has is refused at once instead of waiting forever.
 
 The report (``OUTPUT/report.md``, ``results.csv`` and per env id ``report/<env id>/``) is
 :func:`agents.experiments.stats.write_report`, the same code as ``ciess compare --seeds``.
@@ -62,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ciess_env.errors import CIESSError
+from ciess_env.errors import CIESSError, InvalidArgumentError
 
 if TYPE_CHECKING:  # pandas loads with the report: `ciess --help` builds this parser without it
     import pandas as pd
@@ -74,9 +79,12 @@ else:  # pragma: no cover
 
 __all__ = [
     "Cell",
+    "CellDamagedError",
     "RayMissingError",
     "SpecError",
     "SweepBusyError",
+    "SweepNotFoundError",
+    "SweepResourceError",
     "SweepResult",
     "SweepSpec",
     "cell_status",
@@ -84,6 +92,7 @@ __all__ = [
     "load_spec",
     "main",
     "parse_spec",
+    "read_cell",
     "report",
     "resolve_config",
     "run_cell",
@@ -106,6 +115,18 @@ class SpecError(CIESSError, ValueError):
 
 class SweepBusyError(CIESSError, RuntimeError):
     """Another live sweep holds the output folder's lock."""
+
+
+class SweepResourceError(CIESSError, ValueError):
+    """A cell asks for more CPUs or GPUs than the Ray it runs on has: it could never start."""
+
+
+class CellDamagedError(CIESSError, ValueError):
+    """A finished cell's ``done.json`` or ``results.csv`` cannot be read; the message names it."""
+
+
+class SweepNotFoundError(CIESSError, FileNotFoundError):
+    """``--report`` on a folder where no sweep has run."""
 
 
 class RayMissingError(CIESSError, ImportError):
@@ -245,9 +266,96 @@ def _check_seeds(raw: dict[str, Any], path: Path | None) -> list[int]:
         if seeds < 1:
             raise _fail(path, f"`seeds` must be >= 1 (a count) or a list of seeds; got {seeds}.")
         seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
         raise _fail(path, f"`seeds` must be a count or a list of integers; got {seeds!r}.")
+    if any(s < 0 for s in seeds):
+        msg = f"`seeds` must be integers >= 0 (numpy refuses negative seeds); got {seeds}."
+        raise _fail(path, msg)
     return [int(s) for s in seeds]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_setting(name: str, value: Any, where: str) -> str | None:
+    """What is wrong with one value of a run setting, or None when it is valid.
+
+    ``name``: ``episodes``, ``top_l``, ``budgets`` or ``retrain_batches``; ``where``: how the
+    message names it.
+    """
+    if name in ("episodes", "top_l"):
+        if not _is_int(value) or value < 1:  # 1.5 is refused, not truncated to 1
+            return f"{where} must be a whole number >= 1, e.g. {name} = 3; got {value!r}."
+    elif name == "retrain_batches":
+        if value is not None and (not _is_int(value) or value < 1):
+            return f"{where} must be a whole number >= 1 (or left out: no cap); got {value!r}."
+    elif name == "budgets":
+        example = "e.g. budgets = [0.8, 0.9, 0.95]"
+        if not isinstance(value, list) or not value:
+            msg = f"{where} must be a non-empty list of fractions pruned, {example};"
+            return f"{msg} got {value!r}."
+        bad = [c for c in value if not _is_number(c) or not 0 < c < 1]
+        if bad:
+            return (f"{where} must hold fractions pruned strictly between 0 and 1, {example}; "
+                    f"got {bad} in {value!r}.")  # fmt: skip
+    return None
+
+
+def _check_settings(raw: dict[str, Any], grid: dict[str, list[Any]], path: Path | None) -> None:
+    """The run settings, at the top level and as [grid] values, before any cell runs."""
+    for name in ("episodes", "top_l", "budgets", "retrain_batches"):
+        if name in raw and (msg := _check_setting(name, raw[name], f"`{name}`")):
+            raise _fail(path, msg)
+        for value in grid.get(name, []):
+            if msg := _check_setting(name, value, f"each value of [grid] {name!r}"):
+                raise _fail(path, msg)
+
+
+def _check_agents(raw: dict[str, Any], path: Path | None) -> None:
+    """The names in ``agents`` and of the ``[agent_kwargs.NAME]`` tables are agents."""
+    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
+    from ciess_env.errors import suggest
+
+    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
+    named = [("`agents`", a) for a in raw["agents"]]
+    named += [(f"[agent_kwargs.{a}]", a) for a in raw.get("agent_kwargs", {})]
+    for where, agent in named:
+        if agent not in known:
+            raise _fail(path, f"{where}: {suggest(agent, known, what='agent')}")
+
+
+def _check_cells(spec: SweepSpec) -> None:
+    """Each env id and env argument, each agent argument, as its cells would meet them.
+
+    Uses the checks of ``ciess search`` (gym.make would fail too, but in every cell, late).
+    """
+    from agents.experiments.cli import _check_env
+    from agents.registry import _CONSTRUCTORS, check_agent_kwargs
+
+    seen_env, seen_agent = set(), set()
+    for cell in spec.cells():
+        config = cell.config
+        env = json.dumps([config["env_id"], config["env_kwargs"]], sort_keys=True, default=str)
+        if env not in seen_env:
+            seen_env.add(env)
+            try:
+                _check_env(config["env_id"], config["env_kwargs"])
+            except CIESSError as err:
+                where = f"`env_id` {config['env_id']!r} / [env_kwargs] {config['env_kwargs']}"
+                raise _fail(spec.path, f"{where}: {err}") from None
+        agent, kwargs = config["agent"], config["agent_kwargs"]
+        key = json.dumps([agent, sorted(kwargs)])
+        if agent in _CONSTRUCTORS and key not in seen_agent:
+            seen_agent.add(key)
+            try:
+                check_agent_kwargs(agent, kwargs)
+            except CIESSError as err:
+                raise _fail(spec.path, f"[agent_kwargs.{agent}]: {err}") from None
 
 
 def _check_resources(raw: dict[str, Any], path: Path | None) -> tuple[float, float]:
@@ -257,19 +365,23 @@ def _check_resources(raw: dict[str, Any], path: Path | None) -> tuple[float, flo
     for key in resources:
         if key not in _RESOURCES:
             raise _fail(path, str(suggest(key, _RESOURCES, what="[resources] key")))
-    num_cpus, num_gpus = float(resources.get("num_cpus", 1)), float(resources.get("num_gpus", 0))
-    if num_cpus <= 0 or num_gpus < 0:
-        msg = f"[resources] needs num_cpus > 0 and num_gpus >= 0; got {num_cpus}, {num_gpus}."
+    num_cpus, num_gpus = resources.get("num_cpus", 1), resources.get("num_gpus", 0)
+    if not (_is_number(num_cpus) and _is_number(num_gpus)) or num_cpus <= 0 or num_gpus < 0:
+        msg = f"[resources] needs num_cpus > 0 and num_gpus >= 0; got {num_cpus!r}, {num_gpus!r}."
         raise _fail(path, msg)
-    return num_cpus, num_gpus
+    return float(num_cpus), float(num_gpus)
 
 
 def parse_spec(raw: dict[str, Any], path: Path | None = None) -> SweepSpec:
     """Validate a spec's TOML table and build a :class:`SweepSpec`.
 
+    The whole spec is checked here, before any cell runs: its keys and types, each value
+    (``episodes``, ``budgets``, seeds, ...), the agent names and every env id, env argument
+    and agent argument its cells would use.
+
     Raises:
-        SpecError: An unknown or missing key, a wrong type or an empty axis; the message says
-            which and what is expected.
+        SpecError: An unknown or missing key, a wrong type or value, an empty axis, an unknown
+            agent, env id or argument; the message names the key, the value and the fix.
     """
     from ciess_env.errors import suggest
 
@@ -283,23 +395,35 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> SweepSpec:
     if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
         msg = f'`agents` must be a non-empty list of names, e.g. ["es", "rw-td3"]; got {agents!r}.'
         raise _fail(path, msg)
+    for env_id in [raw["env_id"]] if "env_id" in raw else grid["env_id"]:
+        if not isinstance(env_id, str):
+            msg = f'`env_id` must be an id such as "CIESS-LightGCN-ML1M-v1"; got {env_id!r}.'
+            raise _fail(path, msg)
     for key in ("env_kwargs", "agent_kwargs"):
         if not isinstance(raw.get(key, {}), dict):
             raise _fail(path, f"[{key}] must be a table, got {raw[key]!r}.")
+    _check_agents(raw, path)
+    for name, kwargs in raw.get("agent_kwargs", {}).items():
+        if not isinstance(kwargs, dict):
+            msg = f"[agent_kwargs.{name}] must be a table of arguments, got {kwargs!r}."
+            raise _fail(path, msg)
+    _check_settings(raw, grid, path)
     num_cpus, num_gpus = _check_resources(raw, path)
     base = {
         "env_id": raw.get("env_id"),
-        "episodes": int(raw.get("episodes", 30)),
-        "top_l": int(raw.get("top_l", 3)),
+        "episodes": raw.get("episodes", 30),
+        "top_l": raw.get("top_l", 3),
         "budgets": list(raw.get("budgets", [0.8, 0.9, 0.95])),
         "retrain_batches": raw.get("retrain_batches"),
         "env_kwargs": dict(raw.get("env_kwargs", {})),
         "agent_kwargs": {k: dict(v) for k, v in raw.get("agent_kwargs", {}).items()},
     }
-    return SweepSpec(
+    spec = SweepSpec(
         path=path, base=base, agents=list(agents), seeds=_check_seeds(raw, path), grid=grid,
         num_cpus=num_cpus, num_gpus=num_gpus, description=str(raw.get("description", "")),
     )  # fmt: skip
+    _check_cells(spec)
+    return spec
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -329,6 +453,56 @@ def cell_status(folder: Path) -> str:
         if (folder / f"{status}.json").is_file():
             return status
     return "todo"
+
+
+#: Columns every finished cell's ``results.csv`` has (the report's summary reads them).
+_CELL_COLUMNS = ("env_id", "agent", "seed", "budget", "sparsity", "recall@20", "ndcg@20")
+
+
+def read_cell(folder: str | Path) -> pd.DataFrame:
+    """A finished cell's results table, once its ``done.json`` and ``results.csv`` are whole.
+
+    Raises:
+        CellDamagedError: Either file is missing, empty, garbled or lacks the report's columns
+            (a disk that filled up, a hand edit); the message names the file and what is wrong.
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    done, csv = folder / "done.json", folder / "results.csv"
+    try:
+        marker = json.loads(done.read_text())
+    except FileNotFoundError:
+        raise CellDamagedError(f"{done}: missing (the cell has not finished).") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CellDamagedError(f"{done}: not valid JSON ({err}).") from None
+    if not isinstance(marker, dict):
+        raise CellDamagedError(f"{done}: not a JSON object (got {type(marker).__name__}).")
+    try:
+        frame = pd.read_csv(csv)
+    except FileNotFoundError:
+        raise CellDamagedError(f"{csv}: missing.") from None
+    except pd.errors.EmptyDataError:
+        raise CellDamagedError(f"{csv}: empty.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CellDamagedError(f"{csv}: not a readable CSV ({line}).") from None
+    missing = [c for c in _CELL_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        what = f"lacks column(s) {missing}" if missing else "has no rows"
+        raise CellDamagedError(f"{csv}: {what}; it is not a cell's results table.")
+    return frame
+
+
+def _finished(folder: Path) -> bool:
+    """Done, with results the report can read (a damaged finished cell runs again)."""
+    if cell_status(folder) != "done":
+        return False
+    try:
+        read_cell(folder)
+    except CellDamagedError:
+        return False
+    return True
 
 
 def pid_alive(pid: int, token: str | None = None) -> bool:
@@ -413,9 +587,9 @@ def run_cell(
 def _run_cell(
     config: dict[str, Any], folder: Path, sweep_id: str, threads: int, progress_bar: bool
 ) -> dict:
-    if cell_status(folder) == "done":
+    if _finished(folder):
         return {"status": "skipped", "key": folder.name, "error": None}
-    if folder.exists():  # an earlier attempt failed or was killed: nothing finished is here
+    if folder.exists():  # an earlier attempt failed, was killed or its results are damaged
         for item in sorted(folder.rglob("*"), reverse=True):
             item.unlink() if not item.is_dir() else item.rmdir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -552,7 +726,17 @@ def run_sweep(
         sequential: Run the cells one after another in this process, without Ray.
         progress: Show the live progress line (done / running / failed, elapsed, ETA).
         make_report: Write the report when the cells are finished.
+
+    Raises:
+        SweepResourceError: A cell asks for more CPUs or GPUs than the Ray has (checked
+            before any cell is queued: Ray would wait for them forever).
     """
+    if not sequential and num_cpus is not None:
+        if not _is_int(num_cpus) or num_cpus < 1:
+            msg = f"`num_cpus` (--num-cpus) must be a whole number >= 1; got {num_cpus!r}."
+            raise InvalidArgumentError(msg)
+        if address is None:  # the local Ray's size is known before it starts
+            _check_fits(spec, {"CPU": num_cpus}, f"the local Ray (--num-cpus {num_cpus})")
     output = Path(output)
     cells = spec.cells()
     sweep_id = uuid.uuid4().hex[:12]
@@ -561,7 +745,7 @@ def run_sweep(
         (output / "cells").mkdir(parents=True, exist_ok=True)
         _write_json(output / "spec.json", {"path": str(spec.path), "cells": len(cells),
                                            "keys": [c.key for c in cells]})  # fmt: skip
-        todo = [c for c in cells if cell_status(output / "cells" / c.key) != "done"]
+        todo = [c for c in cells if not _finished(output / "cells" / c.key)]
         counts = {"done": 0, "skipped": len(cells) - len(todo), "failed": 0}
         failures: dict[str, str] = {}
         bar = _Progress(len(cells), counts["skipped"], enabled=progress)
@@ -577,9 +761,9 @@ def run_sweep(
             _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus,
                         counts, failures, bar)  # fmt: skip
         bar.close()
-        table = collect(cells, output)
         if make_report:
             report(spec, output, cells=cells)
+        table = collect(cells, output, warn=not make_report)
     return SweepResult(output, counts, failures, table, time.perf_counter() - t0)
 
 
@@ -607,6 +791,9 @@ def _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus, counts
         else:
             ray.init(address=address)
     try:
+        where = "the local Ray" if address is None else f"the Ray cluster at {address}"
+        cluster = ray.cluster_resources()  # no "GPU" key without GPUs
+        _check_fits(spec, {"CPU": cluster.get("CPU", 0.0), "GPU": cluster.get("GPU", 0.0)}, where)
         task = ray.remote(run_cell).options(
             num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, max_retries=0
         )
@@ -629,6 +816,19 @@ def _run_on_ray(spec, todo, output, sweep_id, threads, address, num_cpus, counts
     finally:
         if own:
             ray.shutdown()
+
+
+def _check_fits(spec: SweepSpec, available: dict[str, float], where: str) -> None:
+    """Refuse cells bigger than the Ray: it would queue them and wait forever ("running 0")."""
+    asked = {"CPU": ("num_cpus", spec.num_cpus), "GPU": ("num_gpus", spec.num_gpus)}
+    for resource, have in available.items():
+        if resource in asked and asked[resource][1] > have:
+            key, need = asked[resource]
+            msg = (f"each cell asks for [resources] {key} = {need:g} but {where} has {have:g} "
+                   f"{resource}s, so no cell could ever start; lower {key} in "
+                   f"{spec.path or 'the spec'}, or give Ray more (--num-cpus, or --address of "
+                   "a bigger cluster).")  # fmt: skip
+            raise SweepResourceError(msg)
 
 
 def _record_crash(folder: Path, sweep_id: str, err: BaseException) -> dict:
@@ -668,34 +868,69 @@ class _Progress:
 
 
 # ----------------------------------------------------------------------------- the report
-def collect(cells: Sequence[Cell], output: str | Path) -> pd.DataFrame:
-    """The combined table of every finished cell: one row per cell × budget, with its label."""
+def collect(cells: Sequence[Cell], output: str | Path, *, warn: bool = True) -> pd.DataFrame:
+    """The combined table of every finished cell: one row per cell × budget, with its label.
+
+    A finished cell whose files are damaged (:func:`read_cell`) is left out and, with ``warn``,
+    named in a logged warning; the next run of the sweep runs it again.
+    """
+    table, damaged = _collect(cells, Path(output))
+    if warn:
+        _warn_damaged(damaged, Path(output))
+    return table
+
+
+def _collect(cells: Sequence[Cell], output: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The table of the readable finished cells; cell key → what is wrong with the others."""
     import pandas as pd
 
-    frames = []
+    frames, damaged = [], {}
     for cell in cells:
-        folder = Path(output) / "cells" / cell.key
+        folder = output / "cells" / cell.key
         if cell_status(folder) == "done":
-            frame = pd.read_csv(folder / "results.csv")
+            try:
+                frame = read_cell(folder)
+            except CellDamagedError as err:
+                damaged[cell.key] = str(err)
+                continue
             frame.insert(1, "label", cell.label)
             frame["cell"] = cell.key
             frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), damaged
+
+
+def _warn_damaged(damaged: dict[str, str], output: Path) -> None:
+    if damaged:
+        logger.warning(
+            "%d finished cell(s) of %s are damaged and left out of the report: %s Run the "
+            "sweep again (without --report) to redo them.", len(damaged), output,
+            " ".join(damaged.values()),
+        )  # fmt: skip
 
 
 def report(spec: SweepSpec, output: str | Path, *, cells: Sequence[Cell] | None = None) -> Path:
     """Write ``results.csv`` and ``report.md`` (+ per env id summaries and plots); return it.
 
     Every table is :func:`agents.experiments.stats.write_report`: per budget, each agent's mean
-    and 95 % CI over seeds and its difference to ES. Labelled partial when cells are missing.
+    and 95 % CI over seeds and its difference to ES. Labelled partial when cells are missing;
+    finished cells with damaged files are left out, named in the report and a warning.
+
+    Raises:
+        SweepNotFoundError: ``output`` holds no sweep (no ``cells/`` folder).
     """
     from agents.experiments.stats import write_report
 
     output = Path(output)
+    if not (output / "cells").is_dir():
+        command = shlex.join(["ciess", "sweep", str(spec.path or "SPEC"), "--output", str(output)])
+        msg = (f"no sweep has run in {output} (it has no cells/ folder), so there is nothing to "
+               f"report; run `{command}` first, or pass the --output of the sweep.")  # fmt: skip
+        raise SweepNotFoundError(msg)
     cells = spec.cells() if cells is None else cells
-    table = collect(cells, output)
+    table, damaged = _collect(cells, output)
+    _warn_damaged(damaged, output)
     statuses = [cell_status(output / "cells" / c.key) for c in cells]
-    n_done, n_failed = statuses.count("done"), statuses.count("failed")
+    n_done, n_failed = statuses.count("done") - len(damaged), statuses.count("failed")
     state = ("complete" if n_done == len(cells)
              else f"**partial, {n_done} of {len(cells)} cells**")  # fmt: skip
     command = "ciess sweep " + shlex.join([str(spec.path or "SPEC"), "--output", str(output)])
@@ -705,7 +940,8 @@ def report(spec: SweepSpec, output: str | Path, *, cells: Sequence[Cell] | None 
         *([spec.description, ""] if spec.description else []),
         f"- Command: `{command}`",
         f"- Written: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; cells: {state}"
-        + (f", {n_failed} failed (see cells/*/error.txt)" if n_failed else ""),
+        + (f", {n_failed} failed (see cells/*/error.txt)" if n_failed else "")
+        + (f", {len(damaged)} damaged (left out: {', '.join(damaged)})" if damaged else ""),
         f"- Machine: {_machine()}",
         f"- Seeds: {spec.seeds}; resources per cell: {spec.num_cpus:g} CPU, {spec.num_gpus:g} GPU",
         "",
@@ -734,7 +970,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--address", default=None,
         help="join this Ray cluster (e.g. auto); default: a local Ray in this process",
     )  # fmt: skip
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    from agents.experiments.cli import _positive_int
+
+    p.add_argument(
+        "--num-cpus", type=_positive_int, default=None, metavar="N",
+        help="CPUs of the local Ray (default: all of this machine's); each cell takes the spec's "
+        "[resources] num_cpus of them",
+    )  # fmt: skip
     p.add_argument(
         "--sequential", action="store_true",
         help="no Ray: run the cells one after another in this process",
@@ -748,11 +990,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or report) a sweep; exit status 1 if some cell failed."""
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as err:
-        print(f"ciess: error: {err}", file=sys.stderr)
-        return 2
+    spec = load_spec(args.spec)  # a SpecError is one line and exit status 2 (cli.main)
     output = Path(args.output or Path("runs") / "sweeps" / Path(args.spec).stem)
     if args.report:
         print(report(spec, output).read_text())
@@ -771,9 +1009,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.experiments.sweep SPEC`` (the same as ``ciess sweep SPEC``)."""
-    p = argparse.ArgumentParser(prog="ciess sweep", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    return cmd_sweep(p.parse_args(argv))
+    from agents.experiments.cli import main as ciess
+
+    return ciess(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

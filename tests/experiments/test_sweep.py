@@ -18,12 +18,14 @@ import pytest
 
 from agents.experiments.sweep import (
     SpecError,
+    SweepResourceError,
     cell_status,
     load_spec,
     parse_spec,
     pid_alive,
     run_sweep,
 )
+from ciess_env.errors import InvalidArgumentError
 
 TINY_SPEC = """
 description = "tiny synthetic sweep for the tests"
@@ -277,7 +279,7 @@ def test_a_failing_cell_is_reported_while_the_others_finish(tmp_path) -> None:
 
 def test_pep_cells_ignore_episodes_and_top_l_and_take_peps_kwargs(tmp_path) -> None:
     """PEP cells hash without ``episodes``/``top_l`` (no RL search) and keep their own kwargs."""
-    raw = {"env_id": "x", "agents": ["pep", "pep-prefix", "td3"], "top_l": 2,
+    raw = {"env_id": "CIESS-MF-Synthetic-v0", "agents": ["pep", "pep-prefix", "td3"], "top_l": 2,
            "agent_kwargs": {"pep": {"check_every": 10}},
            "grid": {"episodes": [1, 2]}}  # fmt: skip
     cells = parse_spec(raw).cells()
@@ -287,3 +289,183 @@ def test_pep_cells_ignore_episodes_and_top_l_and_take_peps_kwargs(tmp_path) -> N
     assert "top_l" not in pep[0].config
     assert pep[0].config["agent_kwargs"] == {"check_every": 10}
     assert len([c for c in cells if c.config["agent"] == "td3"]) == 2
+
+
+# ----------------------------------------------------------------------------- whole-spec checks
+#: A valid spec as a TOML table; each case below changes one thing.
+VALID = {"env_id": "CIESS-MF-Synthetic-v0", "agents": ["es", "td3"], "seeds": 2, "episodes": 1,
+         "top_l": 1, "budgets": [0.5], "env_kwargs": {"preset": "tiny"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"agents": ["es", "rw-td4"]}, r"`agents`: Unknown agent 'rw-td4'.*Did you mean 'rw-td3'"),
+        ({"env_id": "CIESS-MF-Synthetic-v9"},
+         r"Unknown env id 'CIESS-MF-Synthetic-v9'\. Did you mean 'CIESS-MF-Synthetic-v\d'"),
+        ({"env_id": 3}, r"`env_id` must be an id .*got 3"),
+        ({"env_kwargs": {"presett": "tiny"}},
+         r"\[env_kwargs\].*Unknown env argument 'presett'.*Did you mean 'preset'"),
+        ({"grid": {"env_kwargs.lamm": [0.2]}}, r"Unknown env argument 'lamm'.*Did you mean 'lam'"),
+        ({"budgets": 1.5}, r"`budgets` must be a non-empty list of fractions.*got 1\.5"),
+        ({"budgets": [0.8, 1.5]}, r"`budgets` .*strictly between 0 and 1.*got \[1\.5\]"),
+        ({"budgets": [0, 0.5]}, r"`budgets` .*strictly between 0 and 1.*got \[0\]"),
+        ({"budgets": ["0.5"]}, r"`budgets` .*got \['0\.5'\]"),
+        ({"grid": {"budgets": [[0.5], [1.0]]}}, r"\[grid\] 'budgets' .*got \[1\.0\]"),
+        ({"episodes": 0}, r"`episodes` must be a whole number >= 1.*got 0\."),
+        ({"episodes": "one"}, r"`episodes` must be a whole number >= 1.*got 'one'"),
+        ({"episodes": 1.5}, r"`episodes` must be a whole number >= 1.*got 1\.5"),
+        ({"episodes": True}, r"`episodes` must be a whole number >= 1.*got True"),
+        ({"grid": {"episodes": [1, 1.5]}}, r"\[grid\] 'episodes' must be a whole.*got 1\.5"),
+        ({"top_l": 0}, r"`top_l` must be a whole number >= 1.*got 0"),
+        ({"retrain_batches": 2.5}, r"`retrain_batches` must be a whole number.*got 2\.5"),
+        ({"seeds": [-1, 0]}, r"`seeds` must be integers >= 0.*got \[-1, 0\]"),
+        ({"agent_kwargs": {"td3": {"batch_sise": 8}}},
+         r"\[agent_kwargs\.td3\]: .*'batch_sise'.*Did you mean 'batch_size'"),
+        ({"agent_kwargs": {"rw-td4": {}}}, r"\[agent_kwargs\.rw-td4\]: Unknown agent 'rw-td4'"),
+        ({"agent_kwargs": {"td3": 3}}, r"\[agent_kwargs\.td3\] must be a table.*got 3"),
+        ({"resources": {"num_cpus": "two"}}, r"\[resources\] needs num_cpus > 0.*got 'two'"),
+    ],
+)  # fmt: skip
+def test_the_whole_spec_is_checked_before_any_cell_runs(change, message) -> None:
+    """Each mistake the cells met one by one (or as a traceback) is a SpecError at load."""
+    assert len(parse_spec(VALID).cells()) == 4  # the unchanged spec passes
+    raw = {k: v for k, v in VALID.items() if k not in change.get("grid", {})}  # an axis or a key
+    with pytest.raises(SpecError, match=message) as err:
+        parse_spec({**raw, **change}, Path("spec.toml"))
+    assert str(err.value).startswith("spec.toml: ")
+    assert "\n" not in str(err.value)
+
+
+def test_cli_refuses_a_bad_spec_in_one_line_before_any_cell(tmp_path, capsys) -> None:
+    from agents.experiments.cli import main
+
+    spec = _spec(tmp_path).read_text().replace("episodes = 1\n", "episodes = 1.5\n")
+    (tmp_path / "bad.toml").write_text(spec)
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "bad.toml"), "--output", str(out), "--sequential"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "bad.toml: `episodes` must be a whole number >= 1" in err
+    assert "got 1.5" in err
+    assert not out.exists()  # no cell ran, no folder was made
+
+
+# ----------------------------------------------------------------------------- resources
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_num_cpus_below_one_is_a_usage_error(tmp_path, capsys, value) -> None:
+    from agents.experiments.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", str(_spec(tmp_path)), "--num-cpus", value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"--num-cpus: expected a positive integer, got '{value}'" in err
+
+
+def test_cells_bigger_than_the_local_ray_fail_at_once(tmp_path, capsys) -> None:
+    """``num_cpus = 3`` per cell on a 2-CPU Ray waited forever ("running 0"); now exit 2."""
+    from agents.experiments.cli import main
+
+    spec, out = _spec(tmp_path, "\n[resources]\nnum_cpus = 3\n"), tmp_path / "out"
+    t0 = time.monotonic()
+    assert main(["sweep", str(spec), "--output", str(out), "--num-cpus", "2"]) == 2
+    assert time.monotonic() - t0 < 5  # before Ray starts
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "[resources] num_cpus = 3 but the local Ray (--num-cpus 2) has 2 CPUs" in err
+    assert not out.exists()
+    with pytest.raises(SweepResourceError, match="num_cpus = 3"):
+        run_sweep(load_spec(spec), out, num_cpus=2)
+    with pytest.raises(InvalidArgumentError, match="got 0"):
+        run_sweep(load_spec(spec), out, num_cpus=0)
+
+
+@pytest.mark.xdist_group("ray")
+def test_cells_bigger_than_the_ray_cluster_fail_once_it_has_started(tmp_path) -> None:
+    """Without --num-cpus the size is Ray's own: checked after it starts, before any cell."""
+    spec, out = _spec(tmp_path, "\n[resources]\nnum_cpus = 4096\n"), tmp_path / "out"
+    run = subprocess.run(_sweep(str(spec), "--output", str(out), "--no-progress"), env=_env(),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "ciess sweep: error: each cell asks for [resources] num_cpus = 4096 but the " \
+        "local Ray has" in run.stderr  # fmt: skip
+    assert "Traceback" not in run.stderr
+    assert not list((out / "cells").glob("*"))
+
+
+# ----------------------------------------------------------------------------- --report
+def _finished_cells(tmp_path: Path) -> tuple[Path, Path, list]:
+    """A sweep folder whose 4 cells finished, written by hand (no cell is run)."""
+    spec = _spec(tmp_path).read_text().replace('["es", "td3"]', '["es", "mr"]')
+    path = tmp_path / "hand.toml"
+    path.write_text(spec)
+    out, cells = tmp_path / "out", load_spec(path).cells()
+    for i, cell in enumerate(cells):
+        folder = out / "cells" / cell.key
+        folder.mkdir(parents=True)
+        row = {"env_id": cell.config["env_id"], "agent": cell.config["agent"],
+               "seed": cell.config["seed"], "budget": 0.5, "search_s": 0.0, "sparsity": 0.5,
+               "recall@5": 0.1, "recall@20": 0.2 + i / 100, "ndcg@5": 0.1,
+               "ndcg@20": 0.3}  # fmt: skip
+        pd.DataFrame([row]).to_csv(folder / "results.csv", index=False)
+        (folder / "done.json").write_text(json.dumps({"sweep": "hand"}))
+    return path, out, cells
+
+
+DAMAGES = {
+    "empty csv": ("results.csv", "", "results.csv: empty"),
+    "garbled csv": ("results.csv", 'env_id,agent\n"unterminated\n', "not a readable CSV"),
+    "no agent column": ("results.csv", "x,y\n1,2\n", "lacks column(s) ['env_id', 'agent'"),
+    "header only": ("results.csv", "env_id,agent,seed,budget,sparsity,recall@20,ndcg@20\n",
+                    "has no rows"),
+    "missing csv": ("results.csv", None, "results.csv: missing"),
+    "garbled done.json": ("done.json", '{"sweep": "ha', "done.json: not valid JSON"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_report_names_and_skips_a_damaged_finished_cell(tmp_path, capsys, caplog, damage) -> None:
+    from agents.experiments.cli import main
+
+    spec, out, cells = _finished_cells(tmp_path)
+    name, text, says = DAMAGES[damage]
+    bad = out / "cells" / cells[1].key / name
+    bad.unlink() if text is None else bad.write_text(text)
+    with caplog.at_level("WARNING", logger="agents.experiments.sweep"):
+        assert main(["sweep", str(spec), "--output", str(out), "--report"]) == 0
+    warning = caplog.text
+    assert "1 finished cell(s)" in warning
+    assert str(bad) in warning
+    assert says in warning
+    assert "Run the sweep again (without --report) to redo them" in warning
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["cell"]) == sorted(c.key for c in cells if c is not cells[1])
+    assert f"1 damaged (left out: {cells[1].key})" in (out / "report.md").read_text()
+    assert "partial, 3 of 4 cells" in capsys.readouterr().out
+
+
+def test_a_damaged_finished_cell_runs_again_on_the_next_sweep(tmp_path) -> None:
+    """The damaged cell is the only one a rerun redoes (the others keep their bytes)."""
+    spec, out, cells = _finished_cells(tmp_path)
+    (out / "cells" / cells[0].key / "results.csv").write_text("")
+    kept = (out / "cells" / cells[1].key / "results.csv").read_bytes()
+    result = run_sweep(load_spec(spec), out, sequential=True, progress=False)
+    assert result.counts == {"done": 1, "skipped": 3, "failed": 0}
+    assert len(result.table) == 4
+    assert (out / "cells" / cells[1].key / "results.csv").read_bytes() == kept
+    redone = pd.read_csv(out / "cells" / cells[0].key / "results.csv")
+    assert redone["recall@20"].between(0, 1).all()
+
+
+def test_report_on_a_folder_that_never_ran_is_one_line(tmp_path, capsys) -> None:
+    from agents.experiments.cli import main
+
+    out = tmp_path / "never"
+    assert main(["sweep", str(_spec(tmp_path)), "--output", str(out), "--report"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"ciess sweep: error: no sweep has run in {out}" in err
+    assert f"--output {out}` first" in err
+    assert not out.exists()
