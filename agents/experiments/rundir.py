@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ciess_env.errors import CIESSError
+from ciess_env.errors import CIESSError, InvalidArgumentError
 
 if TYPE_CHECKING:  # pandas loads with the first results table, not with `ciess --help`
     import pandas as pd
@@ -411,7 +411,7 @@ def merge_results(
     clash = sorted(set(settings) & set(table.columns))
     if clash:
         msg = f"settings {clash} would replace result columns of the same names; rename them."
-        raise ValueError(msg)
+        raise InvalidArgumentError(msg)
     table = table.assign(**{name: [value] * len(table) for name, value in settings.items()})
     if not path.exists():
         return table, []

@@ -538,25 +538,32 @@ def _driver() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "token": _process_token(pid)}
 
 
-def _watch_driver(driver: dict[str, Any] | None, every: float = 0.5) -> threading.Event:
+_WATCHED: dict[str, Any] = {}
+
+
+def _watch_driver(driver: dict[str, Any] | None, every: float = 0.5) -> None:
     """End this (Ray worker) process as soon as the sweep's driver is gone.
 
     Killing the driver must not leave its cells running for minutes in Ray workers (they run in
     their own sessions, outside the driver's process group): the cell stays "started", and the
-    rerun starts it afresh. Only for a driver on this host (a remote Ray cleans up its own
-    jobs). Set the returned event to stop watching.
+    rerun starts it afresh. The watch outlives the cell, so an idle worker that finished one
+    ends with the driver too. Only for a driver on this host (a remote Ray cleans up its own
+    jobs); the latest driver to hand this worker a cell is the one watched.
     """
-    stop = threading.Event()
     if not driver or driver.get("host") != socket.gethostname() or driver["pid"] == os.getpid():
-        return stop
+        return
+    started = bool(_WATCHED)
+    _WATCHED.update(driver)
+    if started:
+        return
 
     def watch() -> None:
-        while not stop.wait(every):
-            if not pid_alive(driver["pid"], driver.get("token")):
+        while True:
+            time.sleep(every)
+            if not pid_alive(_WATCHED["pid"], _WATCHED.get("token")):
                 os._exit(1)
 
     threading.Thread(target=watch, name="ciess-sweep-driver-watch", daemon=True).start()
-    return stop
 
 
 def run_cell(
@@ -577,11 +584,8 @@ def run_cell(
     Returns:
         ``{"status": "done" | "skipped" | "failed", "key": ..., "error": last line or None}``.
     """
-    stop = _watch_driver(driver)
-    try:
-        return _run_cell(config, Path(folder), sweep_id, threads, progress_bar)
-    finally:
-        stop.set()
+    _watch_driver(driver)
+    return _run_cell(config, Path(folder), sweep_id, threads, progress_bar)
 
 
 def _run_cell(
