@@ -19,6 +19,13 @@ Designs (the ``retrain=`` strings of the env):
 * ``"nested:B"`` — start from the nested-prefix pretrained model (every prefix of every row was
   trained), apply the mask, fine-tune ``B`` batches (0 = zero-shot) at the
   constant learning rate ``lr / 10``.
+* ``"sprint:B"`` — a fresh model trained for ``B`` large batches at a high learning rate:
+  :data:`SPRINT_BATCH_FACTOR` × the batch size, :data:`SPRINT_LR_FACTOR` × the learning rate,
+  decayed × :data:`SPRINT_DECAY` every ``max(1, round(B / 7.5))`` batches. LightGCN's batch cost
+  on real data is mostly the graph propagation, which does not grow with the batch, so large
+  batches buy more samples per second; the high, steeply decayed rate gets a small-width mask
+  near its plateau in a few hundred thousand triples. Measured against the final-retrained
+  ground truth in ``benchmarks/results/fidelity_ground_truth_<data>.md``.
 * ``"fast"`` — the env's fast mode, an alias of :data:`FAST_DESIGN`.
 """
 
@@ -48,6 +55,9 @@ from ciess_env.recommenders.memory import release_free_memory
 
 __all__ = [
     "FAST_DESIGN",
+    "SPRINT_BATCH_FACTOR",
+    "SPRINT_DECAY",
+    "SPRINT_LR_FACTOR",
     "BudgetResult",
     "FinalRetrainResult",
     "FinalRetrainRule",
@@ -66,14 +76,20 @@ __all__ = [
 #: models under-rate for popularity-skewed masks on ML-1M.
 FAST_DESIGN = "nested:20"
 
+#: ``sprint:B``'s schedule relative to the paper's (issue 29's exploration on ML-1M).
+SPRINT_BATCH_FACTOR = 5
+SPRINT_LR_FACTOR = 10.0
+SPRINT_DECAY = 0.8
+
 
 @dataclass(frozen=True)
 class RetrainDesign:
     """A parsed ``retrain=`` string.
 
     Attributes:
-        kind: ``"scratch"``, ``"short"``, ``"nested"``, ``"epochs"`` or ``"converge"``.
-        factor: ``short``: the batch-count divisor K (1 for scratch).
+        kind: ``"scratch"``, ``"short"``, ``"nested"``, ``"epochs"``, ``"converge"`` or
+            ``"sprint"``.
+        factor: ``short``: the batch-count divisor K (1 for scratch); ``sprint``: its batches.
         finetune_batches: ``nested``: fine-tuning batches after applying the mask.
         epochs: ``epochs``: passes over the training split.
         eval_every: ``converge``: batches between validation evaluations.
@@ -85,7 +101,7 @@ class RetrainDesign:
     (``benchmarks/results/fidelity_ground_truth_ml-100k.md`` scores it as ``converge:50/4``).
     """
 
-    kind: Literal["scratch", "short", "nested", "epochs", "converge"]
+    kind: Literal["scratch", "short", "nested", "epochs", "converge", "sprint"]
     factor: int = 1
     finetune_batches: int = 0
     epochs: float = 0.0
@@ -94,7 +110,7 @@ class RetrainDesign:
 
     @classmethod
     def parse(cls, spec: str) -> RetrainDesign:
-        """Parse a design: scratch, fast, short:K, epochs:E, nested:B or converge:E/P.
+        """Parse a design: scratch, fast, short:K, epochs:E, nested:B, converge:E/P or sprint:B.
 
         Raises:
             ValueError: for anything else, listing the accepted forms.
@@ -109,6 +125,8 @@ class RetrainDesign:
                 return cls("scratch")
             if kind == "short" and int(arg) >= 1:
                 return cls("short", factor=int(arg))
+            if kind == "sprint" and int(arg) >= 1:
+                return cls("sprint", factor=int(arg))
             if kind == "nested" and int(arg or 0) >= 0:
                 return cls("nested", finetune_batches=int(arg or 0))
             if kind == "epochs" and float(arg) > 0:
@@ -121,13 +139,14 @@ class RetrainDesign:
             pass
         msg = (
             "`retrain` must be 'scratch', 'fast', 'short:K' (K >= 1), 'epochs:E' (E > 0), "
-            f"'nested:B' (B >= 0) or 'converge:E/P' (E, P >= 1), got {spec!r}."
+            f"'nested:B' (B >= 0), 'converge:E/P' (E, P >= 1) or 'sprint:B' (B >= 1), "
+            f"got {spec!r}."
         )
         raise InvalidArgumentError(msg)
 
     def __str__(self) -> str:
-        if self.kind == "short":
-            return f"short:{self.factor}"
+        if self.kind in ("short", "sprint"):
+            return f"{self.kind}:{self.factor}"
         if self.kind == "nested":
             return f"nested:{self.finetune_batches}"
         if self.kind == "epochs":
@@ -159,6 +178,14 @@ class RetrainDesign:
             return base.replace(
                 n_batches=max(1, math.ceil(base.n_batches / self.factor)),
                 decay_batches=max(1, round(base.decay_batches / self.factor)),
+            )
+        if self.kind == "sprint":
+            return base.replace(
+                n_batches=self.factor,
+                batch_size=base.batch_size * SPRINT_BATCH_FACTOR,
+                lr=base.lr * SPRINT_LR_FACTOR,
+                lr_decay=SPRINT_DECAY,
+                decay_batches=max(1, round(self.factor / 7.5)),
             )
         if self.kind == "nested":
             # A short, gentle fine-tune: the weights are already trained, so the paper's

@@ -139,3 +139,20 @@ def test_converge_design_is_the_early_stopped_first_half_of_the_final_retraining
     assert out.n_batches == ref.best_batches < 40
     assert out.eval.mean_user_quality == pytest.approx(ref.validation.mean_user_quality)
     assert [b for b, _ in out.history] == [b for b, _ in ref.history]
+
+
+def test_sprint_design_runs_b_large_batches_at_a_high_steeply_decayed_rate():
+    """sprint:150 on the paper's schedule: 150 batches of 50,000 at lr 0.3 × 0.8 every 20."""
+    from ciess_env.retrain import RetrainDesign
+
+    base = TrainConfig(n_batches=2000, batch_size=10_000, lr=0.03, decay_batches=200)
+    design = RetrainDesign.parse("sprint:150")
+    assert str(design) == "sprint:150"
+    assert not design.needs_nested_model
+    cfg = design.config(base)
+    assert (cfg.n_batches, cfg.batch_size, cfg.decay_batches) == (150, 50_000, 20)
+    assert (cfg.lr, cfg.lr_decay, cfg.lr_floor) == pytest.approx((0.3, 0.8, base.lr_floor))
+    assert design.config(base.replace(batch_size=64)).batch_size == 320
+    for bad in ("sprint:0", "sprint:", "sprint:1.5"):
+        with pytest.raises(ValueError, match="'sprint:B' \\(B >= 1\\)"):
+            RetrainDesign.parse(bad)
