@@ -1,0 +1,184 @@
+"""Where does one env step's time go? A profile of a step design per data set and mask.
+
+Issue 29, item 1. One unit = one step (``ciess_env.retrain.retrain_and_evaluate``, the code
+every env step runs) of one design on one mask, with its time split into
+
+* model building (fresh tables, sizes applied),
+* training: batches run, seconds per batch, and the *sparse-product floor* per batch — the six
+  sparse products of LightGCN's three-layer propagation (forward and backward) at the model's
+  active width, timed alone on the same adjacency, the part of a batch no schedule can avoid;
+  what a batch costs above it is sampling, gathering, the loss and Adam (host overhead),
+* validation passes: how many, their seconds and their share of the step.
+
+Masks: ES 90 % and two heterogeneous ones (MR 90 %, a 20 % user / 80 % item split at 90 %)
+from the committed fidelity sets (``fidelity_masks_<data>.json``; built the same way by
+``fidelity_masks.structured_masks`` for Yelp2018, which has no committed set). Every unit goes
+to ``results/profile_step.jsonl`` as it finishes, so the study resumes; a Yelp2018 ``-v1`` step
+can take an hour on one core.
+
+Run (one torch thread; ``--report`` writes ``results/profile_step.md``)::
+
+    python benchmarks/profile_step.py --data-dir ../shared/data --datasets ml-100k ml-1m \
+        --designs converge:50/4 sprint:150
+    python benchmarks/profile_step.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fidelity_masks import Mask, load_masks, structured_masks
+from jsonl_cache import append_unit, command_line, load_average, read_units
+
+import ciess_env.recommenders.pretraining as pretraining
+from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.recommenders.graph import cached_adjacency, propagate
+from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
+
+RESULTS = Path(__file__).parent / "results"
+UNITS = RESULTS / "profile_step.jsonl"
+MASKS = ("ES @90%", "MR @90%", "split 0.2 @90%")
+
+
+def masks_for(tag: str, env: EmbeddingSizeEnv) -> list[Mask]:
+    """The profiled masks of one data set, committed where a fidelity set exists."""
+    path = RESULTS / f"fidelity_masks_{tag}.json"
+    data = env.data
+    pool = load_masks(path) if path.is_file() else structured_masks(data.user_freq, data.item_freq)
+    by_name = {m.name: m for m in pool}
+    return [by_name[name] for name in MASKS]
+
+
+def sparse_floor_ms(data, width: int, n_layers: int, reps: int = 5) -> float:
+    """Median ms of ``n_layers`` propagations forward and backward at ``width`` columns."""
+    adj = cached_adjacency(data)
+    x = torch.randn(data.n_users + data.n_items, width, requires_grad=True)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        h = x
+        for _ in range(n_layers):
+            h = propagate(adj, h)
+        h.sum().backward()
+        times.append(time.perf_counter() - t0)
+        x.grad = None
+    return 1000 * float(np.median(times))
+
+
+class _TimedEvaluate:
+    """Counts and times the validation passes of early-stopped training."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.n, self.seconds = inner, 0, 0.0
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = self.inner(*args, **kwargs)
+        self.seconds += time.perf_counter() - t0
+        self.n += 1
+        return out
+
+
+def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int) -> dict:
+    step = env.step_config.replace(retrain=str(RetrainDesign.parse(design)))
+    config = RetrainDesign.parse(design).config(step.train, n_train=len(env.data.train))
+    timed = _TimedEvaluate(pretraining.evaluate)
+    pretraining.evaluate = timed
+    try:
+        start = time.perf_counter()
+        out = retrain_and_evaluate(
+            step, data=env.data, user_sizes=mask.user_sizes, item_sizes=mask.item_sizes,
+            init_seed=seed, train_seed=seed,
+        )  # fmt: skip
+        total = time.perf_counter() - start
+    finally:
+        pretraining.evaluate = timed.inner
+    # Early-stopped designs evaluate inside training; the others once, after it.
+    evals, eval_s = (timed.n, timed.seconds) if timed.n else (1, out.eval.seconds)
+    ran = out.history[-1][0] if out.history else out.n_batches
+    train_s = out.train_seconds - (timed.seconds if timed.n else 0.0)
+    width = int(out.model.active_width())
+    n_layers = int(out.model.n_layers)
+    return {
+        "dataset": tag, "mask": mask.name, "design": design, "seed": seed,
+        "batches_run": int(ran), "best_batches": int(out.n_batches),
+        "batch_size": config.batch_size,
+        "active_width": width, "total_s": round(total, 2),
+        "train_s": round(train_s, 2), "batch_ms": round(1000 * train_s / max(ran, 1), 1),
+        "floor_ms": round(sparse_floor_ms(env.data, width, n_layers), 1),
+        "evals": evals, "eval_s": round(eval_s, 2), "quality": round(out.eval.mean_user_quality, 5),
+        "load": round(load_average(), 2), "torch_threads": torch.get_num_threads(),
+        "command": command_line("benchmarks/profile_step.py", sys.argv[1:]),
+    }  # fmt: skip
+
+
+def write_report(units: list[dict]) -> Path:
+    lines = [
+        "# Where one env step's time goes",
+        "",
+        "Command: `python benchmarks/profile_step.py --data-dir ../shared/data --datasets "
+        "<data sets> --designs <designs>`, then `--report`. Units: `profile_step.jsonl`.",
+        "",
+        "One step = `retrain_and_evaluate` of the design on the mask (seed 1), one torch thread. "
+        "Floor = LightGCN's six sparse products (3 layers, forward + backward) at the model's "
+        "active width, timed alone; a batch above it is sampling, gathering, loss and Adam. "
+        "Validation = the passes the step runs (early stopping's checks, or the one final "
+        "pass). Load = 1-minute load average at the end of the unit (2 cores).",
+        "",
+        f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| data | mask | design | step s | batches run (best) | batch size | width | ms / batch "
+        "| floor ms | floor share | evals | eval s | eval share | quality | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in units:
+        total = r["train_s"] + r["eval_s"]
+        lines.append(
+            f"| {r['dataset']} | {r['mask']} | {r['design']} | {r['total_s']:.1f} "
+            f"| {r['batches_run']} ({r['best_batches']}) | {r['batch_size']:,} "
+            f"| {r['active_width']} "
+            f"| {r['batch_ms']:.0f} | {r['floor_ms']:.0f} "
+            f"| {r['floor_ms'] / max(r['batch_ms'], 1e-9):.0%} | {r['evals']} | {r['eval_s']:.1f} "
+            f"| {r['eval_s'] / max(total, 1e-9):.0%} | {r['quality']:.4f} | {r['load']:.1f} |"
+        )
+    path = RESULTS / "profile_step.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
+    p.add_argument("--designs", nargs="+", default=["converge:50/4"])
+    p.add_argument("--masks", nargs="+", default=list(MASKS), choices=MASKS)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if not args.report:
+        done = {(u["dataset"], u["mask"], u["design"], u["seed"]) for u in read_units(UNITS)}
+        for tag in args.datasets:
+            env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir)
+            for mask in masks_for(tag, env):
+                if mask.name not in args.masks:
+                    continue
+                for design in args.designs:
+                    if (tag, mask.name, design, args.seed) in done:
+                        continue
+                    row = profile(env, tag, mask, design, args.seed)
+                    append_unit(UNITS, row)
+                    print(f"{tag} {mask.name} {design}: {row['total_s']} s", flush=True)
+    print(write_report(read_units(UNITS)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""benchmarks/profile_step.py: a step's time split into building, batches, floor and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ciess_env.env import EmbeddingSizeEnv
+
+
+@pytest.fixture(scope="module")
+def bench(benchmark_module):
+    return benchmark_module("profile_step")
+
+
+def test_a_profiled_step_accounts_for_its_batches_and_validation_passes(bench) -> None:
+    env = EmbeddingSizeEnv(dataset="synthetic", preset="tiny", batches_per_step=40)
+    data = env.data
+    mask = bench.Mask("ES", "ES", 0.5, np.full(data.n_users, 5), np.full(data.n_items, 5))
+    early = bench.profile(env, "synthetic", mask, "converge:10/2", seed=1)
+    # Early stopping: one validation pass per 10 batches run, the best no later than the last.
+    assert early["evals"] == early["batches_run"] // 10
+    assert early["best_batches"] <= early["batches_run"] <= 40
+    assert early["active_width"] == 5
+    assert early["floor_ms"] > 0
+    sprint = bench.profile(env, "synthetic", mask, "sprint:6", seed=1)
+    assert (sprint["batches_run"], sprint["evals"]) == (6, 1)
+    assert sprint["batch_size"] == 5 * env.step_config.train.batch_size
+    # The patched evaluate is restored: nothing else is timed after a unit.
+    assert bench.pretraining.evaluate.__module__ == "ciess_env.metrics"
+
+
+def test_report_has_one_row_per_unit_with_shares(bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    unit = {"dataset": "ml-1m", "mask": "ES @90%", "design": "converge:50/4", "total_s": 40.0,
+            "batches_run": 1350, "best_batches": 1150, "batch_size": 10_000, "active_width": 13,
+            "batch_ms": 25.0, "floor_ms": 10.0, "evals": 27, "eval_s": 8.0, "train_s": 32.0,
+            "quality": 0.18, "load": 1.0}  # fmt: skip
+    text = bench.write_report([unit]).read_text()
+    assert "| ml-1m | ES @90% | converge:50/4 | 40.0 | 1350 (1150) | 10,000 | 13 | 25 | 10 | 40% " \
+           "| 27 | 8.0 | 20% |" in text  # fmt: skip
