@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/ciess demo
+	$(VENV)/bin/ciess demo --overwrite
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup
