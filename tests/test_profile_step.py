@@ -39,3 +39,9 @@ def test_report_has_one_row_per_unit_with_shares(bench, tmp_path, monkeypatch) -
     text = bench.write_report([unit]).read_text()
     assert "| ml-1m | ES @90% | converge:50/4 | 40.0 | 1350 (1150) | 10,000 | 13 | 25 | 10 | 40% " \
            "| 27 | 8.0 | 20% |" in text  # fmt: skip
+    # A quieter --floors measurement of the same data set and width lowers the floor.
+    quiet = {"dataset": "ml-1m", "active_width": 13, "floor_ms": 5.0, "load": 0.1}
+    other = {"dataset": "ml-1m", "active_width": 26, "floor_ms": 1.0, "load": 0.1}
+    text = bench.write_report([unit, quiet, other]).read_text()
+    assert "| 13 | 25 | 5 | 20% | 27 |" in text
+    assert text.count("| ml-1m |") == 1
