@@ -1,0 +1,437 @@
+"""Export a trained mixed-size model as a compact serving artefact, and load it without ciess.
+
+A searched mask saves memory only once its tables are materialised compactly: a masked
+(n, d_max) table still stores every zero. :func:`export` writes the *served* embeddings of a
+trained backbone to a folder holding two files:
+
+* ``embeddings.safetensors``: the rows in one of two layouts (:data:`FORMATS`):
+
+  - ``"buckets"``: rows grouped by stored width ``w``; per side (``user``/``item``) and width,
+    ``{side}.w{w}.table`` (n_w, w) float32 and ``{side}.w{w}.rows`` (n_w,) int64, the entity
+    ids of its rows (one dense table per size bucket, as TorchRec's per-table dimensions and
+    MDE-style buckets expect);
+  - ``"ragged"``: per side, ``{side}.values`` (Σ w,) float32, the rows back to back, and
+    ``{side}.offsets`` (n + 1,) int64, where row ``i`` is ``values[offsets[i]:offsets[i+1]]``.
+
+* ``manifest.json``: what the tensors are (backbone, what is served, layout, counts, width),
+  the histogram of the searched sizes and of the stored widths, the caller's ``metadata``
+  (data set, metrics, seed, ...), the package version and the sha256 of the tensors file.
+
+What is served: the score of every backbone supported here is a dot product of a user row and
+an item row. For MF those rows are the masked input tables. For LightGCN and NGCF they are the
+final, *propagated* embeddings: the propagation needs the training graph, which a server does
+not have, so the artefact holds the result of it (computed once, in eval mode). Propagation
+mixes a row with its neighbours', so a propagated row is generally as wide as the widest size
+in the model even when its own size is small: for graph backbones the searched sizes shrink
+the trained parameters (the input tables), not the served tables. Each row is stored up to its
+last non-zero column (at least one), which is exactly the mask size for MF and loses nothing
+for any backbone. NCF scores through an MLP and is refused (its tower is not exported yet).
+
+:func:`load` rebuilds a :class:`ServedEmbeddings` scorer from the folder alone (safetensors,
+torch and this module; no data, no training code), after checking the checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ciess_env.errors import CIESSError, InvalidArgumentError, InvalidTypeError
+from ciess_env.recommenders.base import Backbone
+from ciess_env.recommenders.graph import GraphBackbone
+from ciess_env.recommenders.mf import MF
+from ciess_env.recommenders.pretraining import _package_version
+
+__all__ = [
+    "ARTEFACT_KIND",
+    "ARTEFACT_VERSION",
+    "FORMATS",
+    "MANIFEST_FILE",
+    "TENSORS_FILE",
+    "ArtefactDamagedError",
+    "ArtefactError",
+    "ArtefactNotFoundError",
+    "ServedEmbeddings",
+    "export",
+    "load",
+    "served_tables",
+]
+
+FORMATS = ("buckets", "ragged")
+TENSORS_FILE = "embeddings.safetensors"
+MANIFEST_FILE = "manifest.json"
+ARTEFACT_KIND = "ciess-served-embeddings"
+ARTEFACT_VERSION = 1
+_SIDES = ("user", "item")
+
+
+class ArtefactError(CIESSError, ValueError):
+    """An exported artefact cannot be written or read as asked; the message says why."""
+
+
+class ArtefactNotFoundError(ArtefactError, FileNotFoundError):
+    """The artefact folder, its manifest or its tensors file is missing."""
+
+
+class ArtefactDamagedError(ArtefactError):
+    """The artefact is truncated, altered (checksum mismatch) or inconsistent with its manifest."""
+
+
+# ------------------------------------------------------------------ export
+def served_tables(model: Backbone) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The (n_users, W) and (n_items, W) float32 CPU rows a server scores with, and their kind.
+
+    Returns:
+        Users, items and ``"propagated"`` (graph backbones) or ``"input"`` (MF).
+
+    Raises:
+        InvalidTypeError: if ``model`` is not a backbone.
+        InvalidArgumentError: for a backbone whose score is not a dot product (NCF).
+    """
+    if not isinstance(model, Backbone):
+        msg = f"`model` must be a ciess_env Backbone, got {type(model).__name__}."
+        raise InvalidTypeError(msg)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if isinstance(model, GraphBackbone):
+                users, items = model.propagate_all()
+                kind = "propagated"
+            elif isinstance(model, MF):
+                users, items = model.prefix_masked(model.user_emb, model.item_emb)
+                kind = "input"
+            else:
+                name = getattr(model, "name", type(model).__name__)
+                msg = (
+                    f"export supports dot-product backbones (mf, lightgcn, ngcf), got {name!r}: "
+                    "its score goes through weights beyond the embedding tables (NCF's MLP "
+                    "tower), which the artefact format does not hold yet."
+                )
+                raise InvalidArgumentError(msg)
+    finally:
+        model.invalidate_scoring()
+        model.train(was_training)
+    out = (t.detach().to("cpu", torch.float32).contiguous() for t in (users, items))
+    return (*out, kind)
+
+
+def _stored_widths(table: torch.Tensor) -> torch.Tensor:
+    """Per row, 1 + the index of its last non-zero column (at least 1): a lossless trim."""
+    cols = torch.arange(1, table.shape[1] + 1)
+    return ((table != 0).long() * cols).amax(1).clamp(min=1)
+
+
+def _layout_tensors(side: str, table: torch.Tensor, widths: torch.Tensor, fmt: str) -> dict:
+    if fmt == "ragged":
+        keep = torch.arange(table.shape[1]) < widths[:, None]
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(widths, 0)])
+        return {f"{side}.values": table[keep].contiguous(), f"{side}.offsets": offsets}
+    out = {}
+    for w in torch.unique(widths).tolist():
+        rows = torch.nonzero(widths == w).flatten()
+        out[f"{side}.w{w}.table"] = table[rows, :w].contiguous()
+        out[f"{side}.w{w}.rows"] = rows
+    return out
+
+
+def _histogram(values: torch.Tensor | np.ndarray) -> dict[str, int]:
+    counts = Counter(np.asarray(values).astype(np.int64).tolist())
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(
+    model: Backbone,
+    path: str | os.PathLike,
+    *,
+    format: Literal["buckets", "ragged"] = "buckets",
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the served embeddings of a trained ``model`` to the folder ``path``.
+
+    Args:
+        model: A trained MF, LightGCN or NGCF (sizes and element masks as trained).
+        path: The artefact folder; created if missing.
+        format: ``"buckets"`` (a dense table per stored width) or ``"ragged"``.
+        metadata: JSON-serialisable facts kept in the manifest under ``"metadata"`` (data
+            set, metrics, seed, budget, ...).
+        overwrite: Replace an existing artefact in ``path`` (otherwise it is refused).
+
+    Returns:
+        The folder.
+
+    Raises:
+        InvalidArgumentError: for an unknown format, an unsupported backbone, metadata that
+            is not JSON, or a ``path`` that already holds files (without ``overwrite``).
+    """
+    if format not in FORMATS:
+        msg = f"`format` must be one of {', '.join(map(repr, FORMATS))}, got {format!r}."
+        raise InvalidArgumentError(msg)
+    try:
+        meta = json.loads(json.dumps(dict(metadata or {})))
+    except (TypeError, ValueError) as err:
+        msg = f"`metadata` must be JSON-serialisable (numbers, strings, lists, dicts): {err}."
+        raise InvalidArgumentError(msg) from err
+    folder = Path(path)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not overwrite)):
+        msg = (
+            f"{folder} already exists and is not an empty folder; pass overwrite=True to replace "
+            "an artefact there, or choose another path."
+        )
+        raise InvalidArgumentError(msg)
+    users, items, served = served_tables(model)
+    from safetensors.torch import save_file
+
+    tensors, stored = {}, {}
+    for side, table in zip(_SIDES, (users, items), strict=True):
+        widths = _stored_widths(table)
+        tensors.update(_layout_tensors(side, table, widths, format))
+        stored[side] = _histogram(widths)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors_path = folder / TENSORS_FILE
+    save_file(tensors, str(tensors_path))
+    manifest = {
+        "kind": ARTEFACT_KIND,
+        "version": ARTEFACT_VERSION,
+        "format": format,
+        "backbone": getattr(model, "name", type(model).__name__),
+        "served": served,
+        "n_users": int(users.shape[0]),
+        "n_items": int(items.shape[0]),
+        "width": int(users.shape[1]),
+        "d_max": int(model.d_max),
+        "dtype": "float32",
+        "sizes": {
+            "user": _histogram(model.user_sizes.cpu()),
+            "item": _histogram(model.item_sizes.cpu()),
+        },
+        "stored_widths": stored,
+        "tensors_file": TENSORS_FILE,
+        "bytes": tensors_path.stat().st_size,
+        "sha256": _sha256(tensors_path),
+        "package_version": _package_version(),
+        "metadata": meta,
+    }
+    tmp = folder / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, folder / MANIFEST_FILE)
+    return folder
+
+
+# -------------------------------------------------------------------- load
+class ServedEmbeddings(nn.Module):
+    """A scorer over size buckets: ``score(users)`` against every item, and ``top_k``.
+
+    Holds only the compact rows (one (n_w, w) table per stored width and side) and, per
+    entity, its bucket and its position there; scoring multiplies each item bucket by the
+    users' first ``w`` columns, so no (n, width) table is ever materialised.
+
+    Args:
+        manifest: The artefact's manifest.
+        user_buckets: ``{width: (rows, table)}`` for users.
+        item_buckets: The same for items.
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        user_buckets: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        item_buckets: dict[int, tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        super().__init__()
+        self.manifest = manifest
+        self.n_users, self.n_items = int(manifest["n_users"]), int(manifest["n_items"])
+        self.width = int(manifest["width"])
+        self.user_widths = sorted(user_buckets)
+        self.item_widths = sorted(item_buckets)
+        for side, buckets in (("user", user_buckets), ("item", item_buckets)):
+            n = self.n_users if side == "user" else self.n_items
+            bucket_of = torch.full((n,), -1, dtype=torch.long)
+            position = torch.zeros(n, dtype=torch.long)
+            for b, w in enumerate(sorted(buckets)):
+                rows, table = buckets[w]
+                bucket_of[rows] = b
+                position[rows] = torch.arange(len(rows))
+                self.register_buffer(f"{side}_w{w}_rows", rows)
+                self.register_buffer(f"{side}_w{w}_table", table)
+            if n and int(bucket_of.min()) < 0:
+                msg = f"the artefact's {side} buckets do not cover every {side} (row index maps)."
+                raise ArtefactDamagedError(msg)
+            self.register_buffer(f"{side}_bucket", bucket_of)
+            self.register_buffer(f"{side}_position", position)
+
+    def _bucket(self, side: str, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"{side}_w{w}_rows"), getattr(self, f"{side}_w{w}_table")
+
+    def _check_users(self, users: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
+        users = torch.as_tensor(np.asarray(users) if not torch.is_tensor(users) else users)
+        if users.ndim != 1 or users.is_floating_point() or users.dtype == torch.bool:
+            shape = tuple(users.shape)
+            msg = f"`users` must be a 1-d array of integer ids, got {users.dtype} {shape}."
+            raise InvalidArgumentError(msg)
+        users = users.long()
+        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= self.n_users):
+            lo, hi = int(users.min()), int(users.max())
+            msg = f"`users` must lie in [0, {self.n_users}), got ids in [{lo}, {hi}]."
+            raise InvalidArgumentError(msg)
+        return users
+
+    def user_rows(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), width) rows of ``users``, zero-padded past their stored width."""
+        users = self._check_users(users)
+        out = torch.zeros(len(users), self.width)
+        bucket, position = self.user_bucket[users], self.user_position[users]
+        for b, w in enumerate(self.user_widths):  # a loop over buckets, not users
+            sel = torch.nonzero(bucket == b).flatten()
+            if sel.numel():
+                out[sel, :w] = self._bucket("user", w)[1][position[sel]]
+        return out
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
+        """(len(users), n_items) dot-product scores of ``users`` against every item."""
+        rows = self.user_rows(users)
+        scores = torch.empty(len(rows), self.n_items)
+        for w in self.item_widths:
+            ids, table = self._bucket("item", w)
+            scores[:, ids] = rows[:, :w] @ table.T
+        return scores
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`score`."""
+        return self.score(users)
+
+    @torch.no_grad()
+    def top_k(self, users: torch.Tensor | np.ndarray | list[int], k: int) -> torch.Tensor:
+        """(len(users), k) item ids of the ``k`` best scores per user, best first.
+
+        Ties are broken by increasing item id (:func:`ciess_env.metrics.top_k_items`'s rule).
+        """
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= self.n_items
+        ):
+            msg = f"`k` must be an integer in [1, {self.n_items}], got {k!r}."
+            raise InvalidArgumentError(msg)
+        scores = self.score(users)
+        # A stable descending sort breaks ties by item id; n_items is small next to a batch.
+        return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : int(k)]
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    if not folder.is_dir():
+        msg = f"{folder} is not an exported artefact: no such folder."
+        raise ArtefactNotFoundError(msg)
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        msg = f"{folder} is not an exported artefact: {MANIFEST_FILE} is missing."
+        raise ArtefactNotFoundError(msg)
+    todo = "export the model again"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        msg = f"{path} is damaged ({type(err).__name__}: {err}); {todo}."
+        raise ArtefactDamagedError(msg) from err
+    need = ("kind", "version", "format", "n_users", "n_items", "width", "tensors_file", "sha256")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in need):
+        msg = f"{path} is not a ciess artefact manifest (it needs {', '.join(need)}); {todo}."
+        raise ArtefactDamagedError(msg)
+    if manifest["kind"] != ARTEFACT_KIND or manifest["version"] != ARTEFACT_VERSION:
+        msg = (
+            f"{path} holds a {manifest['kind']!r} artefact of version {manifest['version']!r}; "
+            f"this ciess-env reads {ARTEFACT_KIND!r} version {ARTEFACT_VERSION}."
+        )
+        raise ArtefactDamagedError(msg)
+    if manifest["format"] not in FORMATS:
+        msg = f"{path}: unknown format {manifest['format']!r} (known: {', '.join(FORMATS)})."
+        raise ArtefactDamagedError(msg)
+    return manifest
+
+
+def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> dict:
+    widths = offsets[1:] - offsets[:-1]
+    if len(offsets) == 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
+        msg = "ragged offsets do not span the values"
+        raise ValueError(msg)
+    if widths.numel() and int(widths.min()) < 1:
+        msg = "ragged offsets are not increasing"
+        raise ValueError(msg)
+    out = {}
+    for w in torch.unique(widths).tolist():
+        rows = torch.nonzero(widths == w).flatten()
+        idx = offsets[rows][:, None] + torch.arange(w)
+        out[w] = (rows, values[idx])
+    return out
+
+
+def _buckets(tensors: dict[str, torch.Tensor], side: str, fmt: str) -> dict:
+    if fmt == "ragged":
+        return _ragged_to_buckets(tensors[f"{side}.values"], tensors[f"{side}.offsets"])
+    out = {}
+    for name, table in tensors.items():
+        prefix, _, rest = name.partition(".w")
+        if prefix == side and rest.endswith(".table"):
+            w = int(rest.removesuffix(".table"))
+            rows = tensors[f"{side}.w{w}.rows"]
+            if table.shape != (len(rows), w):
+                msg = f"{name} has shape {tuple(table.shape)}, its rows say ({len(rows)}, {w})"
+                raise ValueError(msg)
+            out[w] = (rows.long(), table)
+    return out
+
+
+def load(path: str | os.PathLike) -> ServedEmbeddings:
+    """Load an artefact written by :func:`export` into a :class:`ServedEmbeddings` scorer.
+
+    Raises:
+        ArtefactNotFoundError: if the folder, its manifest or its tensors file is missing.
+        ArtefactDamagedError: if a file is truncated or altered (sha256 mismatch), or the
+            tensors do not match the manifest.
+    """
+    folder = Path(path)
+    manifest = _read_manifest(folder)
+    tensors_path = folder / str(manifest["tensors_file"])
+    if not tensors_path.is_file():
+        msg = f"{tensors_path} is missing: the artefact in {folder} is incomplete; export again."
+        raise ArtefactNotFoundError(msg)
+    digest = _sha256(tensors_path)
+    if digest != manifest["sha256"]:
+        msg = (
+            f"{tensors_path} does not match its manifest (sha256 {digest[:12]}…, manifest says "
+            f"{str(manifest['sha256'])[:12]}…): the file is truncated or altered; export again."
+        )
+        raise ArtefactDamagedError(msg)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(tensors_path))
+        fmt = manifest["format"]
+        users, items = (_buckets(tensors, side, fmt) for side in _SIDES)
+        width = int(manifest["width"])
+        if any(w > width for w in (*users, *items)):
+            msg = f"a stored width exceeds the manifest's width {width}"
+            raise ValueError(msg)
+    except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as err:
+        msg = f"{tensors_path} is damaged or does not match its manifest ({err}); export again."
+        raise ArtefactDamagedError(msg) from err
+    return ServedEmbeddings(manifest, users, items)

@@ -1,0 +1,137 @@
+"""Export → load round trips of served embeddings, and the loader's refusals (issue 32)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ciess_env.errors import CIESSError, InvalidArgumentError
+from ciess_env.export import (
+    MANIFEST_FILE,
+    TENSORS_FILE,
+    ArtefactDamagedError,
+    ArtefactNotFoundError,
+    export,
+    load,
+)
+from ciess_env.metrics import evaluate, evaluate_scores
+from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr
+
+D_MAX = 16
+
+
+@pytest.fixture(scope="module", params=["mf", "lightgcn"])
+def trained(request, tiny_data):
+    """A briefly trained model with heterogeneous sizes (1 .. D_MAX, different per side)."""
+    model = make_backbone(request.param, tiny_data, d_max=D_MAX, seed=3)
+    rng = np.random.default_rng(0)
+    model.set_sizes(
+        rng.integers(1, D_MAX + 1, tiny_data.n_users),
+        rng.integers(1, D_MAX // 2, tiny_data.n_items),
+    )
+    config = TrainConfig(n_batches=30, batch_size=256)
+    train_bpr(model, tiny_data, config, seed=1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("fmt", ["buckets", "ragged"])
+def test_round_trip_reproduces_test_metrics(trained, tiny_data, tmp_path, fmt):
+    reference = evaluate(trained, tiny_data, "test")
+    folder = export(trained, tmp_path / "art", format=fmt, metadata={"dataset": "tiny"})
+    served = load(folder)
+    result = evaluate_scores(served.score, tiny_data, "test")
+    assert result.recall(20) == pytest.approx(reference.recall(20), abs=1e-9)
+    assert result.ndcg(20) == pytest.approx(reference.ndcg(20), abs=1e-9)
+    # The scores themselves, not only the ranking metrics.
+    trained.prepare_scoring()
+    users = torch.arange(tiny_data.n_users)
+    torch.testing.assert_close(served.score(users), trained.score(users), rtol=1e-5, atol=1e-6)
+    trained.invalidate_scoring()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["format"] == fmt
+    assert manifest["served"] == ("propagated" if trained.name == "lightgcn" else "input")
+    assert manifest["metadata"] == {"dataset": "tiny"}
+    assert sum(manifest["sizes"]["user"].values()) == tiny_data.n_users
+    sizes = trained.user_sizes.numpy()
+    assert manifest["sizes"]["user"] == {str(s): int((sizes == s).sum()) for s in np.unique(sizes)}
+
+
+def test_mf_artefact_stores_only_the_kept_values(trained, tmp_path):
+    """MF's rows are stored at their mask size: Σ sizes floats, not n × d_max."""
+    if trained.name != "mf":
+        pytest.skip("graph backbones serve dense propagated rows")
+    folder = export(trained, tmp_path / "art", format="ragged")
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / TENSORS_FILE))
+    assert tensors["user.values"].numel() == int(trained.user_sizes.sum())
+    assert tensors["item.values"].numel() == int(trained.item_sizes.sum())
+    buckets = load_file(str(export(trained, tmp_path / "b").joinpath(TENSORS_FILE)))
+    widths = {int(k.split(".w")[1].split(".")[0]) for k in buckets if k.startswith("user.w")}
+    assert widths == set(trained.user_sizes.unique().tolist())
+
+
+def test_top_k_matches_the_model(trained, tiny_data, tmp_path):
+    served = load(export(trained, tmp_path / "art"))
+    users = torch.tensor([0, 5, 7])
+    top = served.top_k(users, 5)
+    assert top.shape == (3, 5)
+    trained.prepare_scoring()
+    expected = torch.topk(trained.score(users), 5).indices
+    trained.invalidate_scoring()
+    torch.testing.assert_close(
+        served.score(users).gather(1, top), served.score(users).gather(1, expected)
+    )
+    with pytest.raises(InvalidArgumentError, match="`k` must be an integer in"):
+        served.top_k(users, 0)
+    with pytest.raises(InvalidArgumentError, match="`users` must lie in"):
+        served.score([tiny_data.n_users])
+
+
+@pytest.fixture
+def artefact(tiny_data, tmp_path):
+    model = make_backbone("mf", tiny_data, d_max=8, seed=0)
+    model.set_sizes(np.full(tiny_data.n_users, 3), np.full(tiny_data.n_items, 5))
+    return export(model, tmp_path / "art")
+
+
+def test_truncated_tensors_file_is_refused(artefact):
+    path = artefact / TENSORS_FILE
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ArtefactDamagedError, match="truncated or altered"):
+        load(artefact)
+
+
+def test_wrong_checksum_is_refused(artefact):
+    manifest = json.loads((artefact / MANIFEST_FILE).read_text())
+    manifest["sha256"] = "0" * 64
+    (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactDamagedError, match="does not match its manifest"):
+        load(artefact)
+
+
+def test_missing_files_are_named(artefact, tmp_path):
+    (artefact / TENSORS_FILE).unlink()
+    with pytest.raises(ArtefactNotFoundError, match=r"embeddings\.safetensors is missing"):
+        load(artefact)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load(tmp_path / "nowhere")
+    (artefact / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(CIESSError, match=r"manifest\.json is damaged"):
+        load(artefact)
+
+
+def test_bad_format_unsupported_backbone_and_existing_folder(tiny_data, artefact, tmp_path):
+    model = make_backbone("mf", tiny_data, d_max=8, seed=0)
+    with pytest.raises(InvalidArgumentError, match="`format` must be one of 'buckets', 'ragged'"):
+        export(model, tmp_path / "x", format="csr")
+    with pytest.raises(InvalidArgumentError, match="already exists"):
+        export(model, artefact)
+    ncf = make_backbone("ncf", tiny_data, d_max=8, seed=0)
+    with pytest.raises(InvalidArgumentError, match=r"got 'ncf'.*MLP"):
+        export(ncf, tmp_path / "y")
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()
