@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -61,6 +61,8 @@ __all__ = [
     "BudgetResult",
     "FinalRetrainResult",
     "FinalRetrainRule",
+    "KeptModel",
+    "MergedRun",
     "RetrainDesign",
     "StepOutcome",
     "final_retrain",
@@ -68,6 +70,7 @@ __all__ = [
     "merged_batches",
     "retrain_and_evaluate",
     "score_on_test",
+    "train_on_merged",
 ]
 
 #: The design ``retrain="fast"`` stands for. Chosen on measured rank fidelity against scratch
@@ -403,6 +406,8 @@ class FinalRetrainResult:
         runs: With several seeds, every seed's own result; ``validation`` and ``test`` are
             their means, ``best_batches`` and ``final_batches`` their rounded mean counts, and
             ``history`` / ``test_trace`` the first seed's. Empty for one seed.
+        model: With ``keep_model=True``: the train + validation model (eval mode) of this
+            seed; with several seeds, the first seed's (its own metrics are ``runs[0].test``).
     """
 
     validation: EvalResult
@@ -413,6 +418,7 @@ class FinalRetrainResult:
     test_trace: list[tuple[int, EvalResult]] = field(default_factory=list)
     seed: int = 0
     runs: list[FinalRetrainResult] = field(default_factory=list)
+    model: Backbone | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def mean_of(cls, runs: list[FinalRetrainResult]) -> FinalRetrainResult:
@@ -467,6 +473,7 @@ def final_retrain(
     trace_test_every: int | None = None,
     trace_until: int | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
+    keep_model: bool = False,
 ) -> FinalRetrainResult:
     """Train one size assignment to convergence on validation, then score it on test.
 
@@ -488,6 +495,8 @@ def final_retrain(
             ``final_batches``); ``test`` is still the state at ``final_batches``.
         element_masks: Elementwise masks applied to both models (see
             :func:`retrain_and_evaluate`); PEP's final retraining.
+        keep_model: Keep the train + validation models in ``result.model`` / ``runs[k].model``
+            (to save or export the winner); the metrics are the same either way.
 
     Returns:
         The validation score, both batch counts and the test metrics.
@@ -513,7 +522,7 @@ def final_retrain(
             result, data, user_sizes, item_sizes, backbone=backbone, config=config,
             d_max=d_max, d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
             element_masks=element_masks, trace_test_every=trace_test_every,
-            trace_until=trace_until,
+            trace_until=trace_until, keep_model=keep_model,
         )  # fmt: skip
     return result
 
@@ -533,23 +542,29 @@ def finish_on_test(
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
+    keep_model: bool = False,
 ) -> EvalResult:
     """Step 2 for a result of ``final_retrain(..., test=False)``: every seed's test, averaged.
 
     Selective retraining selects among candidates on validation first and scores only the
     winner on test; this is that second half, with each seed's own batch count. The trace
-    options are :func:`score_on_test`'s; ``result.test_trace`` is the first seed's.
+    options are :func:`score_on_test`'s; ``result.test_trace`` is the first seed's. With
+    ``keep_model`` every seed's model is kept in its ``model`` and ``result.model`` is the
+    first seed's.
     """
     parts = result.runs or [result]
     for p in parts:
-        p.test, p.test_trace = score_on_test(
+        run = train_on_merged(
             data, user_sizes, item_sizes, p.final_batches, backbone=backbone, config=config,
             seed=p.seed, d_max=d_max, d_min=d_min, device=device,
             backbone_kwargs=backbone_kwargs, element_masks=element_masks,
             trace_test_every=trace_test_every, trace_until=trace_until,
         )  # fmt: skip
+        p.test, p.test_trace = run.test, run.trace
+        p.model = run.model if keep_model else None
     result.test = EvalResult.average([p.test for p in parts])
     result.test_trace = parts[0].test_trace
+    result.model = parts[0].model
     return result.test
 
 
@@ -572,6 +587,8 @@ def score_on_test(
 ) -> tuple[EvalResult, list[tuple[int, EvalResult]]]:
     """Step 2 of the rule: a fresh model on train + validation for ``n_batches``, test metrics.
 
+    :func:`train_on_merged` without the model (the same run, the same numbers).
+
     Args:
         data: The data set (it is merged here).
         user_sizes: (n_users,) sizes.
@@ -592,6 +609,49 @@ def score_on_test(
         Test metrics at ``n_batches`` and the trace (empty unless traced). Evaluating does
         not touch the training random streams, so the trace does not change the result.
     """
+    run = train_on_merged(
+        data, user_sizes, item_sizes, n_batches, backbone=backbone, config=config, seed=seed,
+        d_max=d_max, d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
+        trace_test_every=trace_test_every, trace_until=trace_until, element_masks=element_masks,
+    )  # fmt: skip
+    return run.test, run.trace
+
+
+@dataclass
+class MergedRun:
+    """One train + validation retraining (:func:`train_on_merged`).
+
+    Attributes:
+        test: Test metrics at the requested batch count.
+        trace: ``(batches, test metrics)`` along the run when traced, else empty.
+        model: The trained model (eval mode), on the merged data's graph: the model whose
+            test metrics ``test`` are, e.g. to export (:mod:`ciess_env.export`). With a trace
+            past ``n_batches`` it is the state at the end of the trace.
+    """
+
+    test: EvalResult
+    trace: list[tuple[int, EvalResult]]
+    model: Backbone
+
+
+def train_on_merged(
+    data: InteractionData,
+    user_sizes: np.ndarray,
+    item_sizes: np.ndarray,
+    n_batches: int,
+    *,
+    backbone: str,
+    config: TrainConfig,
+    seed: int = 0,
+    d_max: int = 128,
+    d_min: int = 1,
+    device: torch.device | str = "cpu",
+    backbone_kwargs: dict[str, Any] | None = None,
+    trace_test_every: int | None = None,
+    trace_until: int | None = None,
+    element_masks: tuple[np.ndarray, np.ndarray] | None = None,
+) -> MergedRun:
+    """:func:`score_on_test` returning the trained model too (same arguments, same numbers)."""
     merged = data.merge_train_validation()
     model = make_backbone(
         backbone, merged, seed=seed, d_max=d_max, d_min=d_min, device=device,
@@ -614,7 +674,7 @@ def score_on_test(
         if trace_test_every and stop % trace_test_every == 0:
             trace.append((stop, ev))
     assert test is not None
-    return test, trace
+    return MergedRun(test, trace, model.eval())
 
 
 @dataclass(frozen=True)
@@ -628,6 +688,8 @@ class BudgetResult:
         validation_quality: Mean user quality on validation of the chosen mask (selection score).
         batches: Batches of the final (train + validation) retraining.
         recall_5, recall_20, ndcg_5, ndcg_20: Test metrics after retraining on train + validation.
+        model: With ``keep_model=True`` (selective retraining): the trained winner. Not part
+            of the row (:meth:`as_dict`).
     """
 
     budget: float
@@ -639,7 +701,48 @@ class BudgetResult:
     recall_20: float
     ndcg_5: float
     ndcg_20: float
+    model: KeptModel | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, float]:
-        """The row as a plain dict (for pandas / JSON)."""
-        return asdict(self)
+        """The row as a plain dict (for pandas / JSON), without the kept model."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+
+
+@dataclass
+class KeptModel:
+    """The trained model of a budget's selected mask, with what it is and how it scored.
+
+    Attributes:
+        model: The train + validation model (eval mode) on the merged data's graph.
+        backbone: Backbone name.
+        seed: Seed of its initialisation and sampling (the first seed of the rule).
+        batches: Batches it was trained for.
+        test: Its own test metrics. With several seeds the budget's row reports their mean;
+            this is the kept seed's.
+    """
+
+    model: Backbone
+    backbone: str
+    seed: int
+    batches: int
+    test: EvalResult
+
+    def summary(self) -> dict[str, Any]:
+        """Plain facts for a JSON file next to the saved model."""
+        sizes = {
+            side: {"min": int(t.min()), "max": int(t.max()), "sum": int(t.sum()), "n": len(t)}
+            for side, t in (("user", self.model.user_sizes), ("item", self.model.item_sizes))
+        }
+        return {
+            "backbone": self.backbone,
+            "seed": int(self.seed),
+            "batches": int(self.batches),
+            "sparsity": self.model.sparsity(),
+            "sizes": sizes,
+            "d_max": int(self.model.d_max),
+            "d_min": int(self.model.d_min),
+            "test_recall_20": self.test.recall(20),
+            "test_ndcg_20": self.test.ndcg(20),
+            "test_recall_5": self.test.recall(5),
+            "test_ndcg_5": self.test.ndcg(5),
+        }

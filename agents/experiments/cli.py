@@ -337,8 +337,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         seed=config["seed"],
         fill_budget=args.fill_budget,
         label=f"{config.get('agent', 'search')}, seed {config['seed']}",
+        keep_model=args.save_models,
         **session.retrain_kwargs(args.batches),
     )
+    if args.save_models:
+        _save_models(run / f"models{suffix}", args.budgets, results, config, args.overwrite)
     fields = ("sparsity", "candidates", "validation_quality", "batches")
     rows = [
         {"budget": c, **result_row(r, fields)} for c, r in zip(args.budgets, results, strict=True)
@@ -349,6 +352,31 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if kept:
         print(f"(budgets {', '.join(map(str, kept))} are from an earlier retrain)")
     return 0
+
+
+def _save_models(
+    folder: Path, budgets: list[float], results: list, config: dict, overwrite: bool
+) -> None:
+    """Save each budget's retrained winner to ``folder/budget-<c>``, moving older ones aside.
+
+    The models follow the table: a budget retrained again replaces its row, so its earlier
+    model is moved to ``budget-<c>.old-<time>``; ``--overwrite`` moves the table aside, so the
+    whole ``folder`` goes to ``models.old-<time>``. Nothing is deleted.
+    """
+    from agents.experiments.rundir import move_aside
+    from agents.experiments.selective import save_kept_model
+
+    if overwrite and folder.exists():
+        print(f"ciess retrain: moved {folder} to {move_aside(folder)}", file=sys.stderr)
+
+    info = {"env_id": config["env_id"], "env_kwargs": config.get("env_kwargs")}
+    for c, result in zip(budgets, results, strict=True):
+        if result is None:
+            continue
+        target = folder / f"budget-{c:.2f}"
+        if target.exists():
+            print(f"ciess retrain: moved {target} to {move_aside(target)}", file=sys.stderr)
+        save_kept_model(result, target, info={**info, "budget": c})
 
 
 def _merge_retrain(
@@ -658,6 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the explored masks (default) or the policy's noise-free ones",
     )
     s.add_argument("--fill-budget", **fill)
+    s.add_argument(
+        "--no-save-models", dest="save_models", action="store_false",
+        help="do not save each budget's retrained winner to RUN/models/budget-<c>/ "
+        "(model.safetensors + model.json; saved by default)",
+    )  # fmt: skip
     s.add_argument(
         "--overwrite", action="store_true",
         help="move an earlier retrain's table aside (retrain.old-<time>.csv) instead of adding "

@@ -16,8 +16,12 @@ reading of the paper.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,20 +35,27 @@ from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import (
     BudgetResult,
     FinalRetrainRule,
+    KeptModel,
     final_retrain,
     finish_on_test,
     retrain_and_evaluate,
-    score_on_test,
+    train_on_merged,
 )
 from ciess_env.spaces import PAPER_BUDGETS
 
 __all__ = [
+    "MODEL_FILE",
+    "MODEL_INFO_FILE",
     "PAPER_BUDGETS",
     "BudgetResult",
     "fill_to_budget",
     "retrain_pruned",
+    "save_kept_model",
     "selective_retrain",
 ]
+
+MODEL_FILE = "model.safetensors"
+MODEL_INFO_FILE = "model.json"
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +79,7 @@ def selective_retrain(
     rule: FinalRetrainRule | None = None,
     fill_budget: bool = False,
     label: str = "",
+    keep_model: bool = False,
 ) -> list[BudgetResult | None]:
     """Retrain the top-``l`` logged masks per budget and report the best on test.
 
@@ -95,6 +107,10 @@ def selective_retrain(
             are, however far past the budget they lie).
         label: Whose log it is, e.g. ``"rw-td3, seed 0"``: the warning for a budget no mask
             reaches names it (a comparison retrains many logs).
+        keep_model: Keep each budget's trained winner in its result's ``model``
+            (:class:`~ciess_env.retrain.KeptModel`: the first seed's train + validation model,
+            with its seed, batches and own test metrics), e.g. to save or export it. The
+            rows are the same either way.
 
     Returns:
         One :class:`BudgetResult` per budget, or ``None`` where no logged mask met the budget.
@@ -146,12 +162,18 @@ def selective_retrain(
         )  # fmt: skip
         if early_stopping:  # every seed of the rule, each at its own count, averaged
             n_final = runs[i].final_batches
-            test = finish_on_test(runs[i], data, best.user_sizes, best.item_sizes, **common)
+            test = finish_on_test(
+                runs[i], data, best.user_sizes, best.item_sizes, keep_model=keep_model, **common
+            )
+            first = (runs[i].runs or [runs[i]])[0]
+            kept = (first.model, first.seed, first.final_batches, first.test)
         else:
             n_final = config.n_batches
-            test, _ = score_on_test(
+            merged = train_on_merged(
                 data, best.user_sizes, best.item_sizes, max(1, n_final), seed=seed, **common
             )
+            test = merged.test
+            kept = (merged.model, seed, max(1, n_final), test)
         results.append(
             BudgetResult(
                 budget=float(c),
@@ -163,6 +185,7 @@ def selective_retrain(
                 recall_20=test.recall(20),
                 ndcg_5=test.ndcg(5),
                 ndcg_20=test.ndcg(20),
+                model=KeptModel(kept[0], backbone, *kept[1:]) if keep_model else None,
             )
         )
     return results
@@ -292,3 +315,39 @@ def _sparsest(log: BudgetLog) -> float:
 
 def _nanmax(values: list[float]) -> float:
     return float("nan") if np.all(np.isnan(values)) else float(np.nanmax(values))
+
+
+def save_kept_model(
+    result: BudgetResult, folder: str | os.PathLike, *, info: Mapping[str, Any] | None = None
+) -> Path:
+    """Save the winner a ``selective_retrain(..., keep_model=True)`` row kept.
+
+    Writes ``model.safetensors`` (the model's state dict: tables, sizes, extra weights) and
+    ``model.json`` (:meth:`~ciess_env.retrain.KeptModel.summary`, the budget's row and
+    ``info``). The model was trained on train + validation: rebuild it with
+    ``make_backbone(backbone, data.merge_train_validation(), ...)`` and ``load_state_dict``
+    to score or export it (:mod:`ciess_env.export`).
+
+    Raises:
+        InvalidArgumentError: if ``result`` holds no model, or ``folder`` is not empty.
+    """
+    from safetensors.torch import save_file
+
+    if result.model is None:
+        msg = "the result holds no model: run selective_retrain(..., keep_model=True)."
+        raise InvalidArgumentError(msg)
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        msg = f"{folder} already holds files; move them aside first."
+        raise InvalidArgumentError(msg)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.model.state_dict().items()}
+    save_file(state, str(folder / MODEL_FILE))
+    record = {
+        **result.model.summary(),
+        "row": result.as_dict(),
+        "trained_on": "train + validation (score it on test with those positives hidden)",
+        **dict(info or {}),
+    }
+    (folder / MODEL_INFO_FILE).write_text(json.dumps(record, indent=2, default=str))
+    return folder
