@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,16 +103,22 @@ ENV_ID = "CIESS-MF-Synthetic-v0"
 TINY = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
 
-def test_cli_retrain_saves_each_winner_and_never_overwrites_one(tmp_path, capsys):
+def _search_run(tmp_path, users: np.ndarray, items: np.ndarray, sparsity: float):
+    """A `ciess search` run folder on the tiny synthetic env whose log holds one mask."""
     run = tmp_path / "run"
     run.mkdir()
     env_kwargs = {"preset": "tiny", "dataset_kwargs": TINY, "cache_dir": str(tmp_path / "c")}
     config = {"command": "search", "env_id": ENV_ID, "seed": 0, "env_kwargs": env_kwargs}
     (run / "config.json").write_text(json.dumps(config))
     log = BudgetLog(40, 30, d_max=128)
-    log.record(episode=0, step=1, user_sizes=np.full(40, 48), item_sizes=np.arange(30) + 1,
-               sparsity=0.5, mean_quality=0.3)  # fmt: skip
+    log.record(episode=0, step=1, user_sizes=users, item_sizes=items, sparsity=sparsity,
+               mean_quality=0.3)  # fmt: skip
     log.save(run / "budget_log")
+    return run
+
+
+def test_cli_retrain_saves_each_winner_and_never_overwrites_one(tmp_path, capsys):
+    run = _search_run(tmp_path, np.full(40, 48), np.arange(30) + 1, 0.5)
     args = ["retrain", str(run), "--budgets", "0.5", "--top-l", "1", "--batches", "2"]
     assert main(args) == 0
     saved = run / "models" / "budget-0.50"
@@ -134,3 +141,23 @@ def test_cli_retrain_saves_each_winner_and_never_overwrites_one(tmp_path, capsys
     assert len(list((run / "models").glob("budget-0.50.old-*"))) == 1
     assert main([*args, "--no-save-models", "--overwrite"]) == 0
     assert (saved / MODEL_FILE).is_file()  # the table moved aside, no new model written
+
+
+def test_cli_export_round_trips_a_saved_winner(tmp_path, capsys):
+    """`ciess export RUN --budget c`: the artefact scores the recorded test metrics."""
+    run = _search_run(tmp_path, np.arange(40) + 1, np.full(30, 9), 0.8)
+    assert main(["retrain", str(run), "--budgets", "0.8", "--top-l", "1", "--batches", "2"]) == 0
+    assert main(["export", str(run), "--budget", "0.9"]) == 2
+    assert "no saved model for budget 0.9" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["export", str(run), "--budget", "0.8", "--format", "ragged"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"recall@20 (\S+) ndcg@20 (\S+) from the artefact, (\S+) / (\S+) rec", out)
+    recall, ndcg, recorded_recall, recorded_ndcg = map(float, found.groups())
+    manifest = json.loads((run / "export" / "budget-0.80-ragged" / "manifest.json").read_text())
+    assert manifest["metadata"]["dataset"] == "synthetic"
+    assert manifest["sizes"]["user"]["40"] == 1
+    assert recall == pytest.approx(recorded_recall, abs=1e-4)
+    assert ndcg == pytest.approx(recorded_ndcg, abs=1e-4)
+    assert main(["export", str(run), "--budget", "0.8", "--format", "ragged"]) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The ``ciess`` command line: list envs, manage data, search, retrain, compare, demo.
+"""The ``ciess`` command line: list envs, manage data, search, retrain, export, compare, demo.
 
 Every run folder holds what is needed to rerun it: ``config.json`` (the exact arguments, seed
 and package versions), the budget log, the agent, the curves and the figures.
@@ -379,6 +379,47 @@ def _save_models(
         save_kept_model(result, target, info={**info, "budget": c})
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A budget's saved winner → a served-embeddings artefact, checked by a round trip."""
+    from agents.experiments.rundir import RunDirError, move_aside, read_config
+    from agents.experiments.selective import load_kept_model
+    from agents.experiments.session import SearchSession
+    from ciess_env.export import export, load
+    from ciess_env.metrics import evaluate_scores
+
+    run = Path(args.run)
+    config = read_config(run, needs=("env_id", "seed"))
+    name = f"budget-{args.budget:.2f}"
+    saved = run / "models" / name
+    if not saved.is_dir():
+        msg = (
+            f"{run} has no saved model for budget {args.budget} ({saved}); run "
+            f"`ciess retrain {run} --budgets {args.budget}` first."
+        )
+        raise RunDirError(msg)
+    out = Path(args.output) if args.output else run / "export" / f"{name}-{args.format}"
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            msg = f"{out} already holds an export; pass --overwrite to move it aside."
+            raise RunDirError(msg)
+        print(f"ciess export: moved {out} to {move_aside(out)}", file=sys.stderr)
+    session = SearchSession(
+        config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
+    )
+    merged = session.data.merge_train_validation()
+    kwargs = session.retrain_kwargs()
+    model, info = load_kept_model(saved, merged, **kwargs["backbone_kwargs"])
+    meta = {"env_id": config["env_id"], "dataset": session.data.name, **info}
+    export(model, out, format=args.format, metadata=meta)
+    served = evaluate_scores(load(out).score, merged, "test")
+    print(
+        f"exported {saved} to {out} ({args.format}); test recall@20 {served.recall(20):.4f} "
+        f"ndcg@20 {served.ndcg(20):.4f} from the artefact, {info['test_recall_20']:.4f} / "
+        f"{info['test_ndcg_20']:.4f} recorded for the model"
+    )
+    return 0
+
+
 def _merge_retrain(
     csv: Path, table: Any, args: argparse.Namespace, *, write: bool = True
 ) -> tuple[Any, list]:
@@ -567,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ciess",
         description="The CIESS embedding-size search environments: list envs, manage data, "
-        "search, retrain, compare, sweep, demo.",
+        "search, retrain, export, compare, sweep, demo.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -697,6 +738,25 @@ def build_parser() -> argparse.ArgumentParser:
         "these budgets to it; needed when its --top-l/--batches/--fill-budget differ",
     )  # fmt: skip
     s.set_defaults(func=cmd_retrain)
+
+    s = sub.add_parser("export", help="a retrained winner → a served-embeddings artefact")
+    s.add_argument("run", help="a folder where `ciess retrain` saved models")
+    s.add_argument(
+        "--budget", type=float, required=True, help="the budget whose saved winner to export"
+    )
+    s.add_argument(
+        "--format", choices=["buckets", "ragged"], default="buckets",
+        help="a dense table per stored width, or values + offsets (default buckets)",
+    )  # fmt: skip
+    s.add_argument(
+        "--output", default=None,
+        help="artefact folder (default RUN/export/budget-<c>-<format>)",
+    )  # fmt: skip
+    s.add_argument(
+        "--overwrite", action="store_true",
+        help="move an earlier artefact in the output folder aside instead of refusing it",
+    )  # fmt: skip
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("compare", help="several agents on one env → table + plot")
     s.add_argument("env_id", help="a registered env id (see `ciess envs`)")

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import fit_to_budget, kept_budget
+from agents.experiments.rundir import RunDirError, write_json_atomic
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.config import StepConfig
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import sparsity as table_sparsity
-from ciess_env.recommenders import TrainConfig
+from ciess_env.recommenders import Backbone, TrainConfig, make_backbone
 from ciess_env.retrain import (
     BudgetResult,
     FinalRetrainRule,
@@ -49,6 +50,7 @@ __all__ = [
     "PAPER_BUDGETS",
     "BudgetResult",
     "fill_to_budget",
+    "load_kept_model",
     "retrain_pruned",
     "save_kept_model",
     "selective_retrain",
@@ -349,5 +351,42 @@ def save_kept_model(
         "trained_on": "train + validation (score it on test with those positives hidden)",
         **dict(info or {}),
     }
-    (folder / MODEL_INFO_FILE).write_text(json.dumps(record, indent=2, default=str))
+    write_json_atomic(folder / MODEL_INFO_FILE, record)
     return folder
+
+
+def load_kept_model(
+    folder: str | os.PathLike, merged: InteractionData, **backbone_kwargs: Any
+) -> tuple[Backbone, dict[str, Any]]:
+    """The model :func:`save_kept_model` wrote to ``folder``, rebuilt on ``merged``, and its info.
+
+    Args:
+        folder: A ``RUN/models/budget-<c>`` folder.
+        merged: The train + validation data it was trained on (its graph, for LightGCN/NGCF).
+        **backbone_kwargs: The backbone's extra hyperparameters (the run's env settings).
+
+    Raises:
+        RunDirError: if a file is missing, or damaged or not this data set's (one line).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info_path, model_path = folder / MODEL_INFO_FILE, folder / MODEL_FILE
+    if not (info_path.is_file() and model_path.is_file()):
+        msg = f"{folder} holds no saved model ({MODEL_INFO_FILE} and {MODEL_FILE})."
+        raise RunDirError(msg)
+    try:
+        info = json.loads(info_path.read_text())
+        model = make_backbone(
+            info["backbone"], merged, d_max=info["d_max"], d_min=info["d_min"], **backbone_kwargs
+        )
+        model.load_state_dict(load_file(str(model_path)))
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        one_line = " ".join(str(err).split())[:300]
+        msg = (
+            f"{folder} holds a damaged model, or one of another data set "
+            f"({type(err).__name__}: {one_line}); retrain it with `ciess retrain`."
+        )
+        raise RunDirError(msg) from err
+    return model.eval(), info
