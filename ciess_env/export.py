@@ -4,28 +4,30 @@ A searched mask saves memory only once its tables are materialised compactly: a 
 (n, d_max) table still stores every zero. :func:`export` writes the *served* embeddings of a
 trained backbone to a folder holding two files:
 
-* ``embeddings.safetensors``: the rows in one of two layouts (:data:`FORMATS`):
+* ``embeddings.safetensors``: each served table ``T`` (``user.emb`` and ``item.emb``; NCF:
+  ``user.gmf``, ``user.mlp``, ``item.gmf``, ``item.mlp``) in one of two layouts
+  (:data:`FORMATS`), plus NCF's tower weights as ``dense.<name>``:
 
-  - ``"buckets"``: rows grouped by stored width ``w``; per side (``user``/``item``) and width,
-    ``{side}.w{w}.table`` (n_w, w) float32 and ``{side}.w{w}.rows`` (n_w,) int64, the entity
-    ids of its rows (one dense table per size bucket, as TorchRec's per-table dimensions and
-    MDE-style buckets expect);
-  - ``"ragged"``: per side, ``{side}.values`` (Σ w,) float32, the rows back to back, and
-    ``{side}.offsets`` (n + 1,) int64, where row ``i`` is ``values[offsets[i]:offsets[i+1]]``.
+  - ``"buckets"``: rows grouped by stored width ``w``: ``T.w{w}.table`` (n_w, w) float32 and
+    ``T.w{w}.rows`` (n_w,) int64, the entity ids of its rows (one dense table per size
+    bucket, as TorchRec's per-table dimensions and MDE-style buckets expect);
+  - ``"ragged"``: ``T.values`` (Σ w,) float32, the rows back to back, and ``T.offsets``
+    (n + 1,) int64, where row ``i`` is ``values[offsets[i]:offsets[i+1]]``.
 
 * ``manifest.json``: what the tensors are (backbone, what is served, layout, counts, width),
   the histogram of the searched sizes and of the stored widths, the caller's ``metadata``
   (data set, metrics, seed, ...), the package version and the sha256 of the tensors file.
 
-What is served: the score of every backbone supported here is a dot product of a user row and
-an item row. For MF those rows are the masked input tables. For LightGCN and NGCF they are the
-final, *propagated* embeddings: the propagation needs the training graph, which a server does
-not have, so the artefact holds the result of it (computed once, in eval mode). Propagation
-mixes a row with its neighbours', so a propagated row is generally as wide as the widest size
-in the model even when its own size is small: for graph backbones the searched sizes shrink
-the trained parameters (the input tables), not the served tables. Each row is stored up to its
-last non-zero column (at least one), which is exactly the mask size for MF and loses nothing
-for any backbone. NCF scores through an MLP and is refused (its tower is not exported yet).
+What is served: for MF the score is the dot product of the masked input rows. NCF (NeuMF)
+scores ``h_gmf · (p_u ⊙ q_v) + h_mlp · ReLU(W_u p'_u + W_i q'_v + b) + c``: its four masked
+tables and its tower (``scorer: "neumf"`` in the manifest). For LightGCN and NGCF the rows are
+the final, *propagated* embeddings, scored by a dot product: the propagation needs the training
+graph, which a server does not have, so the artefact holds the result of it (computed once, in
+eval mode). Propagation mixes a row with its neighbours', so a propagated row is generally as
+wide as the widest size in the model even when its own size is small: for graph backbones the
+searched sizes shrink the trained parameters (the input tables), not the served tables. Each
+row is stored up to its last non-zero column (at least one), which is exactly the mask size for
+MF and loses nothing for any backbone.
 
 :func:`load` rebuilds a :class:`ServedEmbeddings` scorer from the folder alone (safetensors,
 torch and this module; no data, no training code), after checking the checksum.
@@ -49,6 +51,7 @@ from ciess_env.errors import CIESSError, InvalidArgumentError, InvalidTypeError
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.graph import GraphBackbone
 from ciess_env.recommenders.mf import MF
+from ciess_env.recommenders.ncf import NCF
 from ciess_env.recommenders.pretraining import _package_version
 
 __all__ = [
@@ -63,7 +66,7 @@ __all__ = [
     "ServedEmbeddings",
     "export",
     "load",
-    "served_tables",
+    "served_parts",
 ]
 
 FORMATS = ("buckets", "ragged")
@@ -72,6 +75,9 @@ MANIFEST_FILE = "manifest.json"
 ARTEFACT_KIND = "ciess-served-embeddings"
 ARTEFACT_VERSION = 1
 _SIDES = ("user", "item")
+#: NCF's tower weights, as ``dense.<name>`` tensors.
+_NCF_DENSE = ("w_user", "w_item", "b_mlp", "h_gmf", "h_mlp", "b_out")
+_SCORERS = {"dot": ("emb",), "neumf": ("gmf", "mlp")}
 
 
 class ArtefactError(CIESSError, ValueError):
@@ -87,42 +93,54 @@ class ArtefactDamagedError(ArtefactError):
 
 
 # ------------------------------------------------------------------ export
-def served_tables(model: Backbone) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The (n_users, W) and (n_items, W) float32 CPU rows a server scores with, and their kind.
+def served_parts(model: Backbone) -> tuple[dict, dict, str, str]:
+    """What a server needs of a trained ``model``, as float32 CPU tensors.
 
     Returns:
-        Users, items and ``"propagated"`` (graph backbones) or ``"input"`` (MF).
+        The (n, W) tables by name (``"user.emb"``...; NCF: ``"user.gmf"``, ``"user.mlp"``...),
+        the dense weights by name (NCF's tower, else empty), what the rows are
+        (``"propagated"`` for graph backbones, ``"input"``) and the scorer (``"dot"`` or
+        ``"neumf"``).
 
     Raises:
         InvalidTypeError: if ``model`` is not a backbone.
-        InvalidArgumentError: for a backbone whose score is not a dot product (NCF).
+        InvalidArgumentError: for a backbone this format cannot serve.
     """
     if not isinstance(model, Backbone):
         msg = f"`model` must be a ciess_env Backbone, got {type(model).__name__}."
         raise InvalidTypeError(msg)
+    dense: dict[str, torch.Tensor] = {}
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             if isinstance(model, GraphBackbone):
                 users, items = model.propagate_all()
-                kind = "propagated"
+                tables, served, scorer = {"user.emb": users, "item.emb": items}, "propagated", "dot"
             elif isinstance(model, MF):
                 users, items = model.prefix_masked(model.user_emb, model.item_emb)
-                kind = "input"
+                tables, served, scorer = {"user.emb": users, "item.emb": items}, "input", "dot"
+            elif isinstance(model, NCF):
+                gu, mu, gi, mi = model._tables()
+                tables = {"user.gmf": gu, "user.mlp": mu, "item.gmf": gi, "item.mlp": mi}
+                dense = {name: getattr(model, name) for name in _NCF_DENSE}
+                served, scorer = "input", "neumf"
             else:
                 name = getattr(model, "name", type(model).__name__)
                 msg = (
-                    f"export supports dot-product backbones (mf, lightgcn, ngcf), got {name!r}: "
-                    "its score goes through weights beyond the embedding tables (NCF's MLP "
-                    "tower), which the artefact format does not hold yet."
+                    f"export supports the backbones mf, ncf, lightgcn and ngcf, got {name!r}: "
+                    "the artefact format does not describe its scoring function."
                 )
                 raise InvalidArgumentError(msg)
     finally:
         model.invalidate_scoring()
         model.train(was_training)
-    out = (t.detach().to("cpu", torch.float32).contiguous() for t in (users, items))
-    return (*out, kind)
+
+    def cpu(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to("cpu", torch.float32).contiguous()
+
+    tables = {k: cpu(v) for k, v in tables.items()}
+    return tables, {k: cpu(v) for k, v in dense.items()}, served, scorer
 
 
 def _stored_widths(table: torch.Tensor) -> torch.Tensor:
@@ -131,16 +149,16 @@ def _stored_widths(table: torch.Tensor) -> torch.Tensor:
     return ((table != 0).long() * cols).amax(1).clamp(min=1)
 
 
-def _layout_tensors(side: str, table: torch.Tensor, widths: torch.Tensor, fmt: str) -> dict:
+def _layout_tensors(name: str, table: torch.Tensor, widths: torch.Tensor, fmt: str) -> dict:
     if fmt == "ragged":
         keep = torch.arange(table.shape[1]) < widths[:, None]
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(widths, 0)])
-        return {f"{side}.values": table[keep].contiguous(), f"{side}.offsets": offsets}
+        return {f"{name}.values": table[keep].contiguous(), f"{name}.offsets": offsets}
     out = {}
     for w in torch.unique(widths).tolist():
         rows = torch.nonzero(widths == w).flatten()
-        out[f"{side}.w{w}.table"] = table[rows, :w].contiguous()
-        out[f"{side}.w{w}.rows"] = rows
+        out[f"{name}.w{w}.table"] = table[rows, :w].contiguous()
+        out[f"{name}.w{w}.rows"] = rows
     return out
 
 
@@ -168,7 +186,7 @@ def export(
     """Write the served embeddings of a trained ``model`` to the folder ``path``.
 
     Args:
-        model: A trained MF, LightGCN or NGCF (sizes and element masks as trained).
+        model: A trained MF, NCF, LightGCN or NGCF (sizes and element masks as trained).
         path: The artefact folder; created if missing.
         format: ``"buckets"`` (a dense table per stored width) or ``"ragged"``.
         metadata: JSON-serialisable facts kept in the manifest under ``"metadata"`` (data
@@ -197,14 +215,15 @@ def export(
             "an artefact there, or choose another path."
         )
         raise InvalidArgumentError(msg)
-    users, items, served = served_tables(model)
+    tables, dense, served, scorer = served_parts(model)
     from safetensors.torch import save_file
 
-    tensors, stored = {}, {}
-    for side, table in zip(_SIDES, (users, items), strict=True):
+    tensors = {f"dense.{k}": v for k, v in dense.items()}
+    stored = {}
+    for name, table in tables.items():
         widths = _stored_widths(table)
-        tensors.update(_layout_tensors(side, table, widths, format))
-        stored[side] = _histogram(widths)
+        tensors.update(_layout_tensors(name, table, widths, format))
+        stored[name] = _histogram(widths)
     folder.mkdir(parents=True, exist_ok=True)
     tensors_path = folder / TENSORS_FILE
     save_file(tensors, str(tensors_path))
@@ -214,9 +233,10 @@ def export(
         "format": format,
         "backbone": getattr(model, "name", type(model).__name__),
         "served": served,
-        "n_users": int(users.shape[0]),
-        "n_items": int(items.shape[0]),
-        "width": int(users.shape[1]),
+        "scorer": scorer,
+        "n_users": int(model.n_users),
+        "n_items": int(model.n_items),
+        "width": int(next(iter(tables.values())).shape[1]),
         "d_max": int(model.d_max),
         "dtype": "float32",
         "sizes": {
@@ -237,49 +257,58 @@ def export(
 
 
 # -------------------------------------------------------------------- load
+Buckets = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
 class ServedEmbeddings(nn.Module):
     """A scorer over size buckets: ``score(users)`` against every item, and ``top_k``.
 
-    Holds only the compact rows (one (n_w, w) table per stored width and side) and, per
-    entity, its bucket and its position there; scoring multiplies each item bucket by the
-    users' first ``w`` columns, so no (n, width) table is ever materialised.
+    Holds only the compact rows (per served table, one (n_w, w) table per stored width) and,
+    per entity, its bucket and its position there; scoring multiplies each item bucket by the
+    users' first ``w`` columns, so no (n_items, width) table is materialised for a dot-product
+    scorer. NCF's scorer caches every item's tower input ``W_i q'_v + b`` (n_items, d_max)
+    on first use, as NCF itself does.
 
     Args:
         manifest: The artefact's manifest.
-        user_buckets: ``{width: (rows, table)}`` for users.
-        item_buckets: The same for items.
+        tables: ``{"user.emb": {width: (rows, table)}, ...}``, every table of the scorer.
+        dense: The scorer's dense weights (NCF's tower), by name.
     """
 
     def __init__(
-        self,
-        manifest: dict[str, Any],
-        user_buckets: dict[int, tuple[torch.Tensor, torch.Tensor]],
-        item_buckets: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        self, manifest: dict[str, Any], tables: dict[str, Buckets], dense: dict[str, torch.Tensor]
     ) -> None:
         super().__init__()
         self.manifest = manifest
         self.n_users, self.n_items = int(manifest["n_users"]), int(manifest["n_items"])
         self.width = int(manifest["width"])
-        self.user_widths = sorted(user_buckets)
-        self.item_widths = sorted(item_buckets)
-        for side, buckets in (("user", user_buckets), ("item", item_buckets)):
-            n = self.n_users if side == "user" else self.n_items
+        self.scorer = str(manifest.get("scorer", "dot"))
+        self.widths: dict[str, list[int]] = {}
+        for name, buckets in tables.items():
+            key = name.replace(".", "_")
+            n = self.n_users if name.startswith("user.") else self.n_items
             bucket_of = torch.full((n,), -1, dtype=torch.long)
             position = torch.zeros(n, dtype=torch.long)
-            for b, w in enumerate(sorted(buckets)):
+            self.widths[name] = sorted(buckets)
+            for b, w in enumerate(self.widths[name]):
                 rows, table = buckets[w]
                 bucket_of[rows] = b
                 position[rows] = torch.arange(len(rows))
-                self.register_buffer(f"{side}_w{w}_rows", rows)
-                self.register_buffer(f"{side}_w{w}_table", table)
+                self.register_buffer(f"{key}_w{w}_rows", rows)
+                self.register_buffer(f"{key}_w{w}_table", table)
             if n and int(bucket_of.min()) < 0:
-                msg = f"the artefact's {side} buckets do not cover every {side} (row index maps)."
+                msg = f"the artefact's {name} buckets do not cover every row (row index maps)."
                 raise ArtefactDamagedError(msg)
-            self.register_buffer(f"{side}_bucket", bucket_of)
-            self.register_buffer(f"{side}_position", position)
+            self.register_buffer(f"{key}_bucket", bucket_of)
+            self.register_buffer(f"{key}_position", position)
+        for name, tensor in dense.items():
+            self.register_buffer(f"dense_{name}", tensor)
+        self._item_mlp: torch.Tensor | None = None
 
-    def _bucket(self, side: str, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return getattr(self, f"{side}_w{w}_rows"), getattr(self, f"{side}_w{w}_table")
+    def bucket(self, name: str, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (rows, (n_w, w) table) of width ``w`` of table ``name`` (e.g. ``"item.emb"``)."""
+        key = name.replace(".", "_")
+        return getattr(self, f"{key}_w{w}_rows"), getattr(self, f"{key}_w{w}_table")
 
     def _check_users(self, users: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         users = torch.as_tensor(np.asarray(users) if not torch.is_tensor(users) else users)
@@ -294,26 +323,52 @@ class ServedEmbeddings(nn.Module):
             raise InvalidArgumentError(msg)
         return users
 
-    def user_rows(self, users: torch.Tensor) -> torch.Tensor:
-        """(len(users), width) rows of ``users``, zero-padded past their stored width."""
-        users = self._check_users(users)
-        out = torch.zeros(len(users), self.width)
-        bucket, position = self.user_bucket[users], self.user_position[users]
-        for b, w in enumerate(self.user_widths):  # a loop over buckets, not users
+    def rows(self, name: str, ids: torch.Tensor) -> torch.Tensor:
+        """(len(ids), width) rows of table ``name``, zero-padded past their stored width."""
+        key = name.replace(".", "_")
+        out = torch.zeros(len(ids), self.width)
+        bucket = getattr(self, f"{key}_bucket")[ids]
+        position = getattr(self, f"{key}_position")[ids]
+        for b, w in enumerate(self.widths[name]):  # a loop over buckets, not entities
             sel = torch.nonzero(bucket == b).flatten()
             if sel.numel():
-                out[sel, :w] = self._bucket("user", w)[1][position[sel]]
+                out[sel, :w] = self.bucket(name, w)[1][position[sel]]
+        return out
+
+    def _dot(self, user_rows: torch.Tensor, item_table: str) -> torch.Tensor:
+        """``user_rows @ items.T`` against every item, one item bucket at a time."""
+        scores = torch.empty(len(user_rows), self.n_items)
+        for w in self.widths[item_table]:
+            ids, table = self.bucket(item_table, w)
+            scores[:, ids] = user_rows[:, :w] @ table.T
+        return scores
+
+    def _neumf(self, users: torch.Tensor) -> torch.Tensor:
+        """NCF's score (:class:`ciess_env.recommenders.NCF`) from the buckets and the tower."""
+        w = self.width
+        h_gmf, h_mlp = self.dense_h_gmf[:w], self.dense_h_mlp
+        out = self._dot(self.rows("user.gmf", users) * h_gmf, "item.gmf") + self.dense_b_out
+        if self._item_mlp is None:
+            cache = torch.zeros(self.n_items, self.dense_w_item.shape[0])
+            for width in self.widths["item.mlp"]:
+                ids, table = self.bucket("item.mlp", width)
+                cache[ids] = table @ self.dense_w_item[:, :width].T
+            self._item_mlp = cache + self.dense_b_mlp
+        au = self.rows("user.mlp", users) @ self.dense_w_user[:, :w].T
+        chunk = max(1, (1 << 19) // max(1, len(users) * au.shape[1]))
+        for start in range(0, self.n_items, chunk):  # (users × item-chunk) blocks
+            stop = min(start + chunk, self.n_items)
+            hidden = torch.relu(au[:, None, :] + self._item_mlp[None, start:stop, :])
+            out[:, start:stop] += hidden @ h_mlp
         return out
 
     @torch.no_grad()
     def score(self, users: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
-        """(len(users), n_items) dot-product scores of ``users`` against every item."""
-        rows = self.user_rows(users)
-        scores = torch.empty(len(rows), self.n_items)
-        for w in self.item_widths:
-            ids, table = self._bucket("item", w)
-            scores[:, ids] = rows[:, :w] @ table.T
-        return scores
+        """(len(users), n_items) scores of ``users`` against every item."""
+        users = self._check_users(users)
+        if self.scorer == "neumf":
+            return self._neumf(users)
+        return self._dot(self.rows("user.emb", users), "item.emb")
 
     def forward(self, users: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`score`."""
@@ -325,11 +380,8 @@ class ServedEmbeddings(nn.Module):
 
         Ties are broken by increasing item id (:func:`ciess_env.metrics.top_k_items`'s rule).
         """
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, (int, np.integer))
-            or not 1 <= k <= self.n_items
-        ):
+        valid = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+        if not valid or not 1 <= k <= self.n_items:
             msg = f"`k` must be an integer in [1, {self.n_items}], got {k!r}."
             raise InvalidArgumentError(msg)
         scores = self.score(users)
@@ -351,8 +403,10 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         msg = f"{path} is damaged ({type(err).__name__}: {err}); {todo}."
         raise ArtefactDamagedError(msg) from err
-    need = ("kind", "version", "format", "n_users", "n_items", "width", "tensors_file", "sha256")
-    if not isinstance(manifest, dict) or any(key not in manifest for key in need):
+    need = ("kind", "version", "format", "scorer", "n_users", "n_items", "width", "sha256")
+    if not isinstance(manifest, dict) or any(
+        key not in manifest for key in (*need, "tensors_file")
+    ):
         msg = f"{path} is not a ciess artefact manifest (it needs {', '.join(need)}); {todo}."
         raise ArtefactDamagedError(msg)
     if manifest["kind"] != ARTEFACT_KIND or manifest["version"] != ARTEFACT_VERSION:
@@ -361,13 +415,14 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
             f"this ciess-env reads {ARTEFACT_KIND!r} version {ARTEFACT_VERSION}."
         )
         raise ArtefactDamagedError(msg)
-    if manifest["format"] not in FORMATS:
-        msg = f"{path}: unknown format {manifest['format']!r} (known: {', '.join(FORMATS)})."
-        raise ArtefactDamagedError(msg)
+    for key, known in (("format", FORMATS), ("scorer", tuple(_SCORERS))):
+        if manifest[key] not in known:
+            msg = f"{path}: unknown {key} {manifest[key]!r} (known: {', '.join(known)})."
+            raise ArtefactDamagedError(msg)
     return manifest
 
 
-def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> dict:
+def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> Buckets:
     widths = offsets[1:] - offsets[:-1]
     if len(offsets) == 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
         msg = "ragged offsets do not span the values"
@@ -383,19 +438,22 @@ def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> dict:
     return out
 
 
-def _buckets(tensors: dict[str, torch.Tensor], side: str, fmt: str) -> dict:
+def _buckets(tensors: dict[str, torch.Tensor], name: str, fmt: str) -> Buckets:
     if fmt == "ragged":
-        return _ragged_to_buckets(tensors[f"{side}.values"], tensors[f"{side}.offsets"])
+        return _ragged_to_buckets(tensors[f"{name}.values"], tensors[f"{name}.offsets"])
     out = {}
-    for name, table in tensors.items():
-        prefix, _, rest = name.partition(".w")
-        if prefix == side and rest.endswith(".table"):
+    for key, table in tensors.items():
+        prefix, _, rest = key.partition(".w")
+        if prefix == name and rest.endswith(".table"):
             w = int(rest.removesuffix(".table"))
-            rows = tensors[f"{side}.w{w}.rows"]
+            rows = tensors[f"{name}.w{w}.rows"]
             if table.shape != (len(rows), w):
-                msg = f"{name} has shape {tuple(table.shape)}, its rows say ({len(rows)}, {w})"
+                msg = f"{key} has shape {tuple(table.shape)}, its rows say ({len(rows)}, {w})"
                 raise ValueError(msg)
             out[w] = (rows.long(), table)
+    if not out:
+        msg = f"no buckets of table {name!r}"
+        raise KeyError(msg)
     return out
 
 
@@ -425,13 +483,19 @@ def load(path: str | os.PathLike) -> ServedEmbeddings:
 
     try:
         tensors = load_file(str(tensors_path))
-        fmt = manifest["format"]
-        users, items = (_buckets(tensors, side, fmt) for side in _SIDES)
+        fmt, names = manifest["format"], _SCORERS[manifest["scorer"]]
+        tables = {
+            f"{side}.{n}": _buckets(tensors, f"{side}.{n}", fmt) for side in _SIDES for n in names
+        }
         width = int(manifest["width"])
-        if any(w > width for w in (*users, *items)):
+        if any(w > width for buckets in tables.values() for w in buckets):
             msg = f"a stored width exceeds the manifest's width {width}"
             raise ValueError(msg)
+        dense = {k.removeprefix("dense."): v for k, v in tensors.items() if k.startswith("dense.")}
+        if manifest["scorer"] == "neumf" and set(dense) != set(_NCF_DENSE):
+            msg = f"the NCF tower needs {', '.join(_NCF_DENSE)}, found {', '.join(dense) or 'none'}"
+            raise KeyError(msg)
     except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as err:
         msg = f"{tensors_path} is damaged or does not match its manifest ({err}); export again."
         raise ArtefactDamagedError(msg) from err
-    return ServedEmbeddings(manifest, users, items)
+    return ServedEmbeddings(manifest, tables, dense)

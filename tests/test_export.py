@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ciess_env.errors import CIESSError, InvalidArgumentError
+from ciess_env.errors import CIESSError, InvalidArgumentError, InvalidTypeError
 from ciess_env.export import (
     MANIFEST_FILE,
     TENSORS_FILE,
@@ -23,7 +23,7 @@ from ciess_env.recommenders import TrainConfig, make_backbone, train_bpr
 D_MAX = 16
 
 
-@pytest.fixture(scope="module", params=["mf", "lightgcn"])
+@pytest.fixture(scope="module", params=["mf", "lightgcn", "ncf"])
 def trained(request, tiny_data):
     """A briefly trained model with heterogeneous sizes (1 .. D_MAX, different per side)."""
     model = make_backbone(request.param, tiny_data, d_max=D_MAX, seed=3)
@@ -53,6 +53,7 @@ def test_round_trip_reproduces_test_metrics(trained, tiny_data, tmp_path, fmt):
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert manifest["format"] == fmt
     assert manifest["served"] == ("propagated" if trained.name == "lightgcn" else "input")
+    assert manifest["scorer"] == ("neumf" if trained.name == "ncf" else "dot")
     assert manifest["metadata"] == {"dataset": "tiny"}
     assert sum(manifest["sizes"]["user"].values()) == tiny_data.n_users
     sizes = trained.user_sizes.numpy()
@@ -60,17 +61,19 @@ def test_round_trip_reproduces_test_metrics(trained, tiny_data, tmp_path, fmt):
 
 
 def test_mf_artefact_stores_only_the_kept_values(trained, tmp_path):
-    """MF's rows are stored at their mask size: Σ sizes floats, not n × d_max."""
-    if trained.name != "mf":
+    """MF's and NCF's rows are stored at their mask size: Σ sizes floats, not n × d_max."""
+    if trained.name == "lightgcn":
         pytest.skip("graph backbones serve dense propagated rows")
     folder = export(trained, tmp_path / "art", format="ragged")
     from safetensors.torch import load_file
 
     tensors = load_file(str(folder / TENSORS_FILE))
-    assert tensors["user.values"].numel() == int(trained.user_sizes.sum())
-    assert tensors["item.values"].numel() == int(trained.item_sizes.sum())
+    table = "mlp" if trained.name == "ncf" else "emb"
+    assert tensors[f"user.{table}.values"].numel() == int(trained.user_sizes.sum())
+    assert tensors[f"item.{table}.values"].numel() == int(trained.item_sizes.sum())
     buckets = load_file(str(export(trained, tmp_path / "b").joinpath(TENSORS_FILE)))
-    widths = {int(k.split(".w")[1].split(".")[0]) for k in buckets if k.startswith("user.w")}
+    prefix = f"user.{table}.w"
+    widths = {int(k[len(prefix) :].split(".")[0]) for k in buckets if k.startswith(prefix)}
     assert widths == set(trained.user_sizes.unique().tolist())
 
 
@@ -130,8 +133,7 @@ def test_bad_format_unsupported_backbone_and_existing_folder(tiny_data, artefact
         export(model, tmp_path / "x", format="csr")
     with pytest.raises(InvalidArgumentError, match="already exists"):
         export(model, artefact)
-    ncf = make_backbone("ncf", tiny_data, d_max=8, seed=0)
-    with pytest.raises(InvalidArgumentError, match=r"got 'ncf'.*MLP"):
-        export(ncf, tmp_path / "y")
+    with pytest.raises(InvalidTypeError, match="`model` must be a ciess_env Backbone"):
+        export(torch.nn.Linear(2, 2), tmp_path / "y")
     assert not (tmp_path / "x").exists()
     assert not (tmp_path / "y").exists()
