@@ -137,3 +137,20 @@ def test_bad_format_unsupported_backbone_and_existing_folder(tiny_data, artefact
         export(torch.nn.Linear(2, 2), tmp_path / "y")
     assert not (tmp_path / "x").exists()
     assert not (tmp_path / "y").exists()
+
+
+def test_a_manifest_naming_an_unknown_scorer_is_refused(artefact):
+    manifest = json.loads((artefact / MANIFEST_FILE).read_text())
+    manifest["scorer"] = "two-tower"
+    (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactDamagedError, match="unknown scorer 'two-tower'"):
+        load(artefact)
+
+
+def test_an_ncf_artefact_without_its_tower_is_refused(artefact):
+    """An MF artefact relabelled as NCF lacks the tower tensors and its NCF tables."""
+    manifest = json.loads((artefact / MANIFEST_FILE).read_text())
+    manifest["scorer"] = "neumf"
+    (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactDamagedError, match="does not match its manifest"):
+        load(artefact)
