@@ -426,10 +426,10 @@ def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> Buckets:
     widths = offsets[1:] - offsets[:-1]
     if len(offsets) == 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
         msg = "ragged offsets do not span the values"
-        raise ValueError(msg)
+        raise ArtefactDamagedError(msg)
     if widths.numel() and int(widths.min()) < 1:
         msg = "ragged offsets are not increasing"
-        raise ValueError(msg)
+        raise ArtefactDamagedError(msg)
     out = {}
     for w in torch.unique(widths).tolist():
         rows = torch.nonzero(widths == w).flatten()
@@ -449,11 +449,11 @@ def _buckets(tensors: dict[str, torch.Tensor], name: str, fmt: str) -> Buckets:
             rows = tensors[f"{name}.w{w}.rows"]
             if table.shape != (len(rows), w):
                 msg = f"{key} has shape {tuple(table.shape)}, its rows say ({len(rows)}, {w})"
-                raise ValueError(msg)
+                raise ArtefactDamagedError(msg)
             out[w] = (rows.long(), table)
     if not out:
         msg = f"no buckets of table {name!r}"
-        raise KeyError(msg)
+        raise ArtefactDamagedError(msg)
     return out
 
 
@@ -490,11 +490,11 @@ def load(path: str | os.PathLike) -> ServedEmbeddings:
         width = int(manifest["width"])
         if any(w > width for buckets in tables.values() for w in buckets):
             msg = f"a stored width exceeds the manifest's width {width}"
-            raise ValueError(msg)
+            raise ArtefactDamagedError(msg)
         dense = {k.removeprefix("dense."): v for k, v in tensors.items() if k.startswith("dense.")}
         if manifest["scorer"] == "neumf" and set(dense) != set(_NCF_DENSE):
             msg = f"the NCF tower needs {', '.join(_NCF_DENSE)}, found {', '.join(dense) or 'none'}"
-            raise KeyError(msg)
+            raise ArtefactDamagedError(msg)
     except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as err:
         msg = f"{tensors_path} is damaged or does not match its manifest ({err}); export again."
         raise ArtefactDamagedError(msg) from err
