@@ -194,7 +194,8 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``max_episode_steps`` | int | 10 | T |
     | ``retrain`` | str | ``"scratch"`` | ``-v1`` ids: ``converge:50/4``; or ``fast``, |
     | | | | ``short:K``, ``epochs:E``, ``nested:B``, |
-    | | | | ``converge:E/P`` (the step designs of :class:`~ciess_env.retrain.RetrainDesign`) |
+    | | | | ``converge:E/P``, ``sprint:B`` (the step designs of |
+    | | | | :class:`~ciess_env.retrain.RetrainDesign`) |
     | ``batches_per_step`` | int | paper | batches of a scratch step, ≥ 1 (LightGCN 2,000) |
     | ``batch_size`` | int | 10,000 | BPR triples per batch (synthetic: 2,048) |
     | ``reward`` | str | ``"paper"`` | ``"paper"`` (Eq. 10), ``"code"`` (reference), ``"team"`` |
