@@ -120,12 +120,9 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     """Load the heavy public names (they import torch) and ``__version__`` on first access."""
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from ciess_env._meta import package_version
 
-        try:
-            return version("ciess-env")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0+unknown"
+        return package_version()
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -35,7 +35,6 @@ torch and this module; no data, no training code), after checking the checksum.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -47,12 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ciess_env._meta import file_sha256, package_version
 from ciess_env.errors import CIESSError, InvalidArgumentError, InvalidTypeError
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.graph import GraphBackbone
 from ciess_env.recommenders.mf import MF
 from ciess_env.recommenders.ncf import NCF
-from ciess_env.recommenders.pretraining import _package_version
 
 __all__ = [
     "ARTEFACT_KIND",
@@ -167,14 +166,6 @@ def _histogram(values: torch.Tensor | np.ndarray) -> dict[str, int]:
     return {str(k): counts[k] for k in sorted(counts)}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(
     model: Backbone,
     path: str | os.PathLike,
@@ -246,8 +237,8 @@ def export(
         "stored_widths": stored,
         "tensors_file": TENSORS_FILE,
         "bytes": tensors_path.stat().st_size,
-        "sha256": _sha256(tensors_path),
-        "package_version": _package_version(),
+        "sha256": file_sha256(tensors_path),
+        "package_version": package_version(),
         "metadata": meta,
     }
     tmp = folder / f".{MANIFEST_FILE}.tmp"
@@ -471,7 +462,7 @@ def load(path: str | os.PathLike) -> ServedEmbeddings:
     if not tensors_path.is_file():
         msg = f"{tensors_path} is missing: the artefact in {folder} is incomplete; export again."
         raise ArtefactNotFoundError(msg)
-    digest = _sha256(tensors_path)
+    digest = file_sha256(tensors_path)
     if digest != manifest["sha256"]:
         msg = (
             f"{tensors_path} does not match its manifest (sha256 {digest[:12]}…, manifest says "

@@ -36,7 +36,6 @@ separate budget log, without touching any state the search depends on.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -56,6 +55,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents.registry import wrap_env_for
+from ciess_env._meta import file_sha256
 from ciess_env.budget_log import BudgetLog
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import CIESSError, InvalidArgumentError
@@ -556,14 +556,6 @@ def _promote(root: Path, chosen: Path, *, damaged: list[Path]) -> None:
         os.replace(chosen, root)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        digest = hashlib.sha256()
-        while block := f.read(1 << 20):  # a replay buffer can be large: never read it whole
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -577,7 +569,7 @@ def _seal(folder: Path) -> None:
     files = {}
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         _fsync(path)
-        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
     marker = folder / COMPLETE_MARKER
     partial = folder / f".{COMPLETE_MARKER}.tmp"
     partial.write_text(json.dumps({"version": CHECKPOINT_VERSION, "files": files}, indent=1))
@@ -617,7 +609,7 @@ def _verify(folder: Path) -> None:
         actual = path.stat().st_size
         if actual != size:
             raise _damaged(path, f"{actual} bytes, {size} when written: truncated")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise _damaged(path, f"its SHA-256 differs from the one in {COMPLETE_MARKER}")
 
 

@@ -22,7 +22,6 @@ checks the SHA-256. The Yelp2018 hashes are those of the LightGCN authors' files
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import requests
 
+from ciess_env._meta import file_sha256
 from ciess_env.data.specs import DATASET_FILES, REMOTE_FILES, RemoteFile
 from ciess_env.errors import DataNotFoundError, DatasetIntegrityError
 
@@ -72,14 +72,6 @@ def _remove_stale_partials(target: Path) -> None:
             continue
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(
     key: str,
     data_dir: str | Path,
@@ -117,7 +109,7 @@ def fetch(
     target = Path(data_dir).expanduser() / remote.relpath
     _remove_stale_partials(target)
     if target.is_file():
-        found = _sha256(target)
+        found = file_sha256(target)
         if found == expected:
             logger.info("%s is at %s (sha256 verified).", key, target)
             return target
@@ -135,7 +127,7 @@ def fetch(
         target.parent.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s to %s", url, target)
         downloader(url, str(part), None)
-        found = _sha256(part)
+        found = file_sha256(part)
         if found != expected:
             msg = (
                 f"Downloaded {url} has SHA-256 {found}, expected {expected}; the file was not "

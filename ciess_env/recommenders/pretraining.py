@@ -23,6 +23,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from ciess_env._meta import package_version
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CacheWriteWarning, InvalidArgumentError
 from ciess_env.metrics import EvalResult, evaluate
@@ -85,20 +86,6 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("ciess-env"))
 
 
-def _package_version() -> str:
-    """The installed version, as ``ciess_env.__version__`` reports it (part of the cache key).
-
-    Read from the metadata directly: importing the package root would register the Gymnasium
-    envs and pull the env layer into the model layer.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ciess-env")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
-
-
 def _data_fingerprint(data: InteractionData) -> str:
     h = hashlib.sha256()
     h.update(f"{data.n_users}:{data.n_items}".encode())
@@ -129,7 +116,7 @@ def pretrain_cache_key(
     """
     payload = {
         "format": _FORMAT,
-        "version": _package_version(),
+        "version": package_version(),
         "data": data.name,
         "data_hash": _data_fingerprint(data),
         "backbone": backbone.lower(),
