@@ -58,7 +58,16 @@ VERSIONS = {
         {"retrain": "fast"},
         "`retrain='fast'` (nested-prefix fine-tuning, the documented fast mode)",
     ),
+    # Issue 29's cheaper step on the -v1 id: 150 batches of 50,000 at 10x the learning rate
+    # (within-budget rho 0.86 against the ground truth on ML-1M, ~1/5 of converge:50/4's time).
+    "sprint150": (
+        {"retrain": "sprint:150"},
+        "`retrain='sprint:150'` on the `-v1` id (150 large batches at a raised learning rate, "
+        "issue 29's step design; `benchmarks/results/profile_step.md`)",
+    ),
 }
+#: Which registered version each study version runs on (the sprint step overrides -v1's retrain).
+ENV_VERSION = {"v1": "v1", "v0": "v0", "sprint150": "v1"}
 _SYNTHETIC = {
     "preset": "tiny",
     "dataset_kwargs": {"n_users": 60, "n_items": 40, "mean_interactions": 10},
@@ -91,7 +100,7 @@ class Ledger:
 
 
 def _env_id(dataset: str, version: str) -> str:
-    return f"{ENV_IDS[dataset]}-{version}"
+    return f"{ENV_IDS[dataset]}-{ENV_VERSION[version]}"
 
 
 def _ledger_path(args: argparse.Namespace) -> Path:
