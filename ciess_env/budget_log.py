@@ -164,7 +164,7 @@ class BudgetLog:
             target sparsities (a bounded log); ``None`` keeps every mask.
         top_l: How many masks per budget a bounded log keeps.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> log = BudgetLog(n_users=2, n_items=1, d_max=128)
         >>> _ = log.record(episode=0, step=1, user_sizes=np.array([8, 8]),

@@ -78,7 +78,7 @@ class EntityVectorEnv(VectorEnv):
         TypeError: if ``env`` is not an EmbeddingSizeEnv or kwargs come with an env instance.
         ValueError: on an unknown ``autoreset_mode``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> envs = EntityVectorEnv("CIESS-MF-Synthetic-v1", preset="tiny",
         ...                        dataset_kwargs={"n_users": 30, "n_items": 20,

@@ -62,7 +62,7 @@ class EntityVecEnv(VecEnv):
             ``gym.make``), or a registered env id. ``None`` uses ``"CIESS-LightGCN-ML1M-v1"``.
         **kwargs: With an id, passed to ``gym.make``; otherwise not allowed.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> venv = EntityVecEnv("CIESS-MF-Synthetic-v1", preset="tiny",
         ...                     dataset_kwargs={"n_users": 30, "n_items": 20,

@@ -37,7 +37,7 @@ class RecordBudgetLog(gym.Wrapper):
         top_l: Masks kept per budget (the authors' code retrains 3).
         log: Record into this log instead of a new one (e.g. to continue a search).
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> env = RecordBudgetLog(gym.make("CIESS-MF-Synthetic-v1", preset="tiny",
         ...     dataset_kwargs={"n_users": 30, "n_items": 20, "mean_interactions": 6}))
