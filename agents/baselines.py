@@ -18,7 +18,9 @@ that leaves part of its budget unused would be handicapped.
   its user and once for its item, so raw counts are comparable across sides.
 
 Scaled sizes are made integral with a vectorised largest-remainder rule: floor everything, then
-add one to the entities with the largest fractional parts until the total equals the cap.
+add one to the entities with the largest fractional parts until the total equals the cap
+(:func:`ciess_env.budget.fit_to_budget`; the cap is :func:`ciess_env.budget.kept_budget`, both
+re-exported here).
 
 Every baseline also behaves like a trained SB3 model: ``predict(observation)`` returns the
 [−1, 1] actions that the env maps back to exactly these sizes.
@@ -26,11 +28,11 @@ Every baseline also behaves like a trained SB3 model: ``predict(observation)`` r
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from ciess_env.budget import fit_to_budget, kept_budget
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import sizes_to_action, validate_size_range
 
@@ -44,80 +46,6 @@ __all__ = [
     "fit_to_budget",
     "kept_budget",
 ]
-
-
-def kept_budget(c: float, n_entities: int, d_max: int) -> int:
-    """Largest total size allowed at sparsity ``c``: ``⌊(1 − c) · d_max · N⌋`` (paper Eq. 5).
-
-    The product is rounded to 9 decimals before the floor, so that binary floating point does
-    not turn an exact integer cap (e.g. ``0.1 · 128 · 10 = 128``) into 127.
-
-    Args:
-        c: Target sparsity in [0, 1).
-        n_entities: ``|U| + |V|``.
-        d_max: Largest size.
-
-    Returns:
-        The cap on ``Σ d_n``.
-
-    Raises:
-        ValueError: if ``c`` is outside [0, 1).
-    """
-    if not 0.0 <= c < 1.0:
-        msg = f"`c` (target sparsity) must be in [0, 1), got {c!r}."
-        raise InvalidArgumentError(msg)
-    return math.floor(round((1.0 - c) * d_max * n_entities, 9))
-
-
-def fit_to_budget(weights: np.ndarray, cap: int, d_min: int, d_max: int) -> np.ndarray:
-    """Integer sizes ``≈ clip(s · w, d_min, d_max)`` whose sum is exactly ``cap``.
-
-    The one budget-exact rounding of the package: the baselines here and
-    :class:`agents.structured.StructuredSizes` all build their masks with it. ``s`` is found
-    by bisection (the clipped sum is non-decreasing in ``s``), then the
-    largest-remainder rule makes the sizes integral without changing the total.
-
-    Args:
-        weights: (N,) positive float64 weights.
-        cap: Target total, ``d_min · N ≤ cap ≤ d_max · N``.
-        d_min: Smallest size.
-        d_max: Largest size.
-
-    Returns:
-        (N,) int64 sizes in [d_min, d_max] summing to ``cap``.
-
-    Raises:
-        ValueError: if a weight is not positive and finite, or ``cap`` is outside
-            ``[d_min · N, d_max · N]``.
-    """
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.size == 0 or not np.all(np.isfinite(weights) & (weights > 0)):
-        msg = "`weights` must be a non-empty array of positive finite numbers."
-        raise InvalidArgumentError(msg)
-    n = weights.size
-    if not d_min * n <= cap <= d_max * n:
-        msg = (
-            f"`cap` must lie in [d_min · N, d_max · N] = [{d_min * n}, {d_max * n}] for "
-            f"{n} entities, got {cap}."
-        )
-        raise InvalidArgumentError(msg)
-    lo, hi = 0.0, d_max / float(weights.min())
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(mid * weights, d_min, d_max).sum() < cap:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
-    real = np.clip(hi * weights, d_min, d_max)
-    sizes = np.floor(real).astype(np.int64)
-    remainder = cap - int(sizes.sum())
-    if remainder > 0:
-        frac = np.where(sizes < d_max, real - sizes, -1.0)
-        top = np.argpartition(-frac, remainder - 1)[:remainder]
-        sizes[top] += 1
-    return sizes
 
 
 class SizeBaseline:

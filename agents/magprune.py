@@ -361,15 +361,9 @@ def trained_full_model(
     """
     from ciess_env.recommenders.pretraining import pretrain
 
-    settings, config = env.pretrain_config, env.train_config
-    max_batches, eval_every = settings.resolved(config)
+    settings = env.pretrain_config
     seed = settings.seed if seed is None else int(seed)
-    result = pretrain(
-        env.backbone, env.data, d_max=env.d_max, d_min=env.d_min, config=config,
-        eval_every=eval_every, patience=settings.patience, max_batches=max_batches,
-        nested=nested, seed=seed, device=env.device, cache_dir=settings.cache_dir,
-        progress_bar=False, **env.backbone_kwargs,
-    )  # fmt: skip
+    result = pretrain(env.step_config, env.data, settings.replace(seed=seed), nested=nested)
     if result.model is not None:
         return result.model.eval()
     model = make_backbone(

@@ -128,9 +128,8 @@ def probe(env: EmbeddingSizeEnv, mask: Mask, seed: int, *, full: bool) -> dict:
     counts = [rule_count(history, data, r, cap)[1] for r in RULES]
     n_default = rule_count(history, data, DEFAULT, cap)[1]
     _, trace = score_on_test(
-        data, mask.user_sizes, mask.item_sizes, n_default, backbone=env.backbone, config=config,
-        **kw, backbone_kwargs=env.backbone_kwargs, trace_test_every=EVERY,
-        trace_until=max([*counts, *FIXED]),
+        data, mask.user_sizes, mask.item_sizes, n_default, env.step_config, seed=seed,
+        trace_test_every=EVERY, trace_until=max([*counts, *FIXED]),
     )  # fmt: skip
     return {
         "mask": mask.name, "digest": mask.digest, "budget": mask.budget, "seed": seed,

@@ -138,9 +138,9 @@ def run_unit(
         # The same search's masks as logged, through the same retraining: the fill's gain is
         # then paired within one search and does not rest on reruns being identical.
         plain = selective_retrain(
-            result.logs[base], session.data, budgets=PAPER_BUDGETS, top_l=3, seed=seed,
-            **session.retrain_kwargs(cap),
-        )  # fmt: skip
+            result.logs[base], session.data, session.final_step(cap), budgets=PAPER_BUDGETS,
+            seed=seed,
+        )  # fmt: skip (the default rule: top 3 masks per budget)
         for row, res in zip(rows, plain, strict=True):
             row |= {
                 f"unfilled_{k}": getattr(res, a, float("nan"))

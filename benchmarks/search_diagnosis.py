@@ -232,8 +232,8 @@ def _retrain(args: argparse.Namespace, log, seed: int, c: float) -> dict[str, An
 
     session = _session(args, seed)
     cap = 16 if args.dataset == "synthetic" else None
-    (result,) = selective_retrain(log, session.data, budgets=[c], top_l=3, seed=seed,
-                                  **session.retrain_kwargs(cap))  # fmt: skip
+    (result,) = selective_retrain(log, session.data, session.final_step(cap), budgets=[c],
+                                  seed=seed)  # fmt: skip (default rule: top 3 masks)
     session.close()
     return {"result": None if result is None else result.as_dict()}
 

@@ -499,25 +499,17 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ----------------------------------------------------------- pretraining
     def _pretrain(self, *, nested: bool = False) -> PretrainResult:
-        settings, config = self.pretrain_config, self.train_config
-        max_batches, eval_every = settings.resolved(config)
-        common = dict(
-            d_max=self.d_max, d_min=self.d_min, config=config, eval_every=eval_every,
-            patience=settings.patience, max_batches=max_batches, nested=nested, seed=settings.seed,
-        )  # fmt: skip
-        key = pretrain_cache_key(self.backbone, self.data, hparams=self.backbone_kwargs, **common)
+        step, settings = self.step_config, self.pretrain_config
+        key = pretrain_cache_key(step, self.data, settings, nested=nested)
         # The memo keeps weights and metrics, not the model object: the env never uses it, and
         # a graph backbone's adjacency would stay alive for every memoised data set.
         return _PRETRAIN_MEMO.get_or_make(
             (key, str(self.device)),
             lambda: dataclasses.replace(
-                pretrain(
-                    self.backbone, self.data, device=self.device, cache_dir=settings.cache_dir,
-                    progress_bar=self.progress_bar, **common, **self.backbone_kwargs,
-                ),
+                pretrain(step, self.data, settings, nested=nested, progress_bar=self.progress_bar),
                 model=None,
             ),
-        )  # fmt: skip
+        )
 
     def _full_quality_array(self) -> np.ndarray:
         if self._full_quality is None:

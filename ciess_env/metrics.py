@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ciess_env.budget import kept_parameters, sparsity
 from ciess_env.data.interactions import InteractionData, SplitName
 from ciess_env.errors import InvalidArgumentError, NonFiniteError
 
@@ -393,17 +394,7 @@ def evaluate_popularity(
 
 
 # -------------------------------------------------------------- accounting
-def kept_parameters(user_sizes: np.ndarray, item_sizes: np.ndarray, n_tables: int = 1) -> int:
-    """Embedding parameters the prefix masks keep: ``n_tables · (Σ d_u + Σ d_v)``."""
-    return int(n_tables) * (int(np.sum(user_sizes)) + int(np.sum(item_sizes)))
-
-
-def sparsity(
-    user_sizes: np.ndarray, item_sizes: np.ndarray, d_max: int, n_tables: int = 1
-) -> float:
-    """Fraction of the tables zeroed: ``1 − kept / (d_max · (|U| + |V|) · n_tables)`` (Eq. 5)."""
-    full = int(d_max) * (len(user_sizes) + len(item_sizes)) * int(n_tables)
-    return 1.0 - kept_parameters(user_sizes, item_sizes, n_tables) / full
+# ``kept_parameters`` and ``sparsity`` are :mod:`ciess_env.budget`'s (re-exported here).
 
 
 def ragged_storage_bytes(

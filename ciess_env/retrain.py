@@ -39,14 +39,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ciess_env.config import StepConfig
+from ciess_env.config import FinalRetrainRule, StepConfig, TrainConfig, check_step
 from ciess_env.data.interactions import InteractionData, SplitName
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders import (
     Backbone,
     BPRTrainer,
-    TrainConfig,
     make_backbone,
     train_bpr,
     train_until_converged,
@@ -313,64 +312,8 @@ def retrain_and_evaluate(
 # implementation; selective retraining, ``compare``, the CLI and
 # ``benchmarks/fidelity_ground_truth.py`` all call it, so "the quality of a mask" means the
 # same thing everywhere. The rule and its measured seed-to-seed spread:
-# ``benchmarks/results/final_retraining_ml-100k.md``.
-
-_SCRATCH = RetrainDesign("scratch")
-
-
-@dataclass(frozen=True)
-class FinalRetrainRule:
-    """How a mask is trained "to convergence" before it is scored on test.
-
-    1. Train on the training split; evaluate the validation mean user quality every
-       ``eval_every`` batches; keep the best state; stop after ``patience`` evaluations without
-       improvement or at the cap.
-    2. Retrain a fresh model (same seed) on train + validation for the best count scaled by
-       ``|train ∪ validation| / |train|`` (:func:`merged_batches`): as many passes over the
-       larger split as were best on validation. The learning-rate schedule is unchanged.
-    3. Do both for ``seeds`` seeds and average: a mask's validation score (the selection
-       score) and its test metrics are means over seeds. One seed's test Recall@20 moves by
-       about 1 % from the initialisation and the sampling alone, even at a fixed batch count
-       (``benchmarks/results/final_retraining_ml-100k.md``); the mean of two halves that.
-
-    :meth:`legacy` (every 200 batches, patience 2, the same count, one seed) is the rule before
-    issue 14: on ML-100K its stopping point alone cost ES 6 % of test Recall@20.
-
-    Attributes:
-        eval_every: Batches between validation evaluations.
-        patience: Evaluations without improvement before stopping.
-        scale_to_merged: Retrain on train + validation for the best batch count scaled by
-            ``|train ∪ validation| / |train|`` (equal passes); False keeps the count (legacy).
-        seeds: Independent retrainings averaged per mask: seed ``s`` of a call runs seeds
-            ``s, s + 1000, s + 2000, ...`` (:meth:`seed_list`), so calls whose seeds differ by
-            less than 1,000 share no retraining.
-    """
-
-    eval_every: int = 50
-    patience: int = 8
-    scale_to_merged: bool = True
-    seeds: int = 2
-
-    def __post_init__(self) -> None:
-        if self.eval_every < 1 or self.patience < 1 or self.seeds < 1:
-            msg = (
-                "eval_every, patience and seeds must be >= 1, got "
-                f"{self.eval_every!r}, {self.patience!r} and {self.seeds!r}."
-            )
-            raise InvalidArgumentError(msg)
-
-    @classmethod
-    def legacy(cls) -> FinalRetrainRule:
-        """The rule before issue 14: every 200 batches, patience 2, same count, one seed."""
-        return cls(eval_every=200, patience=2, scale_to_merged=False, seeds=1)
-
-    def seed_list(self, seed: int) -> list[int]:
-        """The seeds a call with ``seed`` retrains (the first is ``seed`` itself)."""
-        return [int(seed) + SEED_STRIDE * k for k in range(self.seeds)]
-
-
-#: Distance between the seeds of one multi-seed final retraining (:class:`FinalRetrainRule`).
-SEED_STRIDE = 1000
+# ``benchmarks/results/final_retraining_ml-100k.md``. The rule itself,
+# :class:`~ciess_env.config.FinalRetrainRule`, lives with the other settings.
 
 
 def merged_batches(best_batches: int, data: InteractionData, rule: FinalRetrainRule) -> int:
@@ -456,19 +399,20 @@ class FinalRetrainResult:
         return out
 
 
+def _fresh(step: StepConfig, where: str) -> StepConfig:
+    """``step`` as a fresh model's retraining (``retrain="scratch"``), checked."""
+    step = check_step(step, where)
+    return step if step.retrain == "scratch" else step.replace(retrain="scratch")
+
+
 def final_retrain(
     data: InteractionData,
     user_sizes: np.ndarray,
     item_sizes: np.ndarray,
+    step: StepConfig,
     *,
-    backbone: str,
-    config: TrainConfig,
     rule: FinalRetrainRule | None = None,
     seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: torch.device | str = "cpu",
-    backbone_kwargs: dict[str, Any] | None = None,
     test: bool = True,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
@@ -481,14 +425,11 @@ def final_retrain(
         data: The data set (train / validation / test).
         user_sizes: (n_users,) sizes.
         item_sizes: (n_items,) sizes.
-        backbone: Backbone name.
-        config: Schedule; ``config.n_batches`` caps the train-split run.
+        step: Backbone, schedule, size range, device and hyperparameters;
+            ``step.train.n_batches`` caps the train-split run. Its ``retrain`` design is
+            ignored: final retraining always trains a fresh model.
         rule: Stopping and retraining rule (default :class:`FinalRetrainRule`).
         seed: Seeds both models' initialisation and sampling.
-        d_max: Largest size.
-        d_min: Smallest size.
-        device: Torch device.
-        backbone_kwargs: Extra backbone hyperparameters.
         test: Run the train + validation retraining and score test (False: selection only).
         trace_test_every: Also evaluate test every this many batches of the merged run.
         trace_until: Continue the traced merged run to this many batches (at least
@@ -500,12 +441,12 @@ def final_retrain(
 
     Returns:
         The validation score, both batch counts and the test metrics.
+
+    Raises:
+        InvalidTypeError: if ``step`` is not a :class:`~ciess_env.config.StepConfig`.
     """
     rule = rule or FinalRetrainRule()
-    step = StepConfig(
-        backbone=backbone, train=config, d_min=d_min, d_max=d_max, device=device,
-        backbone_kwargs=dict(backbone_kwargs or {}),
-    )  # a fresh model (retrain="scratch") with this schedule  # fmt: skip
+    step = _fresh(step, "final_retrain")
     parts = []
     for s in rule.seed_list(seed):  # step 1 per seed
         best = retrain_and_evaluate(
@@ -519,10 +460,8 @@ def final_retrain(
     result = FinalRetrainResult.mean_of(parts)
     if test:  # step 2 per seed
         finish_on_test(
-            result, data, user_sizes, item_sizes, backbone=backbone, config=config,
-            d_max=d_max, d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
-            element_masks=element_masks, trace_test_every=trace_test_every,
-            trace_until=trace_until, keep_model=keep_model,
+            result, data, user_sizes, item_sizes, step, element_masks=element_masks,
+            trace_test_every=trace_test_every, trace_until=trace_until, keep_model=keep_model,
         )  # fmt: skip
     return result
 
@@ -532,13 +471,8 @@ def finish_on_test(
     data: InteractionData,
     user_sizes: np.ndarray,
     item_sizes: np.ndarray,
+    step: StepConfig,
     *,
-    backbone: str,
-    config: TrainConfig,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: torch.device | str = "cpu",
-    backbone_kwargs: dict[str, Any] | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
@@ -547,18 +481,18 @@ def finish_on_test(
     """Step 2 for a result of ``final_retrain(..., test=False)``: every seed's test, averaged.
 
     Selective retraining selects among candidates on validation first and scores only the
-    winner on test; this is that second half, with each seed's own batch count. The trace
-    options are :func:`score_on_test`'s; ``result.test_trace`` is the first seed's. With
-    ``keep_model`` every seed's model is kept in its ``model`` and ``result.model`` is the
-    first seed's.
+    winner on test; this is that second half, with each seed's own batch count. ``step`` and
+    the trace options are :func:`score_on_test`'s; ``result.test_trace`` is the first seed's.
+    With ``keep_model`` every seed's model is kept in its ``model`` and ``result.model`` is
+    the first seed's.
     """
+    step = _fresh(step, "finish_on_test")
     parts = result.runs or [result]
     for p in parts:
         run = train_on_merged(
-            data, user_sizes, item_sizes, p.final_batches, backbone=backbone, config=config,
-            seed=p.seed, d_max=d_max, d_min=d_min, device=device,
-            backbone_kwargs=backbone_kwargs, element_masks=element_masks,
-            trace_test_every=trace_test_every, trace_until=trace_until,
+            data, user_sizes, item_sizes, p.final_batches, step, seed=p.seed,
+            element_masks=element_masks, trace_test_every=trace_test_every,
+            trace_until=trace_until,
         )  # fmt: skip
         p.test, p.test_trace = run.test, run.trace
         p.model = run.model if keep_model else None
@@ -573,14 +507,9 @@ def score_on_test(
     user_sizes: np.ndarray,
     item_sizes: np.ndarray,
     n_batches: int,
+    step: StepConfig,
     *,
-    backbone: str,
-    config: TrainConfig,
     seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: torch.device | str = "cpu",
-    backbone_kwargs: dict[str, Any] | None = None,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
@@ -594,13 +523,9 @@ def score_on_test(
         user_sizes: (n_users,) sizes.
         item_sizes: (n_items,) sizes.
         n_batches: Batches to train.
-        backbone: Backbone name.
-        config: Schedule (``n_batches`` ignored).
+        step: Backbone, schedule (``train.n_batches`` ignored), size range, device and
+            hyperparameters; its ``retrain`` design is ignored.
         seed: Seeds the initialisation and the sampling.
-        d_max: Largest size.
-        d_min: Smallest size.
-        device: Torch device.
-        backbone_kwargs: Extra backbone hyperparameters.
         trace_test_every: Also evaluate test every this many batches.
         trace_until: Continue the traced run to this many batches (≥ ``n_batches``).
         element_masks: Elementwise masks (see :func:`retrain_and_evaluate`).
@@ -610,8 +535,7 @@ def score_on_test(
         not touch the training random streams, so the trace does not change the result.
     """
     run = train_on_merged(
-        data, user_sizes, item_sizes, n_batches, backbone=backbone, config=config, seed=seed,
-        d_max=d_max, d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
+        data, user_sizes, item_sizes, n_batches, step, seed=seed,
         trace_test_every=trace_test_every, trace_until=trace_until, element_masks=element_masks,
     )  # fmt: skip
     return run.test, run.trace
@@ -639,28 +563,24 @@ def train_on_merged(
     user_sizes: np.ndarray,
     item_sizes: np.ndarray,
     n_batches: int,
+    step: StepConfig,
     *,
-    backbone: str,
-    config: TrainConfig,
     seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: torch.device | str = "cpu",
-    backbone_kwargs: dict[str, Any] | None = None,
     trace_test_every: int | None = None,
     trace_until: int | None = None,
     element_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MergedRun:
     """:func:`score_on_test` returning the trained model too (same arguments, same numbers)."""
+    step = check_step(step, "train_on_merged")
     merged = data.merge_train_validation()
     model = make_backbone(
-        backbone, merged, seed=seed, d_max=d_max, d_min=d_min, device=device,
-        **(backbone_kwargs or {}),
+        step.backbone, merged, seed=seed, d_max=step.d_max, d_min=step.d_min,
+        device=step.device, **step.backbone_kwargs,
     )  # fmt: skip
     model.set_sizes(user_sizes, item_sizes)
     if element_masks is not None:
         model.set_element_masks(*element_masks)
-    trainer = BPRTrainer(model, merged, config, seed=seed)
+    trainer = BPRTrainer(model, merged, step.train, seed=seed)
     stops = {int(n_batches)}
     if trace_test_every:
         until = max(int(n_batches), int(trace_until or n_batches))

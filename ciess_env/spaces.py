@@ -3,6 +3,8 @@
 They are free functions of arrays (no env, no model) so that the single env, the per-entity
 vector env, the agents, the baselines, the search curves and the tests share exactly one
 definition of each formula. :func:`validate_size_range` is the one rule for ``[d_min, d_max]``.
+The budget arithmetic (:data:`PAPER_BUDGETS`, :func:`kept_budget`, :func:`fit_to_budget`) is
+:mod:`ciess_env.budget`'s, re-exported here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from ciess_env._size_range import validate_size_range
+from ciess_env.budget import PAPER_BUDGETS, fit_to_budget, kept_budget
 from ciess_env.checks import check_real_array
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
@@ -22,6 +25,8 @@ __all__ = [
     "RewardVariant",
     "action_to_sizes",
     "entity_rewards",
+    "fit_to_budget",
+    "kept_budget",
     "quality_ratio",
     "scale_popularity",
     "scale_sizes",
@@ -33,9 +38,6 @@ RewardVariant = Literal["paper", "code", "team"]
 
 #: The reward variants :func:`entity_rewards` (and the env's ``reward=``) accept.
 REWARD_VARIANTS: tuple[str, ...] = ("paper", "code", "team")
-
-#: The paper's budgets c (Eq. 5): 80, 90 and 95 % of the embedding parameters pruned.
-PAPER_BUDGETS: tuple[float, ...] = (0.8, 0.9, 0.95)
 
 #: Floor on the full-size quality in the ratio's denominator (the reference code's 1e-5).
 QUALITY_FLOOR = 1e-5

@@ -40,9 +40,8 @@ def test_probe_replays_final_retrain_exactly(study, tmp_path):
                         (next(iter(study.RULES)), FinalRetrainRule.legacy())):  # fmt: skip
         best, n, _ = study.rule_count(row["history"], data, label, 300)
         got = final_retrain(
-            data, mask.user_sizes, mask.item_sizes, backbone="mf", config=env.train_config,
-            rule=rule, seed=3, d_max=env.d_max,
-        )  # fmt: skip
+            data, mask.user_sizes, mask.item_sizes, env.step_config, rule=rule, seed=3
+        )
         assert (got.best_batches, got.final_batches) == (best, n)
         assert got.test.recall(20) == pytest.approx(test[n], abs=1e-6)
 

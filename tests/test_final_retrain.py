@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from ciess_env.config import StepConfig
 from ciess_env.data import make_synthetic
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import (
@@ -37,8 +40,8 @@ def test_merged_count_keeps_the_number_of_passes_and_the_legacy_rule_keeps_the_c
 
 
 def test_rule_rejects_a_non_positive_interval():
-    msg = "eval_every, patience and seeds must be >= 1, got 0, 8 and 2"
-    with pytest.raises(ValueError, match=msg):
+    msg = "`FinalRetrainRule.eval_every` must be an integer >= 1, got 0."
+    with pytest.raises(ValueError, match=re.escape(msg)):
         FinalRetrainRule(eval_every=0)
 
 
@@ -46,7 +49,7 @@ def test_final_retrain_stops_after_patience_and_keeps_the_best_state(data):
     """The best count is the argmax of the validation history; at most P evaluations follow."""
     config = TrainConfig(n_batches=60, batch_size=64, decay_batches=10)
     rule = FinalRetrainRule(eval_every=4, patience=3, seeds=1)
-    res = final_retrain(data, *_sizes(data, 4), backbone="mf", config=config, rule=rule, d_max=16)
+    res = final_retrain(data, *_sizes(data, 4), StepConfig("mf", config, d_max=16), rule=rule)
     batches = [b for b, _ in res.history]
     quality = [q for _, q in res.history]
     assert batches == list(range(4, 4 * len(batches) + 1, 4))
@@ -69,9 +72,9 @@ def test_two_seed_rule_averages_two_one_seed_runs_and_selection_scores_the_same(
         FinalRetrainRule(eval_every=4, patience=3, seeds=2),
     )
     assert two.seed_list(7) == [7, 1007]
-    kw = dict(backbone="mf", config=config, d_max=16)
-    a, b = (final_retrain(data, *_sizes(data, 4), rule=one, seed=s, **kw) for s in (7, 1007))
-    both = final_retrain(data, *_sizes(data, 4), rule=two, seed=7, **kw)
+    step = StepConfig("mf", config, d_max=16)
+    a, b = (final_retrain(data, *_sizes(data, 4), step, rule=one, seed=s) for s in (7, 1007))
+    both = final_retrain(data, *_sizes(data, 4), step, rule=two, seed=7)
     assert [r.seed for r in both.runs] == [7, 1007]
     for metric in (lambda e: e.recall(20), lambda e: e.ndcg(20), lambda e: e.mean_user_quality):
         assert metric(both.test) == pytest.approx((metric(a.test) + metric(b.test)) / 2)
@@ -83,7 +86,7 @@ def test_two_seed_rule_averages_two_one_seed_runs_and_selection_scores_the_same(
     users, items = _sizes(data, 4)
     log.record(episode=0, step=1, user_sizes=users, item_sizes=items, sparsity=0.75,
                mean_quality=0.5)  # fmt: skip
-    (row,) = selective_retrain(log, data, budgets=[0.7], top_l=1, rule=two, seed=7, **kw)
+    (row,) = selective_retrain(log, data, step, rule=two.replace(top_l=1), budgets=[0.7], seed=7)
     assert row.recall_20 == pytest.approx(both.test.recall(20))
     assert row.validation_quality == pytest.approx(both.validation.mean_user_quality)
 
@@ -91,14 +94,15 @@ def test_two_seed_rule_averages_two_one_seed_runs_and_selection_scores_the_same(
 def test_tracing_the_test_curve_does_not_change_the_score(data):
     """Evaluating along the merged run leaves training untouched (the fidelity study needs it)."""
     config = TrainConfig(n_batches=12, batch_size=64, decay_batches=4)
-    kw = dict(backbone="mf", config=config, d_max=16, seed=5)
-    plain, _ = score_on_test(data, *_sizes(data, 6), 10, **kw)
-    traced, trace = score_on_test(data, *_sizes(data, 6), 10, trace_test_every=4, trace_until=16,
-                                  **kw)  # fmt: skip
+    kw = dict(seed=5)
+    step = StepConfig("mf", config, d_max=16)
+    plain, _ = score_on_test(data, *_sizes(data, 6), 10, step, **kw)
+    traced, trace = score_on_test(data, *_sizes(data, 6), 10, step, trace_test_every=4,
+                                  trace_until=16, **kw)  # fmt: skip
     assert [b for b, _ in trace] == [4, 8, 12, 16]
     np.testing.assert_array_equal(plain.user_quality, traced.user_quality)
     # and the traced point at 8 batches is what an 8-batch run scores
-    at8, _ = score_on_test(data, *_sizes(data, 6), 8, **kw)
+    at8, _ = score_on_test(data, *_sizes(data, 6), 8, step, **kw)
     np.testing.assert_array_equal(dict(trace)[8].user_quality, at8.user_quality)
 
 
@@ -121,7 +125,6 @@ def test_epochs_design_compresses_the_scratch_schedule_onto_e_passes():
 
 def test_converge_design_is_the_early_stopped_first_half_of_the_final_retraining(data):
     """retrain='converge:E/P' stops on validation and scores the best state, as final_retrain."""
-    from ciess_env.config import StepConfig
     from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
     design = RetrainDesign.parse("converge:4/2")
@@ -134,8 +137,9 @@ def test_converge_design_is_the_early_stopped_first_half_of_the_final_retraining
     users, items = _sizes(data, 4)
     out = retrain_and_evaluate(step, data=data, user_sizes=users, item_sizes=items,
                                init_seed=2, train_seed=2)  # fmt: skip
-    ref = final_retrain(data, users, items, backbone="mf", config=config, seed=2, d_max=16,
-                        rule=FinalRetrainRule(4, 2, seeds=1), test=False)  # fmt: skip
+    ref = final_retrain(
+        data, users, items, step, seed=2, rule=FinalRetrainRule(4, 2, seeds=1), test=False
+    )  # fmt: skip (the step's converge design is ignored)
     assert out.n_batches == ref.best_batches < 40
     assert out.eval.mean_user_quality == pytest.approx(ref.validation.mean_user_quality)
     assert [b for b, _ in out.history] == [b for b, _ in ref.history]

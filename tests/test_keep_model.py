@@ -12,6 +12,7 @@ import torch
 from agents.experiments.cli import main
 from agents.experiments.selective import MODEL_FILE, MODEL_INFO_FILE, selective_retrain
 from ciess_env.budget_log import BudgetLog
+from ciess_env.config import StepConfig
 from ciess_env.data import load_dataset, make_synthetic
 from ciess_env.export import export, load
 from ciess_env.metrics import evaluate, evaluate_scores
@@ -21,6 +22,7 @@ from ciess_env.retrain import FinalRetrainRule, final_retrain
 D_MAX = 16
 CONFIG = TrainConfig(n_batches=24, batch_size=64, decay_batches=8)
 RULE = FinalRetrainRule(eval_every=4, patience=2, seeds=2)
+STEP = StepConfig("mf", CONFIG, d_max=D_MAX)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +48,9 @@ def _log(data) -> BudgetLog:
 
 
 def test_final_retrain_keeps_the_first_seeds_model_without_changing_the_metrics(data):
-    kw = dict(backbone="mf", config=CONFIG, rule=RULE, d_max=D_MAX, seed=7)
-    plain = final_retrain(data, *_mixed_sizes(data), **kw)
-    kept = final_retrain(data, *_mixed_sizes(data), keep_model=True, **kw)
+    kw = dict(rule=RULE, seed=7)
+    plain = final_retrain(data, *_mixed_sizes(data), STEP, **kw)
+    kept = final_retrain(data, *_mixed_sizes(data), STEP, keep_model=True, **kw)
     assert plain.model is None
     np.testing.assert_array_equal(plain.test.user_quality, kept.test.user_quality)
     assert kept.model is kept.runs[0].model
@@ -61,12 +63,10 @@ def test_final_retrain_keeps_the_first_seeds_model_without_changing_the_metrics(
 
 @pytest.mark.parametrize("early_stopping", [True, False])
 def test_selective_retrain_keeps_the_winner_and_the_same_rows(data, early_stopping):
-    kw = dict(
-        backbone="mf", config=CONFIG, budgets=[0.5], top_l=2, rule=RULE, seed=3, d_max=D_MAX,
-        early_stopping=early_stopping,
-    )  # fmt: skip
-    (plain,) = selective_retrain(_log(data), data, **kw)
-    (row,) = selective_retrain(_log(data), data, keep_model=True, **kw)
+    rule = RULE.replace(top_l=2, early_stopping=early_stopping)
+    kw = dict(rule=rule, budgets=[0.5], seed=3)
+    (plain,) = selective_retrain(_log(data), data, STEP, **kw)
+    (row,) = selective_retrain(_log(data), data, STEP, keep_model=True, **kw)
     assert plain.model is None
     assert row.as_dict() == plain.as_dict()
     winner = row.model
@@ -88,9 +88,8 @@ def test_kept_lightgcn_winner_exports_with_its_own_test_metrics(data, tmp_path):
     """Part 3's round trip on a retrained winner: served artefact = the model's test metrics."""
     rule = FinalRetrainRule(eval_every=4, patience=2, seeds=1)
     res = final_retrain(
-        data, *_mixed_sizes(data), backbone="lightgcn", config=CONFIG, rule=rule, d_max=D_MAX,
-        keep_model=True,
-    )  # fmt: skip
+        data, *_mixed_sizes(data), STEP.replace(backbone="lightgcn"), rule=rule, keep_model=True
+    )
     merged = data.merge_train_validation()
     for fmt in ("buckets", "ragged"):
         served = load(export(res.model, tmp_path / fmt, format=fmt, metadata=res.summary()))

@@ -300,6 +300,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from agents.experiments.selective import selective_retrain
     from agents.experiments.session import SearchSession
     from ciess_env.budget_log import BudgetLog
+    from ciess_env.config import FinalRetrainRule
 
     run = Path(args.run)
     config = read_config(run, needs=("env_id", "seed"))
@@ -332,13 +333,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     results = selective_retrain(
         log,
         session.data,
+        session.final_step(args.batches),
+        rule=FinalRetrainRule(top_l=args.top_l, fill_budget=args.fill_budget),
         budgets=args.budgets,
-        top_l=args.top_l,
         seed=config["seed"],
-        fill_budget=args.fill_budget,
         label=f"{config.get('agent', 'search')}, seed {config['seed']}",
         keep_model=args.save_models,
-        **session.retrain_kwargs(args.batches),
     )
     if args.save_models:
         _save_models(run / f"models{suffix}", args.budgets, results, config, args.overwrite)
@@ -407,8 +407,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         config["env_id"], seed=config["seed"], env_kwargs=config.get("env_kwargs")
     )
     merged = session.data.merge_train_validation()
-    kwargs = session.retrain_kwargs()
-    model, info = load_kept_model(saved, merged, **kwargs["backbone_kwargs"])
+    model, info = load_kept_model(saved, merged, **session.env.backbone_kwargs)
     meta = {"env_id": config["env_id"], "dataset": session.data.name, **info}
     export(model, out, format=args.format, metadata=meta)
     served = evaluate_scores(load(out).score, merged, "test")

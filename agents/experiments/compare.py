@@ -244,6 +244,7 @@ def _compare_one_seed(
     from agents.experiments.selective import retrain_pruned, selective_retrain
     from agents.experiments.session import SearchSession
     from agents.pep import pep_prefix_log
+    from ciess_env.config import FinalRetrainRule
 
     known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
     for name in agents:  # fail before any agent has spent minutes
@@ -261,8 +262,10 @@ def _compare_one_seed(
         name, agent = (entry, entry) if builtin else entry
         t0 = time.perf_counter()
         kwargs = (agent_kwargs or {}).get(name, {})
-        retrain_kw = dict(seed=seed, **session.retrain_kwargs(retrain_batches))
-        select_kw = dict(retrain_kw, label=f"{name}, seed {seed}")  # names it in warnings
+        step = session.final_step(retrain_batches)
+        rule = FinalRetrainRule(top_l=top_l, fill_budget=fill_budget)
+        one = FinalRetrainRule(top_l=1)  # one assignment per budget: nothing to fill
+        select_kw = dict(seed=seed, label=f"{name}, seed {seed}")  # names it in warnings
         if builtin and name in HEURISTICS:
             # One assignment per budget, no search: retrain each at its own budget.
             log = session.heuristic_log(name, budgets, **kwargs)
@@ -271,8 +274,9 @@ def _compare_one_seed(
                 selective_retrain(
                     session.heuristic_log(name, [c], **kwargs),
                     session.data,
+                    step,
+                    rule=one,
                     budgets=[c],
-                    top_l=1,
                     **select_kw,
                 )[0]
                 for c in budgets
@@ -286,7 +290,7 @@ def _compare_one_seed(
                 log, pruned["pep"] = None, pep_masks
                 results = [
                     retrain_pruned(
-                        m.user_mask, m.item_mask, session.data, budget=m.budget, **retrain_kw
+                        m.user_mask, m.item_mask, session.data, step, budget=m.budget, seed=seed
                     )
                     for m in pep_masks
                 ]
@@ -294,7 +298,7 @@ def _compare_one_seed(
                 log = pep_prefix_log(pep_masks)
                 results = [
                     selective_retrain(
-                        pep_prefix_log([m]), session.data, budgets=[m.budget], top_l=1,
+                        pep_prefix_log([m]), session.data, step, rule=one, budgets=[m.budget],
                         **select_kw,
                     )[0]
                     for m in pep_masks
@@ -309,8 +313,7 @@ def _compare_one_seed(
                 budget_logs.append(log)
                 results.append(
                     selective_retrain(
-                        log, session.data, budgets=[c], top_l=top_l, fill_budget=fill_budget,
-                        **select_kw,
+                        log, session.data, step, rule=rule, budgets=[c], **select_kw,
                     )[0]
                 )  # fmt: skip
             curves[name] = pd.concat(parts, ignore_index=True)
@@ -321,8 +324,7 @@ def _compare_one_seed(
             search_s = time.perf_counter() - t0
             logger.info("%s: search took %.1f s; retraining", name, search_s)
             results = selective_retrain(
-                log, session.data, budgets=budgets, top_l=top_l, fill_budget=fill_budget,
-                **select_kw,
+                log, session.data, step, rule=rule, budgets=budgets, **select_kw,
             )  # fmt: skip
         if log is not None:
             logs[name] = log

@@ -25,24 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import fit_to_budget, kept_budget
 from agents.experiments.rundir import RunDirError, write_json_atomic
+from ciess_env.budget import PAPER_BUDGETS, fill_to_budget, sparsity_of_kept
 from ciess_env.budget_log import BudgetEntry, BudgetLog
-from ciess_env.config import StepConfig
+from ciess_env.config import FinalRetrainRule, StepConfig, check_step
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
-from ciess_env.metrics import sparsity as table_sparsity
-from ciess_env.recommenders import Backbone, TrainConfig, make_backbone
+from ciess_env.recommenders import Backbone, make_backbone
 from ciess_env.retrain import (
     BudgetResult,
-    FinalRetrainRule,
     KeptModel,
     final_retrain,
     finish_on_test,
     retrain_and_evaluate,
     train_on_merged,
 )
-from ciess_env.spaces import PAPER_BUDGETS
 
 __all__ = [
     "MODEL_FILE",
@@ -61,25 +58,15 @@ MODEL_INFO_FILE = "model.json"
 
 logger = logging.getLogger(__name__)
 
-#: Every final retraining starts from a fresh model with the paper's schedule.
-
 
 def selective_retrain(
     log: BudgetLog,
     data: InteractionData,
+    step: StepConfig,
     *,
-    backbone: str,
-    config: TrainConfig,
-    budgets: Sequence[float] = PAPER_BUDGETS,
-    top_l: int = 3,
-    early_stopping: bool = True,
-    seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: str = "cpu",
-    backbone_kwargs: dict | None = None,
     rule: FinalRetrainRule | None = None,
-    fill_budget: bool = False,
+    budgets: Sequence[float] = PAPER_BUDGETS,
+    seed: int = 0,
     label: str = "",
     keep_model: bool = False,
 ) -> list[BudgetResult | None]:
@@ -88,25 +75,19 @@ def selective_retrain(
     Args:
         log: The search's budget log.
         data: The data set the search ran on (train / validation / test).
-        backbone: Backbone name, e.g. ``"lightgcn"``.
-        config: Schedule of every retraining; ``config.n_batches`` caps each run with early
-            stopping, or is the exact budget without it.
+        step: Backbone, schedule, size range, device and hyperparameters of every retraining
+            (:meth:`~agents.experiments.session.SearchSession.final_step` for a search's env);
+            ``step.train.n_batches`` caps each run with early stopping, or is the exact
+            budget without it. Its ``retrain`` design is ignored (always a fresh model).
+        rule: Final-retraining rule (default :class:`~ciess_env.config.FinalRetrainRule`):
+            ``top_l`` masks per budget; with ``early_stopping`` each candidate is trained "to
+            convergence" on the training split, stopping on validation quality, and the winner
+            is retrained on train + validation for its own best batch count scaled to the
+            larger split (:func:`ciess_env.retrain.merged_batches`), else every run trains
+            exactly ``step.train.n_batches``; ``fill_budget`` grows each candidate with
+            :func:`ciess_env.budget.fill_to_budget` first.
         budgets: Target sparsities c.
-        top_l: How many masks per budget to retrain (the authors' code: 3).
-        early_stopping: Train each candidate "to convergence" on the training split, stopping
-            on validation quality by ``rule``; the winner is retrained on train + validation
-            for its own best batch count scaled to the larger split
-            (:func:`ciess_env.retrain.merged_batches`). Without it every run trains exactly
-            ``config.n_batches``.
         seed: Seed of every retraining (same seed for all candidates: a fair comparison).
-        d_max: Largest size.
-        d_min: Smallest size.
-        device: Torch device.
-        backbone_kwargs: Extra backbone hyperparameters.
-        rule: Final-retraining rule (default :class:`~ciess_env.retrain.FinalRetrainRule`).
-        fill_budget: Grow each candidate with :func:`fill_to_budget` so that it meets the
-            budget exactly before it is retrained (the paper retrains the logged masks as they
-            are, however far past the budget they lie).
         label: Whose log it is, e.g. ``"rw-td3, seed 0"``: the warning for a budget no mask
             reaches names it (a comparison retrains many logs).
         keep_model: Keep each budget's trained winner in its result's ``model``
@@ -116,17 +97,15 @@ def selective_retrain(
 
     Returns:
         One :class:`BudgetResult` per budget, or ``None`` where no logged mask met the budget.
+
+    Raises:
+        InvalidTypeError: if ``step`` is not a :class:`~ciess_env.config.StepConfig`.
     """
-    if top_l < 1:
-        msg = f"top_l must be >= 1, got {top_l!r}."
-        raise InvalidArgumentError(msg)
-    step = StepConfig(
-        backbone=backbone, train=config, d_min=d_min, d_max=d_max, device=device,
-        backbone_kwargs=dict(backbone_kwargs or {}),
-    )  # a fresh model (retrain="scratch") with this schedule  # fmt: skip
+    step = check_step(step, "selective_retrain").replace(retrain="scratch")
+    rule = rule or FinalRetrainRule()
     results: list[BudgetResult | None] = []
     for c in budgets:
-        entries = _candidates(log, c, top_l)
+        entries = _candidates(log, c, rule.top_l)
         if not entries:
             logger.warning(
                 "%sno logged mask reaches sparsity %.2f (the sparsest reaches %.2f); skipping "
@@ -134,115 +113,109 @@ def selective_retrain(
             )  # fmt: skip
             results.append(None)
             continue
-        if fill_budget:
-            entries = [fill_to_budget(e, c, d_min=d_min, d_max=d_max) for e in entries]
-        if early_stopping:
-            runs = [
-                final_retrain(
-                    data, e.user_sizes, e.item_sizes, backbone=backbone, config=config,
-                    rule=rule, seed=seed, d_max=d_max, d_min=d_min, device=device,
-                    backbone_kwargs=backbone_kwargs, test=False,
-                )
-                for e in entries
-            ]  # fmt: skip
-            scores = [r.validation.mean_user_quality for r in runs]
-        elif len(entries) == 1:  # nothing to choose or to measure
-            scores = [entries[0].mean_quality]
-        else:
-            scores = [
-                retrain_and_evaluate(
-                    step, data=data, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
-                    init_seed=seed, train_seed=seed,
-                ).eval.mean_user_quality
-                for e in entries
-            ]  # fmt: skip
-        i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
-        best = entries[i]
-        common = dict(
-            backbone=backbone, config=config, d_max=d_max, d_min=d_min, device=device,
-            backbone_kwargs=backbone_kwargs,
-        )  # fmt: skip
-        if early_stopping:  # every seed of the rule, each at its own count, averaged
-            n_final = runs[i].final_batches
-            test = finish_on_test(
-                runs[i], data, best.user_sizes, best.item_sizes, keep_model=keep_model, **common
-            )
-            first = (runs[i].runs or [runs[i]])[0]
-            kept = (first.model, first.seed, first.final_batches, first.test)
-        else:
-            n_final = config.n_batches
-            merged = train_on_merged(
-                data, best.user_sizes, best.item_sizes, max(1, n_final), seed=seed, **common
-            )
-            test = merged.test
-            kept = (merged.model, seed, max(1, n_final), test)
-        results.append(
-            BudgetResult(
-                budget=float(c),
-                sparsity=float(best.sparsity),
-                candidates=len(entries),
-                validation_quality=_nanmax(scores),
-                batches=int(max(1, n_final)),
-                recall_5=test.recall(5),
-                recall_20=test.recall(20),
-                ndcg_5=test.ndcg(5),
-                ndcg_20=test.ndcg(20),
-                model=KeptModel(kept[0], backbone, *kept[1:]) if keep_model else None,
-            )
-        )
+        if rule.fill_budget:
+            entries = [fill_to_budget(e, c, d_min=step.d_min, d_max=step.d_max) for e in entries]
+        results.append(_select_and_score(entries, c, data, step, rule, seed, keep_model))
     return results
+
+
+def _select_and_score(
+    entries: list[BudgetEntry],
+    c: float,
+    data: InteractionData,
+    step: StepConfig,
+    rule: FinalRetrainRule,
+    seed: int,
+    keep_model: bool,
+) -> BudgetResult:
+    """One budget's row: retrain ``entries`` on train, pick the best, score it on test."""
+    if rule.early_stopping:
+        runs = [
+            final_retrain(data, e.user_sizes, e.item_sizes, step, rule=rule, seed=seed, test=False)
+            for e in entries
+        ]
+        scores = [r.validation.mean_user_quality for r in runs]
+    elif len(entries) == 1:  # nothing to choose or to measure
+        scores = [entries[0].mean_quality]
+    else:
+        scores = [
+            retrain_and_evaluate(
+                step, data=data, user_sizes=e.user_sizes, item_sizes=e.item_sizes,
+                init_seed=seed, train_seed=seed,
+            ).eval.mean_user_quality
+            for e in entries
+        ]  # fmt: skip
+    i = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))
+    best = entries[i]
+    if rule.early_stopping:  # every seed of the rule, each at its own count, averaged
+        n_final = runs[i].final_batches
+        test = finish_on_test(
+            runs[i], data, best.user_sizes, best.item_sizes, step, keep_model=keep_model
+        )
+        first = (runs[i].runs or [runs[i]])[0]
+        kept = (first.model, first.seed, first.final_batches, first.test)
+    else:
+        n_final = step.train.n_batches
+        merged = train_on_merged(
+            data, best.user_sizes, best.item_sizes, max(1, n_final), step, seed=seed
+        )
+        test = merged.test
+        kept = (merged.model, seed, max(1, n_final), test)
+    return BudgetResult(
+        budget=float(c),
+        sparsity=float(best.sparsity),
+        candidates=len(entries),
+        validation_quality=_nanmax(scores),
+        batches=int(max(1, n_final)),
+        recall_5=test.recall(5),
+        recall_20=test.recall(20),
+        ndcg_5=test.ndcg(5),
+        ndcg_20=test.ndcg(20),
+        model=KeptModel(kept[0], step.backbone, *kept[1:]) if keep_model else None,
+    )
 
 
 def retrain_pruned(
     user_mask: np.ndarray,
     item_mask: np.ndarray,
     data: InteractionData,
+    step: StepConfig,
     *,
     budget: float,
-    backbone: str,
-    config: TrainConfig,
     seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: str = "cpu",
-    backbone_kwargs: dict | None = None,
     rule: FinalRetrainRule | None = None,
 ) -> BudgetResult:
     """The final retraining of one unstructured (elementwise) mask, e.g. PEP's.
 
     :func:`ciess_env.retrain.final_retrain`, the rule every selected winner above goes
-    through, with all sizes ``d_max`` and the masks pruning individual entries. With the same
-    ``seed`` as PEP's search the fresh model starts from the search's initial weights: PEP's
-    lottery-ticket retraining.
+    through, with all sizes ``step.d_max`` and the masks pruning individual entries. With the
+    same ``seed`` as PEP's search the fresh model starts from the search's initial weights:
+    PEP's lottery-ticket retraining.
 
     Args:
         user_mask: (n_users, d_max) booleans, the kept entries.
         item_mask: (n_items, d_max) booleans.
         data: The data set.
+        step: Backbone, schedule (``train.n_batches`` caps the early-stopped run), size range,
+            device and hyperparameters.
         budget: The target sparsity the mask was cut for (reported as ``budget``).
-        backbone: Backbone name.
-        config: Schedule; ``config.n_batches`` caps the early-stopped run.
         seed: Seed of the initialisation and the sampling.
-        d_max: Table width.
-        d_min: Smallest size.
-        device: Torch device.
-        backbone_kwargs: Extra backbone hyperparameters.
-        rule: Final-retraining rule (default :class:`~ciess_env.retrain.FinalRetrainRule`).
+        rule: Final-retraining rule (default :class:`~ciess_env.config.FinalRetrainRule`).
 
     Returns:
         The test row (``candidates = 1``; ``sparsity`` counted from the kept entries).
     """
+    step = check_step(step, "retrain_pruned")
+    d_max = step.d_max
     full = (np.full(len(user_mask), d_max), np.full(len(item_mask), d_max))
     run = final_retrain(
-        data, *full, backbone=backbone, config=config, rule=rule, seed=seed, d_max=d_max,
-        d_min=d_min, device=device, backbone_kwargs=backbone_kwargs,
-        element_masks=(user_mask, item_mask),
-    )  # fmt: skip
+        data, *full, step, rule=rule, seed=seed, element_masks=(user_mask, item_mask)
+    )
     kept = int(np.count_nonzero(user_mask) + np.count_nonzero(item_mask))
     test = run.test
     return BudgetResult(
         budget=float(budget),
-        sparsity=1.0 - kept / (d_max * (len(user_mask) + len(item_mask))),
+        sparsity=sparsity_of_kept(kept, len(user_mask) + len(item_mask), d_max),
         candidates=1,
         validation_quality=run.validation.mean_user_quality,
         batches=int(run.final_batches),
@@ -251,48 +224,6 @@ def retrain_pruned(
         ndcg_5=test.ndcg(5),
         ndcg_20=test.ndcg(20),
     )
-
-
-def fill_to_budget(
-    entry: BudgetEntry, c: float, *, d_min: int = 1, d_max: int = 128
-) -> BudgetEntry:
-    """``entry`` with its sizes grown by one common factor until the table meets ``c`` exactly.
-
-    A search's masks only have to be *at least* as sparse as ``c``, and an agent that does not
-    steer to the budget leaves part of it unspent (a mask at sparsity 0.87 kept for c = 0.8
-    wastes 7 % of the table), so it is compared with baselines that spend all of it. Growing
-    every size in proportion, capped at ``d_max``, keeps the agent's allocation (who is larger
-    than whom) and adds only the unspent budget; :func:`agents.baselines.fit_to_budget` does
-    the budget-exact rounding, as for the baselines. The search's scores (``mean_quality``,
-    ...) stay those of the mask as logged: the grown mask was never evaluated.
-
-    Args:
-        entry: A logged mask with sparsity ≥ ``c``.
-        c: Target sparsity.
-        d_min: Smallest size.
-        d_max: Largest size.
-
-    Returns:
-        The entry with new ``user_sizes`` / ``item_sizes`` (same dtype) and ``sparsity``.
-
-    Raises:
-        InvalidArgumentError: if the mask is denser than ``c`` already (shrinking it would
-            change the allocation, not fill it).
-    """
-    users, items = np.asarray(entry.user_sizes), np.asarray(entry.item_sizes)
-    sizes = np.concatenate([users, items]).astype(np.int64)
-    cap = kept_budget(c, sizes.size, d_max)
-    if int(sizes.sum()) > cap:
-        msg = (
-            f"fill_to_budget: the mask keeps {int(sizes.sum())} of {d_max * sizes.size} "
-            f"parameters (sparsity {entry.sparsity:.4f}), more than budget {c} allows ({cap}); "
-            "only a mask at least as sparse as c can be filled."
-        )
-        raise InvalidArgumentError(msg)
-    filled = fit_to_budget(sizes, cap, d_min, d_max)
-    u = filled[: users.size].astype(users.dtype)
-    v = filled[users.size :].astype(items.dtype)
-    return entry._replace(user_sizes=u, item_sizes=v, sparsity=table_sparsity(u, v, d_max))
 
 
 def _candidates(log: BudgetLog, c: float, top_l: int) -> list[BudgetEntry]:

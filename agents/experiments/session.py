@@ -32,6 +32,7 @@ from agents.registry import (
     wrap_env_for,
 )
 from ciess_env.budget_log import BudgetEntry, BudgetLog
+from ciess_env.config import StepConfig
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError, suggest
 from ciess_env.spaces import PAPER_BUDGETS
@@ -326,21 +327,22 @@ class SearchSession:
         """
         return max(1, int(self.env.pretrained.best_batches), int(self.env.train_config.n_batches))
 
-    def retrain_kwargs(self, n_batches: int | None = None) -> dict[str, Any]:
-        """Keyword arguments of :func:`agents.experiments.selective.selective_retrain` here.
+    def final_step(self, n_batches: int | None = None) -> StepConfig:
+        """The :class:`~ciess_env.config.StepConfig` of this env's final retrainings.
+
+        The env's backbone, size range, device and hyperparameters, a fresh model
+        (``retrain="scratch"``) and the env's schedule capped at ``n_batches``: what
+        :func:`~agents.experiments.selective.selective_retrain`,
+        :func:`~agents.experiments.selective.retrain_pruned` and
+        :func:`ciess_env.retrain.final_retrain` take.
 
         Args:
             n_batches: Cap on each (early-stopped) retraining; default :meth:`final_batches`.
         """
         if n_batches is None:
             n_batches = self.final_batches()
-        return dict(
-            backbone=self.env.backbone,
-            config=replace(self.env.train_config, n_batches=n_batches),
-            d_max=self.env.d_max,
-            d_min=self.env.d_min,
-            device=str(self.env.device),
-            backbone_kwargs=self.env.backbone_kwargs,
+        return self.env.step_config.replace(
+            train=replace(self.env.train_config, n_batches=n_batches), retrain="scratch"
         )
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ciess_env._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ciess_env.config import TrainConfig
     from ciess_env.recommenders.base import Backbone, BPRLoss
     from ciess_env.recommenders.lightgcn import LightGCN
     from ciess_env.recommenders.mf import MF
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from ciess_env.recommenders.sampling import BPRBatch, BPRSampler
     from ciess_env.recommenders.trainer import (
         BPRTrainer,
-        TrainConfig,
         TrainResult,
         paper_train_config,
         train_bpr,
@@ -87,7 +87,7 @@ _EXPORTS = {
     "BPRBatch": "ciess_env.recommenders.sampling",
     "BPRSampler": "ciess_env.recommenders.sampling",
     "BPRTrainer": "ciess_env.recommenders.trainer",
-    "TrainConfig": "ciess_env.recommenders.trainer",
+    "TrainConfig": "ciess_env.config",
     "TrainResult": "ciess_env.recommenders.trainer",
     "paper_train_config": "ciess_env.recommenders.trainer",
     "train_bpr": "ciess_env.recommenders.trainer",

@@ -17,19 +17,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import platformdirs
 import torch
 
 from ciess_env._meta import package_version
+from ciess_env.config import PretrainConfig, StepConfig, check_step
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CacheWriteWarning, InvalidArgumentError
 from ciess_env.metrics import EvalResult, evaluate
 from ciess_env.recommenders.base import Backbone
 from ciess_env.recommenders.registry import make_backbone
-from ciess_env.recommenders.trainer import BPRTrainer, TrainConfig, paper_train_config
+from ciess_env.recommenders.trainer import BPRTrainer, TrainConfig
 
 __all__ = [
     "Converged",
@@ -95,106 +96,92 @@ def _data_fingerprint(data: InteractionData) -> str:
 
 
 def pretrain_cache_key(
-    backbone: str,
+    step: StepConfig,
     data: InteractionData,
+    settings: PretrainConfig | None = None,
     *,
-    d_max: int,
-    d_min: int,
-    config: TrainConfig,
-    eval_every: int,
-    patience: int,
-    max_batches: int,
-    nested: bool,
-    seed: int,
-    hparams: dict[str, Any],
+    nested: bool = False,
 ) -> str:
     """sha256 (hex) of everything that changes a pretraining result.
 
     Covers the data name and a hash of its train/validation arrays, the backbone and its
-    hyperparameters, the schedule, early-stopping settings, seed, sizes and the package
-    version. The device is not part of the key: a CPU result is reused on a GPU.
+    hyperparameters, the schedule, early-stopping settings (resolved as :func:`pretrain`
+    resolves them), seed, sizes and the package version. The device and the cache folder are
+    not part of the key: a CPU result is reused on a GPU.
     """
+    step = check_step(step, "pretrain_cache_key")
+    settings = settings or PretrainConfig()
+    max_batches, eval_every = settings.resolved(step.train)
     payload = {
         "format": _FORMAT,
         "version": package_version(),
         "data": data.name,
         "data_hash": _data_fingerprint(data),
-        "backbone": backbone.lower(),
-        "hparams": {k: repr(v) for k, v in sorted(hparams.items())},
-        "config": dataclasses.asdict(config),
+        "backbone": step.backbone.lower(),
+        "hparams": {k: repr(v) for k, v in sorted(step.backbone_kwargs.items())},
+        "config": dataclasses.asdict(step.train),
         "eval_every": int(eval_every),
-        "patience": int(patience),
+        "patience": int(settings.patience),
         "max_batches": int(max_batches),
         "nested": bool(nested),
-        "seed": int(seed),
-        "d_max": int(d_max),
-        "d_min": int(d_min),
+        "seed": int(settings.seed),
+        "d_max": int(step.d_max),
+        "d_min": int(step.d_min),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def pretrain(
-    backbone: str,
+    step: StepConfig,
     data: InteractionData,
+    settings: PretrainConfig | None = None,
     *,
-    d_max: int = 128,
-    d_min: int = 1,
-    config: TrainConfig | None = None,
-    eval_every: int = 200,
-    patience: int = 2,
-    max_batches: int | None = None,
     nested: bool = False,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress_bar: bool = False,
-    **hparams: Any,
 ) -> PretrainResult:
     """Train the full-size (``d_max``) model with early stopping on validation quality.
 
-    Every ``eval_every`` batches the validation mean user quality (Eq. 8) is measured; the
-    best weights are kept, and training stops after ``patience`` evaluations without
-    improvement or at ``max_batches`` (the reference: rounds of batches, patience 2).
+    Every ``settings.eval_every`` batches the validation mean user quality (Eq. 8) is
+    measured; the best weights are kept, and training stops after ``settings.patience``
+    evaluations without improvement or at ``settings.max_batches`` (the reference: rounds of
+    batches, patience 2).
 
     Args:
-        backbone: Backbone name (see ``BACKBONES``).
+        step: Backbone, schedule (its ``n_batches`` only sets the defaults of
+            ``settings``), size range (``d_min`` only matters for ``nested``), device and
+            backbone hyperparameters (part of the cache key). Its ``retrain`` design is
+            ignored. For the paper's schedule:
+            ``StepConfig(backbone, paper_train_config(backbone, data))``.
         data: The data set (train for training, validation for early stopping).
-        d_max: Table width.
-        d_min: Smallest size (only matters for ``nested``).
-        config: Schedule; default :func:`paper_train_config` for ``backbone`` and ``data``.
-            Its ``n_batches`` is ignored (``max_batches`` bounds the run).
-        eval_every: Batches between validation evaluations.
-        patience: Evaluations without improvement before stopping.
-        max_batches: Upper bound on batches; default ``3 × config.n_batches``.
+        settings: Early stopping, cap, seed and cache folder
+            (:class:`~ciess_env.config.PretrainConfig`; default its defaults:
+            ``max_batches = 3 × step.train.n_batches``, ``eval_every =
+            min(200, step.train.n_batches)``, patience 2, seed 0).
         nested: Nested-prefix pretraining: each batch draws a fresh uniform size per entity,
             so every prefix is a trained model (see ``BPRTrainer``); evaluated at full size.
-        seed: Seeds initialisation, sampling and dropout.
-        device: Torch device for training.
-        cache_dir: Cache folder; default ``$CIESS_CACHE_DIR`` or the platform cache folder.
         use_cache: Read and write the cache (``False``: always train, write nothing).
         progress_bar: Show tqdm bars.
-        **hparams: Backbone hyperparameters (part of the cache key).
 
     Returns:
         The best model, its metrics and the batches it took.
+
+    Raises:
+        InvalidTypeError: if ``step`` is not a :class:`~ciess_env.config.StepConfig`.
     """
-    if eval_every < 1 or patience < 1:
-        msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
-        raise InvalidArgumentError(msg)
-    config = config or paper_train_config(backbone, data)
-    max_batches = 3 * config.n_batches if max_batches is None else int(max_batches)
+    step = check_step(step, "pretrain")
+    settings = settings or PretrainConfig()
+    backbone, config, seed = step.backbone, step.train, settings.seed
+    max_batches, eval_every = settings.resolved(config)
     start = time.perf_counter()
     model = make_backbone(
-        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=device, **hparams
-    )
-    key = pretrain_cache_key(
-        backbone, data, d_max=d_max, d_min=d_min, config=config, eval_every=eval_every,
-        patience=patience, max_batches=max_batches, nested=nested, seed=seed, hparams=hparams,
+        backbone, data, d_max=step.d_max, d_min=step.d_min, seed=seed, device=step.device,
+        **step.backbone_kwargs,
     )  # fmt: skip
+    key = pretrain_cache_key(step, data, settings, nested=nested)
     path = None
     if use_cache:
-        folder = resolve_cache_dir(cache_dir) / "pretrained"
+        folder = resolve_cache_dir(settings.cache_dir) / "pretrained"
         path = folder / f"{backbone.lower()}-{_safe(data.name)}-{key[:20]}.pt"
         cached = _load(path, key)
         if cached is not None:
@@ -213,7 +200,7 @@ def pretrain(
                 seconds=time.perf_counter() - start,
             )
     best = train_until_converged(
-        model, data, config, seed=seed, eval_every=eval_every, patience=patience,
+        model, data, config, seed=seed, eval_every=eval_every, patience=settings.patience,
         max_batches=max_batches, nested=nested, progress_bar=progress_bar,
     )  # fmt: skip
     best_state, best_eval, best_batches, history = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ciess_env.config import TrainConfig
 from ciess_env.data.interactions import InteractionData
 from ciess_env.data.specs import dataset_spec
 from ciess_env.errors import InvalidArgumentError, NonFiniteError
@@ -21,53 +21,6 @@ from ciess_env.recommenders.sampling import BPRSampler
 __all__ = ["BPRTrainer", "TrainConfig", "TrainResult", "paper_train_config", "train_bpr"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How one model is trained with BPR (paper §4, §8; travels from env to trainer).
-
-    The learning rate of batch ``b`` (0-based) is
-    ``max(lr · lr_decay ** (b // decay_batches), lr_floor)``: the reference's multiplicative
-    step decay with a floor.
-
-    Attributes:
-        n_batches: Number of mini-batches (the reference counts batches, not epochs).
-        batch_size: Triples per batch (paper: 10,000 users, one positive and negative each).
-        lr: Initial Adam learning rate (0.03).
-        lr_decay: Factor applied every ``decay_batches`` batches (0.9).
-        decay_batches: Batches between decays (LightGCN 200, NGCF 100, NCF 50).
-        lr_floor: Smallest learning rate (1e-3; NCF 1e-4).
-    """
-
-    n_batches: int
-    batch_size: int = 10_000
-    lr: float = 0.03
-    lr_decay: float = 0.9
-    decay_batches: int = 200
-    lr_floor: float = 1e-3
-
-    def __post_init__(self) -> None:
-        for name in ("n_batches", "batch_size", "decay_batches"):
-            value = getattr(self, name)
-            low = 0 if name == "n_batches" else 1
-            if not isinstance(value, (int, np.integer)) or value < low:
-                msg = f"{name} must be an integer >= {low}, got {value!r}."
-                raise InvalidArgumentError(msg)
-        if not (self.lr > 0 and 0 < self.lr_decay <= 1 and self.lr_floor >= 0):
-            msg = (
-                "lr, lr_decay and lr_floor must satisfy lr > 0, 0 < lr_decay <= 1, lr_floor >= 0, "
-                f"got lr={self.lr!r}, lr_decay={self.lr_decay!r}, lr_floor={self.lr_floor!r}."
-            )
-            raise InvalidArgumentError(msg)
-
-    def lr_at(self, batch: int) -> float:
-        """Learning rate of 0-based batch ``batch``."""
-        return max(self.lr * self.lr_decay ** (batch // self.decay_batches), self.lr_floor)
-
-    def replace(self, **changes: object) -> TrainConfig:
-        """A copy with some fields changed (e.g. ``config.replace(n_batches=400)``)."""
-        return dataclasses.replace(self, **changes)
 
 
 #: (batches, Yelp2018 batches, decay_batches, lr_floor) of the reference code (paper §8).

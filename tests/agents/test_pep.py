@@ -9,6 +9,7 @@ import torch
 from agents.baselines import kept_budget
 from agents.experiments.selective import retrain_pruned
 from agents.pep import PEPConfig, SoftThreshold, pep_prefix_log, pep_search
+from ciess_env.config import StepConfig
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import TrainConfig
 
@@ -94,14 +95,15 @@ def test_without_annealing_the_final_cut_still_meets_the_budget(tiny_data) -> No
 def test_retrain_scores_the_pruned_structure(masks, tiny_data: InteractionData) -> None:
     """The lottery-ticket retraining keeps the mask: its sparsity is the mask's, metrics valid."""
     m = masks[1]
-    kw = dict(budget=m.budget, backbone="lightgcn", config=CFG, d_max=32)
-    res = retrain_pruned(m.user_mask, m.item_mask, tiny_data, **kw)
+    kw = dict(budget=m.budget)
+    step = StepConfig("lightgcn", CFG, d_max=32)
+    res = retrain_pruned(m.user_mask, m.item_mask, tiny_data, step, **kw)
     assert res.sparsity == pytest.approx(masks[1].sparsity)
     assert 0.0 <= res.recall_20 <= 1.0
     assert 0.0 <= res.ndcg_20 <= 1.0
     # Train + validation runs the best count scaled by |train ∪ val| / |train| (≈ 1.5 here).
     assert 1 <= res.batches <= 2 * CFG.n_batches
-    again = retrain_pruned(m.user_mask, m.item_mask, tiny_data, **kw)
+    again = retrain_pruned(m.user_mask, m.item_mask, tiny_data, step, **kw)
     assert again == res
 
 

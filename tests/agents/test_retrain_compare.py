@@ -13,6 +13,7 @@ from agents.experiments import compare, selective_retrain
 from agents.experiments.cli import main
 from agents.experiments.selective import fill_to_budget
 from ciess_env.budget_log import BudgetLog
+from ciess_env.config import StepConfig
 from ciess_env.data import make_synthetic
 from ciess_env.recommenders import TrainConfig
 from ciess_env.retrain import FinalRetrainRule
@@ -46,8 +47,9 @@ def test_selective_retrain_reports_only_budgets_some_mask_meets() -> None:
     log = _log_with(data, [(8, 0.9), (4, 0.8), (2, 0.7)])  # sparsity 0.5, 0.75, 0.875
     config = TrainConfig(n_batches=4, batch_size=64, decay_batches=2)
     results = selective_retrain(
-        log, data, backbone="mf", config=config, budgets=[0.7, 0.95], top_l=2, d_max=16
-    )
+        log, data, StepConfig("mf", config, d_max=16), rule=FinalRetrainRule(top_l=2),
+        budgets=[0.7, 0.95],
+    )  # fmt: skip
     assert results[1] is None
     best = results[0]
     assert best is not None
@@ -60,12 +62,10 @@ def test_selective_retrain_reports_only_budgets_some_mask_meets() -> None:
 
 def test_selective_retrain_rejects_a_non_positive_l() -> None:
     """``top_l`` < 1 is refused with the parameter's name."""
-    data = make_synthetic(**TINY_DATA, seed=1)
-    with pytest.raises(ValueError, match="top_l must be >= 1, got 0"):
-        selective_retrain(
-            _log_with(data, [(4, 0.5)]), data, backbone="mf",
-            config=TrainConfig(n_batches=1), top_l=0,
-        )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"`FinalRetrainRule.top_l` must be an integer >= 1, got 0"
+    ):
+        FinalRetrainRule(top_l=0)
 
 
 def test_compare_fills_every_heuristic_row_and_writes_its_files(tiny_env_kwargs, tmp_path) -> None:
@@ -149,20 +149,17 @@ def test_final_retraining_stops_at_each_masks_own_best_batch_count() -> None:
     data = make_synthetic(**TINY_DATA, seed=1)
     log = _log_with(data, [(4, 0.8)])
     config = TrainConfig(n_batches=500, batch_size=64, decay_batches=100)
-    (stopped,) = selective_retrain(log, data, backbone="mf", config=config, budgets=[0.7], d_max=16)
+    step = StepConfig("mf", config, d_max=16)
+    (stopped,) = selective_retrain(log, data, step, budgets=[0.7])
     assert stopped is not None
     ratio = (len(data.train) + len(data.validation)) / len(data.train)
     assert stopped.batches % 50 == 0  # the evaluation grid of the default rule
     assert 50 <= stopped.batches <= 50 * round(500 * ratio / 50)
-    (legacy,) = selective_retrain(
-        log, data, backbone="mf", config=config, budgets=[0.7], d_max=16,
-        rule=FinalRetrainRule.legacy(),
-    )  # fmt: skip
+    (legacy,) = selective_retrain(log, data, step, rule=FinalRetrainRule.legacy(), budgets=[0.7])
     assert legacy is not None
     assert legacy.batches in (200, 400, 500)  # evaluated every 200 batches, and at the cap
-    (fixed,) = selective_retrain(
-        log, data, backbone="mf", config=config, budgets=[0.7], d_max=16, early_stopping=False
-    )
+    no_stop = FinalRetrainRule(early_stopping=False)
+    (fixed,) = selective_retrain(log, data, step, rule=no_stop, budgets=[0.7])
     assert fixed is not None
     assert fixed.batches == 500
 
@@ -238,9 +235,11 @@ def test_selective_retrain_with_fill_budget_retrains_the_filled_mask() -> None:
     data = make_synthetic(**TINY_DATA, seed=1)
     log = _log_with(data, [(2, 0.7)])
     config = TrainConfig(n_batches=4, batch_size=64, decay_batches=2)
-    kw = dict(backbone="mf", config=config, budgets=[0.75], d_max=16, early_stopping=False)
-    (plain,) = selective_retrain(log, data, **kw)
-    (filled,) = selective_retrain(log, data, fill_budget=True, **kw)
+    step, rule = StepConfig("mf", config, d_max=16), FinalRetrainRule(early_stopping=False)
+    (plain,) = selective_retrain(log, data, step, rule=rule, budgets=[0.75])
+    (filled,) = selective_retrain(
+        log, data, step, rule=rule.replace(fill_budget=True), budgets=[0.75]
+    )
     assert plain is not None
     assert filled is not None
     assert plain.sparsity == 0.875
