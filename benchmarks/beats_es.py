@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 from jsonl_cache import read_units
+from report import md_table
 
 RESULTS = Path(__file__).parent / "results"
 #: Data set → (budget_agents output stem, search_diagnosis output stem), both `-v1`.
@@ -39,6 +40,9 @@ STUDIES = {
     "ml-1m": ("budget_agents_ml1m_v1", "search_diagnosis_ml-1m_v1"),
 }
 _METRICS = {"recall_20": "recall@20", "ndcg_20": "ndcg@20", "sparsity": "sparsity"}
+#: Data set → further studies in budget_agents' JSONL format, joined when present (issue 33's
+#: SAC/PPO on the structured action, ``structured_rl.py``); an ES row already in is kept once.
+EXTRA_STUDIES = {"ml-100k": ("structured_rl_ml100k_v1",), "ml-1m": ("structured_rl_ml1m_v1",)}
 
 
 def budget_agents_rows(units: list[dict]) -> pd.DataFrame:
@@ -136,17 +140,14 @@ def verdicts(
     """
     budgets = sorted(summary["budget"].unique())
     r20 = table.pivot_table(index=["agent", "budget"], columns="seed", values="recall@20")
-    lines = [
-        "| agent | " + " | ".join(f"{100 * c:g} %" for c in budgets) + " |",
-        "|---|" + "---|" * len(budgets),
-    ]
+    lines: list[list[str]] = []
     if room:
         cells = [
             f"{room[c]['best_r20'] / room[c]['es'] - 1:+.1%} ({room[c]['best']})"
             if c in room else "—"
             for c in budgets
         ]  # fmt: skip
-        lines.append("| *headroom: best probed mask vs ES* | " + " | ".join(cells) + " |")
+        lines.append(["*headroom: best probed mask vs ES*", *cells])
     for agent, grp in summary[summary["agent"] != "es"].groupby("agent", sort=False):
         cells = []
         by = grp.set_index("budget")
@@ -182,8 +183,8 @@ def verdicts(
             else:
                 word = "within noise"
             cells.append(f"{pct:+.1%} ({word}; {how}{reach})")
-        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
-    return lines
+        lines.append([agent, *cells])
+    return md_table(["agent", *(f"{100 * c:g} %" for c in budgets)], lines)
 
 
 def _command(md: Path) -> str:
@@ -207,7 +208,11 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
 
     stem_a, stem_b = STUDIES[dataset]
     a, b = results / f"{stem_a}.jsonl", results / f"{stem_b}.jsonl"
-    studies = budget_agents_rows(read_units(a))
+    extras = [results / f"{stem}.jsonl" for stem in EXTRA_STUDIES.get(dataset, ())]
+    extras = [path for path in extras if path.exists()]
+    studies = pd.concat(
+        [budget_agents_rows(read_units(path)) for path in (a, *extras)], ignore_index=True
+    ).drop_duplicates(["agent", "seed", "budget"], keep="first")
     diagnosis = diagnosis_rows(read_units(b))
     table, check = join(studies, diagnosis)
     if table.empty or "es" not in set(table["agent"]):
@@ -230,11 +235,12 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
     lines = [
         f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
         "",
-        f"Joined from `{a.name}` ({len(studies)} cells) and `{b.name}` ({len(diagnosis)} cells) "
+        f"Joined from `{a.name}`{''.join(f', `{x.name}`' for x in extras)} ({len(studies)} "
+        f"cells) and `{b.name}` ({len(diagnosis)} cells) "
         f"by `python benchmarks/beats_es.py --dataset {dataset}`, {written}. Nothing is rerun "
         "here; the studies' commands:",
         "",
-        *(_study_line(path) for path in (a, b)),
+        *(_study_line(path) for path in (a, b, *extras)),
         "",
         "Both use the `-v1` search step, top-3 selective retraining and the default final "
         "retraining (early-stopped on validation, two seeds), the same seeds for every agent "

@@ -39,7 +39,6 @@ import gc
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import machine
 
 from ciess_env.budget_log import BudgetLog
 from ciess_env.config import StepConfig
@@ -295,8 +295,7 @@ def part_report(data, args) -> None:
         "stretch); before and after ran in the same process, interleaved, so the ratios are "
         "fairer than the absolute times.",
         "",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        "CPU; seed 0; ML-1M (split 50/25/25, seed 42).",
+        f"- Machine: {machine('cpu', load=False)}; seed 0; ML-1M (split 50/25/25, seed 42).",
         "- before = `Backbone.full_width = True` (all 128 columns, masks rebuilt every batch, "
         "L2 over gathered rows, plain Adam); after = the default (active width `max(sizes)`, "
         "cached masks, `bincount` L2, fused Adam).",

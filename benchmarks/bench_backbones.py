@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import shlex
 import sys
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import load_average, machine, md_table
 
 from ciess_env.data import load_dataset
 from ciess_env.metrics import evaluate, evaluate_popularity
@@ -69,10 +68,8 @@ def bench_timing(data, device: torch.device, n_batches: int, chunks: int) -> lis
         f"Per batch: best of {chunks} chunks of {n_batches} batches (mean within a chunk); "
         "evaluation: best of 2; every other number: best of 10–20 repeats.",
         "",
-        "| backbone | s / batch (10,000 triples) | full validation evaluation (s) "
-        "| size change (ms) |",
-        "|---|---|---|---|",
     ]
+    rows = []
     rng = np.random.default_rng(0)
     for name in BACKBONES:
         model = make_backbone(name, data, device=device)
@@ -83,9 +80,10 @@ def bench_timing(data, device: torch.device, n_batches: int, chunks: int) -> lis
         us = rng.integers(1, 129, size=data.n_users)
         its = rng.integers(1, 129, size=data.n_items)
         size_ms = 1e3 * _time(lambda m=model, u=us, i=its: m.set_sizes(u, i), 10, device)
-        lines.append(f"| {name} | {per_batch:.4f} | {eval_s:.2f} | {size_ms:.2f} |")
-        print(lines[-1], flush=True)
-    lines += ["", *bench_flops(data, device)]
+        rows.append([name, f"{per_batch:.4f}", f"{eval_s:.2f}", f"{size_ms:.2f}"])
+        print(rows[-1], flush=True)
+    head = ["backbone", "s / batch (10,000 triples)", "full validation evaluation (s)"]
+    lines += [*md_table([*head, "size change (ms)"], rows), "", *bench_flops(data, device)]
     return lines
 
 
@@ -114,14 +112,14 @@ def bench_flops(data, device: torch.device) -> list[str]:
         "",
         f"Adjacency {adj.shape[0]:,} × {adj.shape[1]:,}, nnz {nnz:,}.",
         "",
-        "| operation | ms | GFLOP/s |",
-        "|---|---|---|",
-        f"| plain CSR `torch.sparse.mm(Â, X)` | {1e3 * plain:.2f} "
-        f"| {flops_one / plain / 1e9:.1f} |",
-        f"| 3 layers forward + backward (6 products, custom symmetric backward) | {1e3 * prop:.2f} "
-        f"| {6 * flops_one / prop / 1e9:.1f} |",
-        f"| one whole LightGCN BPR batch (sampling, masks, gathers, Adam) | {1e3 * whole:.2f} "
-        f"| {6 * flops_one / whole / 1e9:.1f} (sparse FLOPs only) |",
+        *md_table(["operation", "ms", "GFLOP/s"], [
+            ["plain CSR `torch.sparse.mm(Â, X)`", f"{1e3 * plain:.2f}",
+             f"{flops_one / plain / 1e9:.1f}"],
+            ["3 layers forward + backward (6 products, custom symmetric backward)",
+             f"{1e3 * prop:.2f}", f"{6 * flops_one / prop / 1e9:.1f}"],
+            ["one whole LightGCN BPR batch (sampling, masks, gathers, Adam)", f"{1e3 * whole:.2f}",
+             f"{6 * flops_one / whole / 1e9:.1f} (sparse FLOPs only)"],
+        ]),
         "",
     ]
 
@@ -158,13 +156,6 @@ def bench_quality(data, device: torch.device) -> list[str]:
     return lines
 
 
-def _load() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # not available on this platform
-        return "n/a"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-1m", help="ml-1m, ml-100k or yelp2018")
@@ -179,7 +170,6 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     data = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=42)
     print(data, flush=True)
-    cpu = platform.processor() or platform.machine()
     lines = [
         f"# Backbone benchmarks: {args.dataset}",
         "",
@@ -187,10 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(shlex.quote(a) for a in ["benchmarks/bench_backbones.py", *sys.argv[1:]])
         + "`",
         "",
-        f"- Date: {dt.datetime.now().isoformat(timespec='minutes')}; torch {torch.__version__}; "
-        f"device {device}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs ({cpu}).",
+        f"- Date: {dt.datetime.now().isoformat(timespec='minutes')}",
+        f"- Machine: {machine(str(device), load=False)}",
         f"- Data: {data!r} (split 50/25/25, seed 42).",
-        f"- Load average at start: {_load()} (timings assume an otherwise idle machine).",
+        f"- Load average at start: {load_average():.2f} (timings assume an otherwise idle "
+        "machine).",
         "",
     ]
     if not args.skip_timing:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from jsonl_cache import REPO, command_line
+from report import machine, md_table
 
 from ciess_env.data import load_dataset, resolve_data_dir, split_per_user
 
@@ -38,22 +37,6 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{cpu}, {cores} usable cores; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="default: $CIESS_DATA_DIR")
@@ -67,10 +50,10 @@ def main() -> None:
         users = np.concatenate([data.train.users, data.validation.users, data.test.users])
         items = np.concatenate([data.train.items, data.validation.items, data.test.items])
         split_s = best_of(lambda u=users, i=items: split_per_user(u, i, seed=42), args.repeats)
-        rows.append(
-            f"| {name} | {data.n_users:,} | {data.n_items:,} | {data.n_interactions:,} | "
-            f"{load_s:.2f} | {split_s:.2f} | ≤ {target:g} | {'yes' if load_s <= target else 'NO'} |"
-        )
+        rows.append([
+            name, f"{data.n_users:,}", f"{data.n_items:,}", f"{data.n_interactions:,}",
+            f"{load_s:.2f}", f"{split_s:.2f}", f"≤ {target:g}", "yes" if load_s <= target else "NO",
+        ])  # fmt: skip
         print(rows[-1])
     command = command_line("benchmarks/bench_data.py", sys.argv[1:])
     text = "\n".join(
@@ -82,10 +65,20 @@ def main() -> None:
             f"- Data: `{os.path.relpath(data_dir, REPO)}` (relative to the repository root)",
             f"- Command: `{command.strip()}` (best of {args.repeats}, after one warm-up run)",
             "",
-            "| data set | users | items | interactions | load + split (s) | split only (s) "
-            "| target (s) | met |",
-            "|---|---:|---:|---:|---:|---:|---:|:---:|",
-            *rows,
+            *md_table(
+                [
+                    "data set",
+                    "users",
+                    "items",
+                    "interactions",
+                    "load + split (s)",
+                    "split only (s)",
+                    "target (s)",
+                    "met",
+                ],
+                rows,
+                align=["---", *["---:"] * 6, ":---:"],
+            ),
             "",
         ]
     )

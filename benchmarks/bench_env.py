@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from report import machine, md_table, utc_now
 
 from ciess_env.env import EmbeddingSizeEnv
 
@@ -105,20 +105,25 @@ def main() -> None:
         "",
         f"Command: `python {' '.join(sys.argv)}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}."
+        f"Machine (load at the end): {machine(args.device)}."
         + (" **--quick: tiny budgets, not representative.**" if args.quick else ""),
-        f"1-minute load average at the end: {os.getloadavg()[0]:.2f}; written "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Written {utc_now()}.",
         "",
-        "| case | entities | batches × size | first reset s | step s (median) | train s |",
-        "|---|---|---|---|---|---|",
+        *md_table(
+            ["case", "entities", "batches × size", "first reset s", "step s (median)", "train s"],
+            [
+                [
+                    name,
+                    f"{r['entities']:,}",
+                    f"{r['batches']:,} × {r['batch_size']:,}",
+                    f"{r['reset_s']:.2f}",
+                    f"{r['step_s']:.2f}",
+                    f"{r['train_s']:.2f}",
+                ]
+                for name, r in rows
+            ],
+        ),
     ]
-    for name, r in rows:
-        lines.append(
-            f"| {name} | {r['entities']:,} | {r['batches']:,} × {r['batch_size']:,} | "
-            f"{r['reset_s']:.2f} | {r['step_s']:.2f} | {r['train_s']:.2f} |"
-        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

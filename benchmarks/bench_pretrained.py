@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from report import machine, md_table
 
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.metrics import evaluate_popularity
@@ -38,11 +39,10 @@ def main() -> None:
         "",
         f"Command: `python {' '.join(sys.argv)}`",
         "",
-        "| data set | backbone | batches to convergence | pretrain s | model Recall@20 | "
-        "popularity Recall@20 | model NDCG@20 | popularity NDCG@20 | model quality | "
-        "popularity quality |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"Machine: {machine()}",
+        "",
     ]
+    rows = []
     for name in args.datasets:
         env = EmbeddingSizeEnv(dataset=name, backbone=args.backbone, data_dir=args.data_dir)
         pre = env.pretrained
@@ -52,8 +52,13 @@ def main() -> None:
         cells = [name, args.backbone, f"{pre.best_batches:,}", seconds]
         cells += [f"{v:.4f}" for v in (ev.recall(20), pop.recall(20), ev.ndcg(20), pop.ndcg(20))]
         cells += [f"{ev.mean_user_quality:.4f}", f"{pop.mean_user_quality:.4f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
+        rows.append(cells)
+        print(cells, flush=True)
+    lines += md_table(
+        ["data set", "backbone", "batches to convergence", "pretrain s", "model Recall@20",
+         "popularity Recall@20", "model NDCG@20", "popularity NDCG@20", "model quality",
+         "popularity quality"], rows,
+    )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import shlex
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from report import machine, md_table
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.random_walk import random_walk
@@ -87,11 +87,7 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 
 def bench(repeat: int, device: str) -> list[str]:
-    lines = [
-        "| entities | walk median (ms) | walk min (ms) | vs reference walk | "
-        "`_sample_action` median (ms) | `_sample_action` min (ms) |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for label, n in SIZES.items():
         rng = np.random.default_rng(0)
         start = rng.integers(1, 129, n)
@@ -103,12 +99,12 @@ def bench(repeat: int, device: str) -> list[str]:
             lambda m=model, k=n: m._sample_action(learning_starts=0, n_envs=k), repeat
         )
         versus = f"{REFERENCE_WALK_S / walk_med:,.0f}× faster" if n == 9746 else "—"
-        lines.append(
-            f"| {label} | {1e3 * walk_med:.2f} | {1e3 * walk_min:.2f} | {versus} | "
-            f"{1e3 * act_med:.1f} | {1e3 * act_min:.1f} |"
-        )
-        print(lines[-1], flush=True)
-    return lines
+        rows.append([label, f"{1e3 * walk_med:.2f}", f"{1e3 * walk_min:.2f}", versus,
+                     f"{1e3 * act_med:.1f}", f"{1e3 * act_min:.1f}"])  # fmt: skip
+        print(rows[-1], flush=True)
+    head = ["entities", "walk median (ms)", "walk min (ms)", "vs reference walk",
+            "`_sample_action` median (ms)", "`_sample_action` min (ms)"]  # fmt: skip
+    return md_table(head, rows)
 
 
 def main() -> None:
@@ -128,8 +124,7 @@ def main() -> None:
         "",
         f"Command: `{command.strip()}`",
         "",
-        f"Date: {dt.date.today().isoformat()}; {platform.processor() or platform.machine()}, "
-        f"torch {torch.__version__}, {args.threads} torch thread(s), device {args.device}, "
+        f"Date: {dt.date.today().isoformat()}; {machine(args.device)}; "
         f"{args.repeat} repeats (after one warm-up).",
         "",
         "Walk: 5 steps, t = 5, sizes 1..128, all entities at once "

@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import machine, md_table
 
 RESULTS = Path(__file__).parent / "results" / "sweep.md"
 
@@ -114,18 +115,22 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- Command: `{command}`",
         f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
+        f"- Machine: {machine()}",
         f"- Cells: {args.cells} × RW-TD3 on `CIESS-LightGCN-Synthetic-v0` (`preset='tiny'`), "
         f"{args.episodes} episode(s), top-1 retraining (≤ 200 batches) at 80/90/95 %; "
         "warm pretraining cache; one torch thread per cell",
         *([f"- Note: {args.note}"] if args.note else []),
         "",
-        "| run | wall s | 1-min load before | after |",
-        "|---|---|---|---|",
-        f"| sequential (`--sequential`) | {seq[0]:.1f} | {seq[1]:.2f} | {seq[2]:.2f} |",
-        f"| `ciess sweep` (local Ray, {args.cpus} CPUs) | {ray[0]:.1f} | {ray[1]:.2f} | "
-        f"{ray[2]:.2f} |",
+        *md_table(
+            ["run", "wall s", "1-min load before", "after"],
+            [
+                [name, f"{s:.1f}", f"{before:.2f}", f"{after:.2f}"]
+                for name, (s, before, after) in (
+                    ("sequential (`--sequential`)", seq),
+                    (f"`ciess sweep` (local Ray, {args.cpus} CPUs)", ray),
+                )
+            ],
+        ),
         "",
         f"**Speed-up sequential / Ray: {seq[0] / ray[0]:.2f}×** (ideal {args.cpus}×; Ray's "
         f"start-up, ≈ {startup:.0f} s from the command to the first cell on a worker, is "

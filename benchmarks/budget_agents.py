@@ -30,8 +30,11 @@ from pathlib import Path
 
 import pandas as pd
 from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import md_table
 
 DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
+#: The search-curve columns kept per unit (one record per env step).
+CURVE_COLUMNS = ("budget", "episode", "step", "reward", "mean_quality", "recall@20")
 
 
 def parse_agent(spec: str) -> tuple[str, dict, dict]:
@@ -117,12 +120,7 @@ def _done(rows: list[dict], seed: int, agent: str, budget: float | None) -> bool
 
 
 def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: str) -> str:
-    from agents.experiments.compare import _markdown
-
-    try:
-        from agents.experiments.stats import summarize, summary_markdown
-    except ImportError:  # before issue 16's stats module: per-seed rows only
-        summarize = summary_markdown = None
+    from agents.experiments.stats import summarize, summary_markdown
 
     table = pd.DataFrame([r for unit in rows for r in unit["rows"]])
     # A cell is counted once even if two processes both finished it.
@@ -160,13 +158,9 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
     return (
         "\n".join(head).rstrip()
         + "\n\n"
-        + (
-            summary_markdown(summarize(table, baseline="es"), baseline="es")
-            if summarize is not None
-            else ""
-        )
+        + summary_markdown(summarize(table, baseline="es"), baseline="es")
         + "\n## Per seed\n\n"
-        + _markdown(raw)
+        + "\n".join(md_table(list(raw.columns), list(raw.itertuples(index=False))))
         + "\n"
     )
 
@@ -227,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             progress_bar=False,
         )  # fmt: skip
         table = comparison.table.assign(seed=seed, agent=agent)
+        curve = comparison.curves.get(name)  # per-step search curve; heuristics have none
         unit = {
             "seed": seed,
             "agent": agent,
@@ -236,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": load,
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": json.loads(table.to_json(orient="records")),
+            # For learning curves (benchmarks/structured_rl.py plots them with bands).
+            "curve": None if curve is None else json.loads(
+                curve.reindex(columns=CURVE_COLUMNS).to_json(orient="records")
+            ),
         }
         append_unit(jsonl, unit)
         out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, n_cells, command))

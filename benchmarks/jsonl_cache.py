@@ -14,6 +14,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from report import load_average  # recorded with each unit; re-exported for the studies
+
 __all__ = ["REPO", "append_unit", "command_line", "load_average", "read_units"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,11 +33,6 @@ def append_unit(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(json.dumps(row, default=float) + "\n")
-
-
-def load_average() -> float:
-    """The 1-minute load average (NaN where the platform has none), recorded with each unit."""
-    return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan")
 
 
 def command_line(script: str, argv: list[str] | tuple[str, ...]) -> str:

@@ -43,12 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jsonl_cache import append_unit, command_line, read_units
+from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import ci, diff, md_table
 
 from agents.experiments import SearchSession
 from agents.experiments.compare import compare
 from agents.experiments.selective import PAPER_BUDGETS, selective_retrain
-from agents.experiments.stats import bootstrap_ci, difference_ci
 
 logger = logging.getLogger("pep_esapn")
 
@@ -138,7 +138,10 @@ def run_unit(
         # The same search's masks as logged, through the same retraining: the fill's gain is
         # then paired within one search and does not rest on reruns being identical.
         plain = selective_retrain(
-            result.logs[base], session.data, session.final_step(cap), budgets=PAPER_BUDGETS,
+            result.logs[base],
+            session.data,
+            session.final_step(cap),
+            budgets=PAPER_BUDGETS,
             seed=seed,
         )  # fmt: skip (the default rule: top 3 masks per budget)
         for row, res in zip(rows, plain, strict=True):
@@ -153,7 +156,7 @@ def run_unit(
 
 def _ci(values: Sequence[float]) -> str:
     """Mean over seeds with its 95 % percentile-bootstrap interval."""
-    return bootstrap_ci(values).format(missing="not reached")
+    return ci(values, missing="not reached")
 
 
 def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
@@ -162,7 +165,7 @@ def _diff(rows: list[dict[str, Any]], es: dict[int, float], key: str) -> str:
     if not pairs:
         return "—"
     x, y = zip(*pairs, strict=True)
-    return difference_ci(x, y, paired=True).format("+.4f", star=True, missing="not reached")
+    return diff(x, y, missing="not reached")
 
 
 def _same(a: float, b: float) -> bool:
@@ -234,7 +237,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
         head = ["method", "c", "seeds", "sparsity", "R@20", "N@20", "R@20 − ES"]
         if paper:
             head += ["paper R@20", "paper N@20"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        table = []
         methods = [m for m in ROWS if any(r["method"] == m for u in mine for r in u["rows"])]
         for c in PAPER_BUDGETS:
             es = {
@@ -265,7 +268,8 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                 if paper:
                     ref = PAPER_ML1M.get((m, c))
                     cells += [f"{ref[0]:.4f}", f"{ref[1]:.4f}"] if ref else ["—", "—"]
-                lines.append("| " + " | ".join(cells) + " |")
+                table.append(cells)
+        lines += md_table(head, table)
         if paper:
             lines += ["", f"{PAPER_ESAPN_ML1M}; paper CIESS row shown beside RW-TD3."]
         pep = [r for u in mine if u["method"] == "pep" for r in u["rows"] if r["method"] == "pep"]
@@ -277,14 +281,12 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                 "bytes of the kept values as CSR (value + 1-byte column index + row pointers) vs "
                 "the prefix layout of the same count.",
                 "",
-                "| c | reached at batch | learned-only sparsity | CSR bytes | prefix bytes |",
-                "|---|---|---|---|---|",
             ]
-            lines += [
-                f"| {r['budget']:.0%} | {r['reached_at_batch']} | "
-                f"{r['threshold_sparsity']:.4f} | {r['csr_bytes']:,} | {r['prefix_bytes']:,} |"
-                for r in pep
-            ]
+            lines += md_table(
+                ["c", "reached at batch", "learned-only sparsity", "CSR bytes", "prefix bytes"],
+                [[f"{r['budget']:.0%}", r["reached_at_batch"], r["threshold_sparsity"],
+                  f"{r['csr_bytes']:,}", f"{r['prefix_bytes']:,}"] for r in pep],
+            )  # fmt: skip
         filled = [
             r for u in mine if u["method"] in FILLED for r in u["rows"] if "unfilled_sparsity" in r
         ]
@@ -295,26 +297,26 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
                 "are (unfilled) and grown to c (filled); gain = filled − unfilled R@20, mean over "
                 "seeds [95 % interval], `*` where it excludes 0.",
                 "",
-                "| method | c | seeds | unfilled sparsity | unfilled R@20 | filled R@20 | gain |",
-                "|---|---|---|---|---|---|---|",
             ]
+            gains = []
             for m in FILLED:
                 for c in PAPER_BUDGETS:
                     rows = [r for r in filled if r["method"] == m and abs(r["budget"] - c) < 1e-9]
                     if not rows:
                         continue
-                    gain = difference_ci(
+                    gain = diff(
                         [r["recall@20"] for r in rows],
                         [r["unfilled_recall@20"] for r in rows],
-                        paired=True,
-                    ).format("+.4f", star=True, missing="not reached")
-                    lines.append(
-                        f"| {LABELS[m]} | {c:.0%} | {','.join(str(r['seed']) for r in rows)} | "
-                        f"{_ci([r['unfilled_sparsity'] for r in rows])} | "
-                        f"{_ci([r['unfilled_recall@20'] for r in rows])} | "
-                        f"{_ci([r['recall@20'] for r in rows])} | {gain} |"
+                        missing="not reached",
                     )
-            lines += ["", _determinism(mine, filled)]
+                    gains.append([
+                        LABELS[m], f"{c:.0%}", ",".join(str(r["seed"]) for r in rows),
+                        _ci([r["unfilled_sparsity"] for r in rows]),
+                        _ci([r["unfilled_recall@20"] for r in rows]),
+                        _ci([r["recall@20"] for r in rows]), gain,
+                    ])  # fmt: skip
+            head = ["method", "c", "seeds", "unfilled sparsity", "unfilled R@20", "filled R@20"]
+            lines += [*md_table([*head, "gain"], gains), "", _determinism(mine, filled)]
         lines += ["", "Units:", ""]
         lines += [
             f"- {u['method']} seed {u['seed']}: {u['seconds']:.0f} s, load {u['load']}, "
@@ -376,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if any((u["dataset"], u["method"], u["seed"]) == key for u in units):
                     continue
                 logger.info("running %s", key)
-                load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+                load = f"{load_average():.2f}"
                 t0 = time.perf_counter()
                 plain = None
                 if method in FILLED and not args.recompute_unfilled:

@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity_masks import Mask, load_masks, structured_masks
 from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import md_table
 
 import ciess_env.recommenders.pretraining as pretraining
 from ciess_env.env import EmbeddingSizeEnv
@@ -162,22 +163,23 @@ def write_report(units: list[dict]) -> Path:
         "",
         f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
-        "| data | mask | design | step s | batches run (best) | batch size | width | ms / batch "
-        "| floor ms | floor share | evals | eval s | eval share | quality | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    floor = floors(units)
+    floor, table = floors(units), []
     for r in (u for u in units if "design" in u):
         total = r["train_s"] + r["eval_s"]
         r = {**r, "floor_ms": floor[r["dataset"], r["active_width"]]}
-        lines.append(
-            f"| {r['dataset']} | {r['mask']} | {r['design']} | {r['total_s']:.1f} "
-            f"| {r['batches_run']} ({r['best_batches']}) | {r['batch_size']:,} "
-            f"| {r['active_width']} "
-            f"| {r['batch_ms']:.0f} | {r['floor_ms']:.0f} "
-            f"| {r['floor_ms'] / max(r['batch_ms'], 1e-9):.0%} | {r['evals']} | {r['eval_s']:.1f} "
-            f"| {r['eval_s'] / max(total, 1e-9):.0%} | {r['quality']:.4f} | {r['load']:.1f} |"
-        )
+        table.append([
+            r["dataset"], r["mask"], r["design"], f"{r['total_s']:.1f}",
+            f"{r['batches_run']} ({r['best_batches']})", f"{r['batch_size']:,}", r["active_width"],
+            f"{r['batch_ms']:.0f}", f"{r['floor_ms']:.0f}",
+            f"{r['floor_ms'] / max(r['batch_ms'], 1e-9):.0%}", r["evals"], f"{r['eval_s']:.1f}",
+            f"{r['eval_s'] / max(total, 1e-9):.0%}", f"{r['quality']:.4f}", f"{r['load']:.1f}",
+        ])  # fmt: skip
+    lines += md_table(
+        ["data", "mask", "design", "step s", "batches run (best)", "batch size", "width",
+         "ms / batch", "floor ms", "floor share", "evals", "eval s", "eval share", "quality",
+         "load"], table,
+    )  # fmt: skip
     path = RESULTS / "profile_step.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -66,7 +66,6 @@ import json
 import logging
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -80,8 +79,8 @@ import numpy as np
 import pandas as pd
 import torch
 from jsonl_cache import command_line
+from report import machine, md_table
 
-import ciess_env
 from agents.experiments import PAPER_BUDGETS, SearchSession
 from agents.experiments.compare import HEURISTICS, PRUNERS, seed_list
 from agents.experiments.stats import summarize, summary_markdown
@@ -439,19 +438,6 @@ def settings_lines(
 
 
 # ----------------------------------------------------------------------------- formatting
-def _fmt(value: object) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "—" if math.isnan(value) else f"{value:.4f}"
-    return str(value)
-
-
-def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """A GitHub markdown table; floats with 4 decimals, NaN (budget not reached) as "—"."""
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return out
-
-
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
@@ -661,20 +647,6 @@ def protocol_ablation(run: Run, n_batches: int, write: Writer) -> None:
 
 
 # ----------------------------------------------------------------------------- command line
-def machine_description(device: str) -> str:
-    """OS, CPUs, torch and its threads, and the accelerator when one is used."""
-    text = (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__} ({torch.get_num_threads()} threads), ciess-env "
-        f"{ciess_env.__version__}, device {device}"
-    )
-    if device.startswith("cuda") and torch.cuda.is_available():
-        text += f" ({torch.cuda.get_device_name(torch.device(device))})"
-    if hasattr(os, "getloadavg"):  # timings on a shared machine are only comparable with this
-        text += f"; 1-min load average at start {os.getloadavg()[0]:.2f}"
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per protocol, common options on each."""
     common = argparse.ArgumentParser(add_help=False)
@@ -767,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = Report(
             path=args.output_dir / f"reproduction_{spec.slug}_{dataset}{suffix}",
             title=f"{spec.title}: {dataset}", command=command,
-            machine=machine_description(args.device), quick=args.quick,
+            machine=machine(args.device), quick=args.quick,
         )  # fmt: skip
         best, data_line = pretrained_facts(run)  # inside the timed run: pretraining counts
         n_batches = retrain_batches(run, best)

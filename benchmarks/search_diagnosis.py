@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import ci, diff, md_table
 
 RESULTS = Path(__file__).parent / "results"
 ENV_IDS = {
@@ -232,8 +233,9 @@ def _retrain(args: argparse.Namespace, log, seed: int, c: float) -> dict[str, An
 
     session = _session(args, seed)
     cap = 16 if args.dataset == "synthetic" else None
-    (result,) = selective_retrain(log, session.data, session.final_step(cap), budgets=[c],
-                                  seed=seed)  # fmt: skip (default rule: top 3 masks)
+    (result,) = selective_retrain(
+        log, session.data, session.final_step(cap), budgets=[c], seed=seed
+    )  # fmt: skip (default rule: top 3 masks)
     session.close()
     return {"result": None if result is None else result.as_dict()}
 
@@ -283,9 +285,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------- report
 def _ci(values: list[float], spec: str = ".4f") -> str:
     """Mean and 95 % percentile-bootstrap CI over seeds (:mod:`agents.experiments.stats`)."""
-    from agents.experiments.stats import bootstrap_ci
-
-    return bootstrap_ci(values).format(spec)
+    return ci(values, spec)
 
 
 def _r20(rows: list[dict[str, Any]], noise: str, pool: str, c: float) -> dict[int, float]:
@@ -297,14 +297,11 @@ def _r20(rows: list[dict[str, Any]], noise: str, pool: str, c: float) -> dict[in
 
 def _paired(a: dict[int, float], b: dict[int, float], scale: float) -> str:
     """``a − b`` over their common seeds, in % of ``scale``, with its paired interval."""
-    from agents.experiments.stats import difference_ci
-
     common = sorted(set(a) & set(b))
     if not common:
         return "—"
     x, y = (np.array([100 * d[s] / scale for s in common]) for d in (a, b))
-    diff = difference_ci(x, y, paired=True)
-    return f"{diff.format('+.1f', star=True)} % ({len(common)})"
+    return f"{diff(x, y, spec='+.1f')} % ({len(common)})"
 
 
 def _factor_lines(rows, seeds, noises, es) -> list[str]:
@@ -315,9 +312,7 @@ def _factor_lines(rows, seeds, noises, es) -> list[str]:
     lines = ["", "## Which factor moves the result", "",
              "Test R@20 differences after the same top-3 selective retraining, paired by seed, "
              "in % of ES's mean at that budget; (n) = seeds where both sides reached the "
-             "budget; `*`: the 95 % bootstrap interval excludes 0.", "",
-             "| comparison | " + " | ".join(f"{c:.0%}" for c in BUDGETS) + " |",
-             "|---|" + "---|" * len(BUDGETS)]  # fmt: skip
+             "budget; `*`: the 95 % bootstrap interval excludes 0.", ""]  # fmt: skip
 
     def cell(side: tuple[str, str] | None, c: float) -> dict[int, float]:
         if side is None:  # ES
@@ -333,10 +328,9 @@ def _factor_lines(rows, seeds, noises, es) -> list[str]:
                         for n in noises if n != "per_entity"]  # fmt: skip
     comparisons += [(f"{n}: noise-free policy − explored", (n, "deterministic"), (n, "explored"))
                     for n in noises]  # fmt: skip
-    for name, a, b in comparisons:
-        cells = [_paired(cell(a, c), cell(b, c), scale[c]) for c in BUDGETS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+    table = [[name, *(_paired(cell(a, c), cell(b, c), scale[c]) for c in BUDGETS)]
+             for name, a, b in comparisons]  # fmt: skip
+    return [*lines, *md_table(["comparison", *(f"{c:.0%}" for c in BUDGETS)], table)]
 
 
 def _search_rows(rows: list[dict[str, Any]], noise: str) -> list[dict[str, Any]]:
@@ -348,10 +342,8 @@ def _episode_lines(rows, noises) -> list[str]:
     """Per-episode search curves, averaged over seeds: does the search improve, and how big?"""
     lines = ["", "## Per episode, mean over seeds", "",
              "Validation q̄ and mean size of the explored masks (all steps of the episode) and "
-             "of the noise-free policy's mask at the episode's end.", "",
-             "| noise | seeds | episode | explored q̄ | explored mean size | explored sparsity "
-             "| noise-free q̄ | noise-free mean size | noise-free sparsity |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "of the noise-free policy's mask at the episode's end.", ""]  # fmt: skip
+    table = []
     for noise in noises:
         s_rows = _search_rows(rows, noise)
         if not s_rows:
@@ -363,12 +355,14 @@ def _episode_lines(rows, noises) -> list[str]:
             def m(key: str, spec: str, eps=eps) -> str:
                 return format(float(np.mean([e[key] for e in eps])), spec)
 
-            lines.append(
-                f"| {noise} | {len(s_rows)} | {eps[0]['episode']} | {m('mean_quality', '.4f')} "
-                f"| {m('mean_size', '.1f')} | {m('sparsity', '.3f')} | {m('det_quality', '.4f')} "
-                f"| {m('det_mean_size', '.1f')} | {m('det_sparsity', '.3f')} |"
-            )
-    return lines
+            table.append([
+                noise, len(s_rows), eps[0]["episode"], m("mean_quality", ".4f"),
+                m("mean_size", ".1f"), m("sparsity", ".3f"), m("det_quality", ".4f"),
+                m("det_mean_size", ".1f"), m("det_sparsity", ".3f"),
+            ])  # fmt: skip
+    head = ["noise", "seeds", "episode", "explored q̄", "explored mean size", "explored sparsity",
+            "noise-free q̄", "noise-free mean size", "noise-free sparsity"]  # fmt: skip
+    return [*lines, *md_table(head, table)]
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -410,16 +404,14 @@ def cmd_report(args: argparse.Namespace) -> None:
         "",
     ]
     es = {(r["seed"], r["budget"]): r["result"] for r in rows if r["kind"] == "es"}
-    lines += ["## Test R@20 / N@20 after top-3 selective retraining", "",
-              "| method | pool | c | seeds | sparsity | R@20 | N@20 | ΔR@20 vs ES (paired) |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["## Test R@20 / N@20 after top-3 selective retraining", ""]
+    table = []
     for c in BUDGETS:
         base = [es.get((s, c)) for s in seeds]
         if any(b is not None for b in base):
             r20 = [b["recall_20"] for b in base if b]
             n20 = [b["ndcg_20"] for b in base if b]
-            lines.append(f"| ES | — | {c:.0%} | {len(r20)} | {c:.4f} | {_ci(r20)} | "
-                         f"{_ci(n20)} | — |")  # fmt: skip
+            table.append(["ES", "—", f"{c:.0%}", len(r20), f"{c:.4f}", _ci(r20), _ci(n20), "—"])
         for noise in noises:
             for pool in POOLS:
                 got = {
@@ -432,24 +424,22 @@ def cmd_report(args: argparse.Namespace) -> None:
                     continue
                 reached = {s: v for s, v in got.items() if v is not None}
                 if not reached:
-                    lines.append(f"| RW-TD3 {noise} | {pool} | {c:.0%} | 0 of {len(got)} "
-                                 "reached c | — | — | — | — |")  # fmt: skip
+                    table.append([f"RW-TD3 {noise}", pool, f"{c:.0%}",
+                                  f"0 of {len(got)} reached c", "—", "—", "—", "—"])  # fmt: skip
                     continue
                 r20 = [v["recall_20"] for v in reached.values()]
                 n20 = [v["ndcg_20"] for v in reached.values()]
                 sp = [v["sparsity"] for v in reached.values()]
                 diffs = [v["recall_20"] - es[(s, c)]["recall_20"] for s, v in reached.items()
                          if es.get((s, c))]  # fmt: skip
-                lines.append(
-                    f"| RW-TD3 {noise} | {pool} | {c:.0%} | {len(reached)} of {len(got)} | "
-                    f"{np.mean(sp):.4f} | {_ci(r20)} | {_ci(n20)} | "
-                    f"{_ci(diffs) if diffs else '—'} |"
-                )
-    lines += ["", "## The search itself (validation q̄ of the search's steps)", "",
-              "| noise | seeds | best explored q̄ | best noise-free q̄ | last-episode mean size "
-              "| noise-free mean size (last) | within-decile size std explored | "
-              "noise-free | variance explained by popularity bin, explored | noise-free |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                table.append([
+                    f"RW-TD3 {noise}", pool, f"{c:.0%}", f"{len(reached)} of {len(got)}",
+                    f"{np.mean(sp):.4f}", _ci(r20), _ci(n20), _ci(diffs) if diffs else "—",
+                ])  # fmt: skip
+    head = ["method", "pool", "c", "seeds", "sparsity", "R@20", "N@20", "ΔR@20 vs ES (paired)"]
+    lines += md_table(head, table)
+    lines += ["", "## The search itself (validation q̄ of the search's steps)", ""]
+    table = []
     for noise in noises:
         s_rows = _search_rows(rows, noise)
         if not s_rows:
@@ -458,16 +448,21 @@ def cmd_report(args: argparse.Namespace) -> None:
         def col(f, s_rows=s_rows) -> str:
             return _ci([f(r) for r in s_rows], ".3f")
 
-        lines.append(
-            f"| {noise} | {len(s_rows)} | {col(lambda r: r['best_explored_quality'])} | "
-            f"{col(lambda r: r['best_deterministic_quality'])} | "
-            f"{col(lambda r: r['per_episode'][-1]['mean_size'])} | "
-            f"{col(lambda r: r['per_episode'][-1]['det_mean_size'])} | "
-            f"{col(lambda r: r['dispersion_explored_last_episode']['within_std'])} | "
-            f"{col(lambda r: r['dispersion_deterministic_last_episode']['within_std'])} | "
-            f"{col(lambda r: r['dispersion_explored_last_episode']['explained'])} | "
-            f"{col(lambda r: r['dispersion_deterministic_last_episode']['explained'])} |"
-        )
+        table.append([
+            noise, len(s_rows), col(lambda r: r["best_explored_quality"]),
+            col(lambda r: r["best_deterministic_quality"]),
+            col(lambda r: r["per_episode"][-1]["mean_size"]),
+            col(lambda r: r["per_episode"][-1]["det_mean_size"]),
+            col(lambda r: r["dispersion_explored_last_episode"]["within_std"]),
+            col(lambda r: r["dispersion_deterministic_last_episode"]["within_std"]),
+            col(lambda r: r["dispersion_explored_last_episode"]["explained"]),
+            col(lambda r: r["dispersion_deterministic_last_episode"]["explained"]),
+        ])  # fmt: skip
+    lines += md_table(
+        ["noise", "seeds", "best explored q̄", "best noise-free q̄", "last-episode mean size",
+         "noise-free mean size (last)", "within-decile size std explored", "noise-free",
+         "variance explained by popularity bin, explored", "noise-free"], table,
+    )  # fmt: skip
     lines += _factor_lines(rows, seeds, noises, es)
     lines += _episode_lines(rows, noises)
     out = _ledger_path(args).with_suffix(".md")

@@ -35,7 +35,7 @@ def _check_header(text: str, protocol: str) -> None:
     assert "- Date: " in text
     assert "- Machine: " in text
     assert "device cpu" in text
-    assert re.search(r"1-min load average at start \d+\.\d\d", text)
+    assert re.search(r"1-min load average \d+\.\d\d", text)
     assert "- Total run time: " in text
     assert "(complete)" in text
 
