@@ -1,43 +1,377 @@
-"""Agent names → SB3 models with paper-like defaults for the per-entity vector env.
+"""One :class:`AgentSpec` per agent, and the one registry every caller reads.
 
-One registry for the CLI, ``compare`` and the notebooks, so every caller builds an agent the
-same way: the paper's hyperparameters (paper §2) converted from size units to the
-env's [−1, 1] action units.
+An agent is a name, a kind, a builder, an optional env wrapper and the way it proposes candidate
+masks per budget (:class:`Proposal`). ``compare``, :class:`~agents.experiments.SearchSession`,
+the sweep, ``ciess --help`` and ``docs/agents.md`` all read :data:`AGENT_SPECS`, and every name
+is checked in one place (:func:`agent_spec`, with a close-match suggestion). Adding an agent is
+one spec: :func:`register_agent` from any module, no file of this package touched
+(``docs/agents.md`` walks an example, the pattern :class:`~ciess_env.recommenders.BackboneSpec`
+set for backbones).
+
+The built-in RL agents get the paper's hyperparameters (paper §2) converted from size units to
+the env's [−1, 1] action units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ciess_env.errors import InvalidArgumentError, suggest
+from agents.baselines import EqualSize, MixedRandom, PopularityProportional
+from agents.protocol import (
+    BudgetCandidates,
+    Proposal,
+    ProposeFn,
+    budget_proposal,
+    heuristic_proposal,
+    pep_prefix_proposal,
+    pruner_proposal,
+    rl_proposal,
+)
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError, UnknownNameError, suggest
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.vec_env import VecEnv
 
+    from agents.pep import PEPMask
     from agents.structured import StructuredSearch
 
-# The agents (torch, stable-baselines3) are imported inside the factories: the names below are
+# The agents (torch, stable-baselines3) are imported inside the builders: the specs below are
 # read by ``ciess --help``, which must answer without loading torch.
 
 __all__ = [
-    "AGENTS",
-    "BUDGET_AGENTS",
-    "BUDGET_SEARCHES",
-    "ENV_WRAPPERS",
+    "AGENT_KINDS",
+    "AGENT_SPECS",
+    "AgentKind",
+    "AgentSpec",
+    "BudgetCandidates",
+    "Proposal",
+    "agent_names",
+    "agent_spec",
+    "agents_help",
     "check_agent_kwargs",
+    "kinds_help",
     "make_agent",
     "make_budget_search",
+    "register_agent",
     "wrap_env_for",
 ]
 
 
+# --------------------------------------------------------------------------- kinds
+@dataclass(frozen=True)
+class AgentKind:
+    """What the agents of one kind have in common: how they search and what the builder takes.
+
+    Attributes:
+        name: The kind's key (``AgentSpec.kind``).
+        description: One plain-text line for ``--help`` and the docs.
+        builder: The builder's signature, as the docs show it.
+        searches: Whether its search runs ``episodes`` episodes (heuristics and pruners do not).
+        per_budget: Whether each budget is proposed on its own, so a study can run one
+            (agent, seed, budget) at a time with the same numbers.
+        propose: How its agents propose candidate masks per budget (:mod:`agents.protocol`),
+            unless a spec brings its own.
+    """
+
+    name: str
+    description: str
+    builder: str
+    searches: bool
+    per_budget: bool
+    propose: ProposeFn
+
+
+#: The kinds of agents, in the order help texts list them.
+AGENT_KINDS: dict[str, AgentKind] = {
+    k.name: k
+    for k in (
+        AgentKind(
+            "heuristic",
+            description="sizes from the budget and popularity alone, one assignment per budget",
+            builder="builder(c, env, *, seed, **kw) -> object with sizes() and sparsity",
+            searches=False, per_budget=True, propose=heuristic_proposal,
+        ),
+        AgentKind(
+            "rl",
+            description="searches the per-entity vector env once for all budgets",
+            builder="builder(vec_env, **kw) -> SB3 model (checkpointed search), or any agent "
+            "with predict (and learn)",
+            searches=True, per_budget=False, propose=rl_proposal,
+        ),
+        AgentKind(
+            "budget-rl",
+            description="an RL agent aimed at one budget: one search per budget",
+            builder="builder(vec_env, target_sparsity=c, **kw) -> SB3 model",
+            searches=True, per_budget=True, propose=budget_proposal,
+        ),
+        AgentKind(
+            "budget-search",
+            description="a black-box search on the single env: one search per budget",
+            builder="builder(env, c, **kw) -> object with learn(n_trials, progress_bar=...)",
+            searches=True, per_budget=True, propose=budget_proposal,
+        ),
+        AgentKind(
+            "pruner",
+            description="prunes individual weights: one mask per budget from one search",
+            builder="builder(env, budgets, *, seed, **kw) -> one mask per budget, each with "
+            "budget, user_mask and item_mask",
+            searches=False, per_budget=False, propose=pruner_proposal,
+        ),
+    )
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything the package knows about one agent.
+
+    Attributes:
+        name: Lowercase key (``compare(agents=[name])``, sweep specs, the CLI).
+        kind: A key of :data:`AGENT_KINDS`; it fixes the builder's signature and, unless
+            ``propose`` is given, how the agent proposes candidate masks per budget.
+        builder: Builds the agent; its signature is the kind's (``AGENT_KINDS[kind].builder``).
+        summary: One plain-text line for the docs.
+        env_wrapper: ``wrapper(env) -> env`` applied before the per-entity vector env is built,
+            for an agent whose action space is not the env's Box (``"esapn"``).
+        action_space: The action-space class the agent needs on the vector env.
+        constructors: ``"module:Class"`` whose keyword arguments the agent accepts, so a bad
+            one is refused before any search (:func:`check_agent_kwargs`); empty: unchecked.
+        search_of: Another agent whose search this one reuses, and whose ``agent_kwargs`` it
+            reads (``"pep-prefix"`` → ``"pep"``): one search per comparison serves both.
+        propose: How it proposes candidate masks per budget (:data:`ProposeFn`); ``None``: its
+            kind's (``AGENT_KINDS[kind].propose``).
+    """
+
+    name: str
+    kind: str
+    builder: Callable[..., Any]
+    summary: str = ""
+    env_wrapper: Callable[[gym.Env], gym.Env] | None = None
+    action_space: type[spaces.Space] = spaces.Box
+    constructors: tuple[str, ...] = ()
+    search_of: str | None = None
+    propose: ProposeFn | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or self.name != self.name.lower()
+            or any(ch.isspace() or ch in ":,=" for ch in self.name)
+        ):
+            msg = (
+                "`name` must be a non-empty lowercase string without spaces, ':', ',' or '=' "
+                f"(they separate module:builder and agent variants), got {self.name!r}."
+            )
+            raise InvalidArgumentError(msg)
+        if self.kind not in AGENT_KINDS:
+            raise suggest(self.kind, AGENT_KINDS, what=f"kind of agent {self.name!r}:")
+        if not callable(self.builder):
+            msg = f"`builder` of agent {self.name!r} must be callable, got {self.builder!r}."
+            raise InvalidTypeError(msg)
+
+    @property
+    def kwargs_key(self) -> str:
+        """The ``agent_kwargs`` key its settings are read from (``search_of`` if it shares)."""
+        return self.search_of or self.name
+
+    @property
+    def proposer(self) -> ProposeFn:
+        """How it proposes candidate masks per budget: its own ``propose`` or its kind's."""
+        return self.propose or AGENT_KINDS[self.kind].propose
+
+    @property
+    def searches(self) -> bool:
+        """Whether its search runs ``episodes`` episodes (its kind's)."""
+        return AGENT_KINDS[self.kind].searches
+
+    @property
+    def per_budget(self) -> bool:
+        """Whether each budget is proposed on its own (its kind's)."""
+        return AGENT_KINDS[self.kind].per_budget
+
+    def accepted_kwargs(self) -> set[str] | None:
+        """The keyword arguments it takes (from ``constructors``); ``None``: unchecked."""
+        if not self.constructors:
+            return None
+        accepted = {"d_min", "d_max"}
+        for path in self.constructors:
+            module, _, attr = path.partition(":")
+            params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
+            accepted |= {
+                k
+                for k, p in params.items()
+                if p.kind is not p.VAR_KEYWORD and not k.startswith("_")
+            }
+        return accepted - _NOT_OVERRIDABLE
+
+
+#: Arguments the builders set themselves (the env, the policy, the budget, the method).
+_NOT_OVERRIDABLE = frozenset({"self", "policy", "env", "c", "method"})
+
+#: Every registered agent by name, in registration order.
+AGENT_SPECS: dict[str, AgentSpec] = {}
+
+
+def register_agent(spec: AgentSpec, *, replace: bool = False) -> AgentSpec:
+    """Register ``spec`` so that ``compare``, sessions, sweeps and the CLI know its name.
+
+    Raises:
+        ValueError: if the name is taken (pass ``replace=True`` to re-register), or
+            ``search_of`` names no registered agent.
+    """
+    if not isinstance(spec, AgentSpec):
+        msg = f"`spec` must be an AgentSpec, got {type(spec).__name__}."
+        raise InvalidTypeError(msg)
+    if spec.name in AGENT_SPECS and not replace:
+        msg = f"agent {spec.name!r} is already registered; pass replace=True to replace it."
+        raise InvalidArgumentError(msg)
+    if spec.search_of is not None and spec.search_of not in AGENT_SPECS:
+        err = suggest(spec.search_of, AGENT_SPECS, what=f"agent for {spec.name!r}'s search_of")
+        raise err
+    AGENT_SPECS[spec.name] = spec
+    return spec
+
+
+def agent_names(*kinds: str) -> tuple[str, ...]:
+    """Registered agent names, of ``kinds`` only if given, in registration order."""
+    return tuple(n for n, s in AGENT_SPECS.items() if not kinds or s.kind in kinds)
+
+
+def agent_spec(name: str, *, kinds: Sequence[str] | None = None, what: str = "agent") -> AgentSpec:
+    """The spec of agent ``name``: the one place an agent name is checked.
+
+    Args:
+        name: The name the user gave.
+        kinds: Kinds the caller can run (default: every kind).
+        what: What the caller needs, for the message (e.g. ``"one-budget agent"``).
+
+    Raises:
+        UnknownNameError: (a ValueError) for an unknown name, listing the valid ones and the
+            closest match; or for a registered agent of another kind, naming its kind.
+    """
+    choices = agent_names(*(kinds or ()))
+    spec = AGENT_SPECS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise suggest(str(name), choices, what=what)
+    if name not in choices:
+        kind = AGENT_KINDS[spec.kind]
+        msg = (
+            f"Agent {name!r} is of kind {spec.kind!r} ({kind.description}), not a {what}. "
+            f"Valid names: {', '.join(sorted(choices))}."
+        )
+        raise UnknownNameError(msg)
+    return spec
+
+
+def agents_help(*kinds: str) -> str:
+    """The registered names per kind (of ``kinds`` if given) as one line, for ``--help``."""
+    parts = []
+    for kind in AGENT_KINDS:
+        names = agent_names(kind)
+        if names and (not kinds or kind in kinds):
+            parts.append(f"{kind}: {' '.join(names)}")
+    return "; ".join(parts)
+
+
+def kinds_help() -> str:
+    """One plain-text line per agent kind with its description, for a ``--help`` epilog."""
+    return "\n".join(f"  {k.name}: {k.description}" for k in AGENT_KINDS.values())
+
+
+def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a keyword argument agent ``name``'s constructor does not take, before any search.
+
+    Agents whose spec names no ``constructors`` are not checked here.
+
+    Raises:
+        UnknownNameError: (a ValueError) naming the agent, the key, the closest valid keys and
+            every accepted one.
+    """
+    accepted = agent_spec(name).accepted_kwargs()
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            raise suggest(key, accepted, what=f"argument of agent {name!r}:")
+
+
+def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> StructuredSearch:
+    """Build the one-budget black-box search ``name`` (kind ``"budget-search"``) on the single env.
+
+    Raises:
+        UnknownNameError: (a ValueError) for a name that is not such a search.
+    """
+    spec = agent_spec(name, kinds=("budget-search",), what="budget search")
+    check_agent_kwargs(name, kwargs)
+    return spec.builder(env, c, **kwargs)
+
+
+def wrap_env_for(name: str, env: gym.Env) -> gym.Env:
+    """``env`` as agent ``name`` needs it (its spec's ``env_wrapper``; unchanged otherwise)."""
+    spec = AGENT_SPECS.get(name)
+    return env if spec is None or spec.env_wrapper is None else spec.env_wrapper(env)
+
+
+def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
+    """Build RL agent ``name`` (kind ``"rl"`` or ``"budget-rl"``) for the per-entity vector env.
+
+    The built-in agents, with paper-like defaults (:func:`agents_help` lists every name):
+
+    * ``"rw-td3"``: :class:`RandomWalkTD3` (CIESS, paper §2–§3).
+    * ``"rw-td3-lagrange"``: :class:`~agents.lagrangian.LagrangianRWTD3`, RW-TD3 whose λ
+      is steered to one target sparsity (pass ``target_sparsity=c``).
+    * ``"td3"``: SB3 ``TD3`` with :class:`~agents.policies.EntityTD3Policy`, the same
+      hyperparameters, and plain per-entity Gaussian action noise (σ = 6 sizes).
+    * ``"ddpg"``: SB3 ``DDPG`` likewise (one critic head, no policy delay or target smoothing).
+    * ``"sac"``: SB3 ``SAC`` with one shared 256-256 ``MlpPolicy`` (SAC's squashed-Gaussian
+      actor has no two-sided variant here; the type flag is an input feature).
+    * ``"ppo"``: SB3 ``PPO``, one rollout = one episode of 10 steps for every entity.
+    * ``"esapn"``: an ESAPN-style SB3 ``DQN`` over six candidate sizes
+      (:mod:`agents.esapn`); the env must be wrapped first (:func:`wrap_env_for`).
+
+    Args:
+        name: A registered agent of kind ``"rl"`` or ``"budget-rl"``.
+        env: The per-entity vector env.
+        **kwargs: Overrides of the defaults, passed to the constructor (``d_min``/``d_max``
+            are used to convert sizes to action units).
+
+    Returns:
+        The SB3 model (or whatever the spec's builder returns).
+
+    Raises:
+        UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
+        ValueError: if ``env`` is not a VecEnv with the action space the agent needs (its
+            spec's ``action_space``).
+    """
+    spec = agent_spec(name, kinds=("rl", "budget-rl"), what="RL agent")
+    from stable_baselines3.common.vec_env import VecEnv
+
+    need = spec.action_space
+    how = f" (build it from wrap_env_for({name!r}, env))" if spec.env_wrapper else ""
+    if not isinstance(env, VecEnv) or not isinstance(env.action_space, need):
+        space = getattr(env, "action_space", None)
+        msg = (
+            f"`env` must be a VecEnv with a {need.__name__} action space for agent {name!r}"
+            f"{how}, got {type(env).__name__} with {space!r}."
+        )
+        raise InvalidArgumentError(msg)
+    check_agent_kwargs(name, kwargs)
+    return spec.builder(env, **kwargs)
+
+
+# --------------------------------------------------------------------------- builders
 def _off_policy_defaults(env: VecEnv) -> dict[str, Any]:
     return {
         "learning_rate": 1e-3,
@@ -165,144 +499,66 @@ def _wrap_esapn(env: gym.Env) -> gym.Env:
     return wrap_esapn_env(env)
 
 
-#: Agent names → factories ``(env, **kw) -> model`` with paper-like defaults for the
-#: per-entity vector env.
-AGENTS: dict[str, Callable[..., BaseAlgorithm]] = {
-    "rw-td3": _make_rw_td3,
-    "rw-td3-lagrange": _make_rw_td3_lagrange,
-    "td3": _make_td3,
-    "ddpg": _make_ddpg,
-    "sac": _make_sac,
-    "ppo": _make_ppo,
-    "esapn": _make_esapn,
-}
+def _pep(env: gym.Env, budgets: Sequence[float], *, seed: int, **kw: Any) -> list[PEPMask]:
+    """PEP's masks for ``budgets`` on ``env``'s data, backbone and per-step schedule."""
+    from agents.pep import PEPConfig, pep_search
 
-#: Agents of :data:`AGENTS` that search for one budget: ``make_agent`` needs
-#: ``target_sparsity=c`` and a comparison runs one search per budget.
-BUDGET_AGENTS: tuple[str, ...] = ("rw-td3-lagrange",)
-
-#: Non-RL searches for one budget on the single env: name → ``factory(env, c, **kw)``
-#: returning an object with ``learn(n_trials)`` and ``predict`` (one trial = one env step).
-BUDGET_SEARCHES: dict[str, Callable[..., StructuredSearch]] = {
-    "structured-tpe": _structured("tpe"),
-    "structured-cem": _structured("cem"),
-}
+    base = env.unwrapped
+    return pep_search(
+        base.data, backbone=base.backbone, train_config=base.train_config, budgets=budgets,
+        config=PEPConfig(**kw), seed=seed, d_max=base.d_max, d_min=base.d_min,
+        device=str(base.device), backbone_kwargs=base.backbone_kwargs,
+    )  # fmt: skip
 
 
-#: Per agent name, the constructors (``"module:Class"``) whose keyword arguments it accepts;
-#: the factories above also take ``d_min`` / ``d_max``.
-_CONSTRUCTORS: dict[str, tuple[str, ...]] = {
-    "rw-td3": ("agents.rw_td3:RandomWalkTD3",),
-    "rw-td3-lagrange": ("agents.lagrangian:LagrangianRWTD3", "agents.rw_td3:RandomWalkTD3"),
-    "td3": ("stable_baselines3:TD3",),
-    "ddpg": ("stable_baselines3:DDPG",),
-    "sac": ("stable_baselines3:SAC",),
-    "ppo": ("stable_baselines3:PPO",),
-    "esapn": ("stable_baselines3:DQN",),
-    "structured-tpe": ("agents.structured:StructuredSearch",),
-    "structured-cem": ("agents.structured:StructuredSearch",),
-}
-#: Arguments the factories set themselves (the env, the policy, the budget, the method).
-_NOT_OVERRIDABLE = frozenset({"self", "policy", "env", "c", "method"})
+_SB3 = "stable_baselines3:"
+_STRUCTURED = ("agents.structured:StructuredSearch",)
+for _spec in (
+    AgentSpec("es", "heuristic", EqualSize.from_env, "ES: one size for everyone"),
+    AgentSpec("mr", "heuristic", MixedRandom.from_env, "MR: uniformly random sizes"),
+    AgentSpec("mde", "heuristic", PopularityProportional.from_env, "MDE: d ∝ frequency^α"),
+    AgentSpec("rw-td3", "rl", _make_rw_td3, "CIESS: TD3 with random-walk exploration",
+              constructors=("agents.rw_td3:RandomWalkTD3",)),
+    AgentSpec("td3", "rl", _make_td3, "SB3 TD3, per-entity Gaussian noise",
+              constructors=(_SB3 + "TD3",)),
+    AgentSpec("ddpg", "rl", _make_ddpg, "SB3 DDPG", constructors=(_SB3 + "DDPG",)),
+    AgentSpec("sac", "rl", _make_sac, "SB3 SAC, one shared MLP", constructors=(_SB3 + "SAC",)),
+    AgentSpec("ppo", "rl", _make_ppo, "SB3 PPO, one rollout = one episode",
+              constructors=(_SB3 + "PPO",)),
+    AgentSpec("esapn", "rl", _make_esapn, "ESAPN-style DQN over six candidate sizes",
+              env_wrapper=_wrap_esapn, action_space=spaces.Discrete,
+              constructors=(_SB3 + "DQN",)),
+    AgentSpec("rw-td3-lagrange", "budget-rl", _make_rw_td3_lagrange,
+              "RW-TD3 with λ steered to one target sparsity",
+              constructors=("agents.lagrangian:LagrangianRWTD3", "agents.rw_td3:RandomWalkTD3")),
+    AgentSpec("structured-tpe", "budget-search", _structured("tpe"),
+              "TPE over a 5-parameter size family", constructors=_STRUCTURED),
+    AgentSpec("structured-cem", "budget-search", _structured("cem"),
+              "CEM over a 5-parameter size family", constructors=_STRUCTURED),
+    AgentSpec("pep", "pruner", _pep, "PEP: learnable soft thresholds, lottery-ticket retraining"),
+    AgentSpec("pep-prefix", "pruner", _pep, "PEP's masks projected onto prefix sizes",
+              search_of="pep", propose=pep_prefix_proposal),
+):  # fmt: skip
+    register_agent(_spec)
+del _spec
 
 
-def _accepted_kwargs(name: str) -> set[str]:
-    import importlib
-    import inspect
+def __getattr__(name: str) -> Any:
+    """The tables the registry had before :class:`AgentSpec`, derived from the specs on access.
 
-    accepted = {"d_min", "d_max"}
-    for path in _CONSTRUCTORS[name]:
-        module, _, attr = path.partition(":")
-        params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
-        accepted |= {
-            k for k, p in params.items() if p.kind is not p.VAR_KEYWORD and not k.startswith("_")
-        }
-    return accepted - _NOT_OVERRIDABLE
-
-
-def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """Refuse a keyword argument agent ``name``'s constructor does not take, before any search.
-
-    Raises:
-        UnknownNameError: (a ValueError) naming the agent, the key, the closest valid keys and
-            every accepted one.
+    ``AGENTS`` (RL builders), ``BUDGET_AGENTS``, ``BUDGET_SEARCHES``, ``ENV_WRAPPERS``: read
+    :data:`AGENT_SPECS` (or :func:`agent_names`) instead.
     """
-    if name not in _CONSTRUCTORS:
-        raise suggest(name, _CONSTRUCTORS, what="agent")
-    accepted = _accepted_kwargs(name)
-    for key in kwargs:
-        if key not in accepted:
-            raise suggest(key, accepted, what=f"argument of agent {name!r}:")
-
-
-def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> StructuredSearch:
-    """Build the one-budget search ``name`` of :data:`BUDGET_SEARCHES` on the single env.
-
-    Raises:
-        UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
-    """
-    if name not in BUDGET_SEARCHES:
-        raise suggest(name, BUDGET_SEARCHES, what="budget search")
-    check_agent_kwargs(name, kwargs)
-    return BUDGET_SEARCHES[name](env, c, **kwargs)
-
-
-#: Agents that see the env through a wrapper (their action space is not the env's Box):
-#: name → ``wrapper(env) -> env``, applied before the per-entity vector env is built.
-ENV_WRAPPERS: dict[str, Callable[[gym.Env], gym.Env]] = {
-    "esapn": _wrap_esapn,
-}
-
-
-def wrap_env_for(name: str, env: gym.Env) -> gym.Env:
-    """``env`` as agent ``name`` needs it (wrapped for ``"esapn"``; unchanged otherwise)."""
-    wrapper = ENV_WRAPPERS.get(name)
-    return env if wrapper is None else wrapper(env)
-
-
-def make_agent(name: str, env: VecEnv, **kwargs: Any) -> BaseAlgorithm:
-    """Build an SB3 agent for the per-entity vector env with paper-like defaults.
-
-    * ``"rw-td3"``: :class:`RandomWalkTD3` (CIESS, paper §2–§3).
-    * ``"rw-td3-lagrange"``: :class:`~agents.lagrangian.LagrangianRWTD3`, RW-TD3 whose λ
-      is steered to one target sparsity (pass ``target_sparsity=c``).
-    * ``"td3"``: SB3 ``TD3`` with :class:`~agents.policies.EntityTD3Policy`, the same
-      hyperparameters, and plain per-entity Gaussian action noise (σ = 6 sizes).
-    * ``"ddpg"``: SB3 ``DDPG`` likewise (one critic head, no policy delay or target smoothing).
-    * ``"sac"``: SB3 ``SAC`` with one shared 256-256 ``MlpPolicy`` (SAC's squashed-Gaussian
-      actor has no two-sided variant here; the type flag is an input feature).
-    * ``"ppo"``: SB3 ``PPO``, one rollout = one episode of 10 steps for every entity.
-    * ``"esapn"``: an ESAPN-style SB3 ``DQN`` over six candidate sizes
-      (:mod:`agents.esapn`); the env must be wrapped first (:func:`wrap_env_for`).
-
-    Args:
-        name: One of :data:`AGENTS`.
-        env: The per-entity vector env.
-        **kwargs: Overrides of the defaults, passed to the constructor (``d_min``/``d_max``
-            are used to convert sizes to action units).
-
-    Returns:
-        The SB3 model.
-
-    Raises:
-        UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
-        ValueError: if ``env`` is not a VecEnv with the action space the agent needs (Box;
-            Discrete for agents in :data:`ENV_WRAPPERS`).
-    """
-    if name not in AGENTS:
-        raise suggest(name, AGENTS, what="agent")
-    from stable_baselines3.common.vec_env import VecEnv
-
-    if name in ENV_WRAPPERS:
-        need, how = spaces.Discrete, f" (build it from wrap_env_for({name!r}, env))"
-    else:
-        need, how = spaces.Box, ""
-    if not isinstance(env, VecEnv) or not isinstance(env.action_space, need):
-        space = getattr(env, "action_space", None)
-        msg = (
-            f"`env` must be a VecEnv with a {need.__name__} action space for agent {name!r}"
-            f"{how}, got {type(env).__name__} with {space!r}."
-        )
-        raise InvalidArgumentError(msg)
-    check_agent_kwargs(name, kwargs)
-    return AGENTS[name](env, **kwargs)
+    specs = AGENT_SPECS.values()
+    if name == "AGENTS":
+        return {s.name: s.builder for s in specs if s.kind in ("rl", "budget-rl")}
+    if name == "BUDGET_AGENTS":
+        return agent_names("budget-rl")
+    if name == "BUDGET_SEARCHES":
+        return {s.name: s.builder for s in specs if s.kind == "budget-search"}
+    if name == "ENV_WRAPPERS":
+        return {s.name: s.env_wrapper for s in specs if s.env_wrapper is not None}
+    if name == "_CONSTRUCTORS":
+        return {s.name: s.constructors for s in specs if s.constructors}
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

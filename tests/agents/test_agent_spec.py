@@ -1,0 +1,138 @@
+"""One AgentSpec per agent, one registry: names, kinds, checks, and agents added from outside."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents.baselines import PopularityProportional
+from agents.protocol import BudgetCandidates
+from agents.registry import (
+    AGENT_KINDS,
+    AGENT_SPECS,
+    AgentSpec,
+    agent_names,
+    agent_spec,
+    agents_help,
+    check_agent_kwargs,
+    register_agent,
+    wrap_env_for,
+)
+from ciess_env.errors import UnknownNameError
+
+
+@pytest.fixture
+def registered():
+    """``register(spec)`` for a test; every name it adds is removed afterwards."""
+    added: list[str] = []
+
+    def register(spec: AgentSpec, **kw) -> AgentSpec:
+        added.append(spec.name)
+        return register_agent(spec, **kw)
+
+    yield register
+    for name in added:
+        AGENT_SPECS.pop(name, None)
+
+
+def _rare_first(c, env, *, seed, **kw):
+    """A toy heuristic from outside the package: MDE with a negative temperature."""
+    return PopularityProportional.from_env(c, env, seed=seed, alpha=-0.5, **kw)
+
+
+def test_builtin_agents_keep_their_names_and_kinds() -> None:
+    """Every name of the six old tables is registered, with the kind its old table meant.
+
+    (Agents registered later, e.g. by other modules, come after these.)
+    """
+    assert agent_names("heuristic")[:3] == ("es", "mr", "mde")
+    assert agent_names("rl")[:6] == ("rw-td3", "td3", "ddpg", "sac", "ppo", "esapn")
+    assert agent_names("budget-rl")[:1] == ("rw-td3-lagrange",)
+    assert agent_names("budget-search")[:2] == ("structured-tpe", "structured-cem")
+    assert agent_names("pruner")[:2] == ("pep", "pep-prefix")
+    assert set(agent_names()) == set(AGENT_SPECS)
+    assert set(AGENT_KINDS) == {"heuristic", "rl", "budget-rl", "budget-search", "pruner"}
+
+
+def test_pep_prefix_shares_peps_search_and_settings() -> None:
+    """The PEP special case is data now: pep-prefix reads 'pep''s kwargs and search."""
+    prefix, pep = agent_spec("pep-prefix"), agent_spec("pep")
+    assert prefix.search_of == "pep"
+    assert prefix.kwargs_key == "pep" == pep.kwargs_key
+    assert prefix.builder is pep.builder
+    assert prefix.proposer is not pep.proposer  # same search, other candidates
+
+
+def test_a_typo_gets_one_error_with_the_closest_name() -> None:
+    msg = (
+        "Unknown agent 'rw-td4'. Valid names: "
+        + ", ".join(sorted(AGENT_SPECS))
+        + ". Did you mean 'rw-td3'?"
+    )
+    with pytest.raises(UnknownNameError, match=re.escape(msg)):
+        agent_spec("rw-td4")
+
+
+def test_an_agent_of_the_wrong_kind_is_named_with_its_kind() -> None:
+    msg = (
+        "Agent 'rw-td3' is of kind 'rl' (searches the per-entity vector env once for all "
+        "budgets), not a one-budget agent. Valid names: rw-td3-lagrange, structured-cem, "
+        "structured-tpe."
+    )
+    with pytest.raises(UnknownNameError, match=re.escape(msg)):
+        agent_spec("rw-td3", kinds=("budget-rl", "budget-search"), what="one-budget agent")
+
+
+def test_register_agent_refuses_a_taken_name_unless_replaced(registered) -> None:
+    spec = registered(AgentSpec("toy-rare", "heuristic", _rare_first))
+    with pytest.raises(ValueError, match=re.escape("agent 'toy-rare' is already registered")):
+        register_agent(AgentSpec("toy-rare", "heuristic", _rare_first))
+    other = AgentSpec("toy-rare", "heuristic", PopularityProportional.from_env)
+    assert register_agent(other, replace=True) is other is agent_spec("toy-rare")
+    assert spec != other
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": "Toy"}, "`name` must be a non-empty lowercase string"),
+        ({"name": "my:toy"}, "without spaces, ':', ',' or '='"),
+        ({"kind": "heuristc"}, "Unknown kind of agent 'toy': 'heuristc'.*Did you mean 'heuristic'"),
+        ({"builder": "agents.baselines:EqualSize"}, "`builder` of agent 'toy' must be callable"),
+    ],
+)
+def test_a_bad_spec_is_refused_when_it_is_made(kwargs, match) -> None:
+    args = {"name": "toy", "kind": "heuristic", "builder": _rare_first, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        AgentSpec(**args)
+
+
+def test_search_of_must_name_a_registered_agent(registered) -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'pep'"):
+        registered(AgentSpec("toy-prune", "pruner", _rare_first, search_of="pepp"))
+
+
+def test_help_and_legacy_tables_read_the_registry_live(registered) -> None:
+    """An agent registered after import shows in the help line and the old table names."""
+    import agents.registry as registry
+
+    assert "toy-rl" not in agents_help()
+    registered(AgentSpec("toy-rl", "rl", lambda vec, **kw: None))
+    assert "rl: rw-td3 td3 ddpg sac ppo esapn" in agents_help()
+    assert " toy-rl" in agents_help("rl")
+    assert "heuristic" not in agents_help("rl")
+    assert "toy-rl" in registry.AGENTS
+    assert wrap_env_for("toy-rl", env := object()) is env
+
+
+def test_kwargs_are_checked_from_the_constructors_or_not_at_all(registered) -> None:
+    with pytest.raises(UnknownNameError, match="argument of agent 'td3': 'polcy_delay'"):
+        check_agent_kwargs("td3", {"polcy_delay": 2})
+    registered(AgentSpec("toy-rare", "heuristic", _rare_first))
+    check_agent_kwargs("toy-rare", {"anything": 1})  # no constructors named: unchecked
+
+
+def test_budget_candidates_hold_exactly_one_kind_of_mask() -> None:
+    with pytest.raises(ValueError, match="exactly one of `log` and `element_masks`, got neither"):
+        BudgetCandidates(0.9)
