@@ -245,9 +245,16 @@ class MixedRandom(SizeBaseline):
 
     @classmethod
     def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
-        """As :meth:`SizeBaseline.from_env`, drawing with ``seed`` unless ``kwargs`` has one."""
-        kwargs.setdefault("seed", seed)
-        return super().from_env(c, env, **kwargs)
+        """As :meth:`SizeBaseline.from_env`, drawing with ``seed``.
+
+        (``SizeBaseline.from_env`` takes ``seed`` for the baselines that draw and passes it to
+        none, so it must reach the constructor here.)
+        """
+        base = env.unwrapped
+        return cls(
+            c, n_users=base.n_users, n_items=base.n_items, d_min=base.d_min, d_max=base.d_max,
+            seed=seed, **kwargs,
+        )  # fmt: skip
 
     def _assign(self) -> np.ndarray:
         weights = 1.0 - self._rng.random(self.n_entities)  # in (0, 1]

@@ -136,3 +136,25 @@ def test_kwargs_are_checked_from_the_constructors_or_not_at_all(registered) -> N
 def test_budget_candidates_hold_exactly_one_kind_of_mask() -> None:
     with pytest.raises(ValueError, match="exactly one of `log` and `element_masks`, got neither"):
         BudgetCandidates(0.9)
+
+
+TINY = {"preset": "tiny", "dataset_kwargs": {"n_users": 40, "n_items": 30, "mean_interactions": 8}}
+
+
+def test_the_mr_heuristic_draws_with_the_seed_it_is_built_with(tmp_path) -> None:
+    """Same seed, same MR sizes; another seed, other sizes.
+
+    MR's builder dropped ``seed`` (``SizeBaseline.from_env`` took it), so every MR row was
+    drawn unseeded: the same compare call gave other MR numbers on every run.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    import ciess_env  # noqa: F401
+
+    env = gym.make("CIESS-MF-Synthetic-v1", cache_dir=str(tmp_path), **TINY)
+    build = agent_spec("mr").builder
+    first, again, other = (np.concatenate(build(0.9, env, seed=s).sizes()) for s in (3, 3, 4))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.sum() == again.sum() == other.sum()  # each meets the budget exactly
