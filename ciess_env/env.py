@@ -16,7 +16,7 @@ import torch
 from ciess_env import spaces
 from ciess_env.budget_log import MAX_D_MAX
 from ciess_env.checks import check_device, check_int, check_seed
-from ciess_env.config import PRESETS, PretrainConfig, StepConfig
+from ciess_env.config import PRESETS, PretrainConfig, StepConfig, check_step
 from ciess_env.data import canonical_name, dataset_spec, load_dataset
 from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import CallOrderError, InvalidArgumentError, InvalidTypeError, suggest
@@ -41,6 +41,29 @@ _RENDER_MODES = ["ansi", "rgb_array"]
 #: quality differences vanish into rounding, and near 10³⁸ the rewards overflow to −inf. The
 #: paper uses 0.2–0.4; the Lagrangian agent caps λ at 100 by default.
 MAX_LAM = 1e4
+
+
+class _Default:
+    """A keyword's default value, told apart from the same value passed.
+
+    ``step_config`` replaces the step keywords left at their defaults; one passed by the caller
+    or fixed by an id (``backbone="lightgcn"`` of a LightGCN id) must agree with it.
+    """
+
+
+class _DefaultStr(_Default, str):
+    pass
+
+
+class _DefaultInt(_Default, int):
+    pass
+
+
+_DEFAULT_BACKBONE = _DefaultStr("lightgcn")
+_DEFAULT_RETRAIN = _DefaultStr("scratch")
+_DEFAULT_DEVICE = _DefaultStr("cpu")
+_DEFAULT_D_MIN = _DefaultInt(1)
+_DEFAULT_D_MAX = _DefaultInt(128)
 
 
 class _LRU(OrderedDict):
@@ -212,6 +235,15 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
     | ``dataset_kwargs`` | dict | ``None`` | extra ``load_dataset`` arguments (synthetic sizes) |
     | ``backbone_kwargs`` | dict | ``None`` | backbone hyperparameters (e.g. ``n_layers``) |
     | ``report_train_seconds`` | bool | False | put wall-clock time in ``info["train_seconds"]`` |
+    | ``step_config`` | StepConfig | ``None`` | the step's settings as one object (below) |
+
+    ``step_config`` (a :class:`~ciess_env.config.StepConfig`, e.g. another env's
+    ``env.unwrapped.step_config``) gives the backbone, schedule, retrain design, size range,
+    device and backbone hyperparameters in one object. Its
+    fields take the place of the keywords ``backbone``, ``d_min``, ``d_max``, ``retrain``,
+    ``device``, ``backbone_kwargs``, ``batches_per_step`` and ``batch_size``; such a keyword
+    passed as well (by the caller, or fixed by an id: ``backbone`` and ``d_max``, and
+    ``retrain`` for ``-v1``) must agree with the step, else the env refuses it naming both.
 
     ``retrain="fast"`` is a documented **deviation** from the paper. It is ``"nested:20"``:
     instead of a fresh model, every step starts from a *nested-prefix* model (pretrained once,
@@ -286,18 +318,18 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self,
         *,
         dataset: str = "ml-1m",
-        backbone: str = "lightgcn",
+        backbone: str = _DEFAULT_BACKBONE,
         data_dir: str | os.PathLike[str] | None = None,
         data: InteractionData | None = None,
         lam: float = 0.4,
-        d_min: int = 1,
-        d_max: int = 128,
+        d_min: int = _DEFAULT_D_MIN,
+        d_max: int = _DEFAULT_D_MAX,
         max_episode_steps: int = 10,
-        retrain: str = "scratch",
+        retrain: str = _DEFAULT_RETRAIN,
         batches_per_step: int | None = None,
         batch_size: int | None = None,
         reward: spaces.RewardVariant = "paper",
-        device: str | torch.device = "cpu",
+        device: str | torch.device = _DEFAULT_DEVICE,
         progress_bar: bool = False,
         render_mode: str | None = None,
         split_seed: int = 42,
@@ -310,10 +342,21 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         dataset_kwargs: dict[str, Any] | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         report_train_seconds: bool = False,
+        step_config: StepConfig | None = None,
     ) -> None:
         super().__init__()
         if preset not in PRESETS:
             raise suggest(str(preset), PRESETS, what="preset")
+        if step_config is not None:
+            flat = dict(
+                backbone=backbone, d_min=d_min, d_max=d_max, retrain=retrain, device=device,
+                backbone_kwargs=backbone_kwargs, batches_per_step=batches_per_step,
+                batch_size=batch_size,
+            )  # fmt: skip
+            step = _from_step(step_config, flat)
+            backbone, d_min, d_max, retrain, device, backbone_kwargs = step
+            batches_per_step = step_config.train.n_batches
+            batch_size = step_config.train.batch_size
         defaults = PRESETS[preset]
 
         def _or_preset(value: int | None, name: str) -> int | None:
@@ -382,13 +425,17 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self.dataset = self.data.name
         #: How every step retrains a mask (backbone, schedule, design, sizes, device).
-        self.step_config = StepConfig(
-            backbone=backbone,
-            train=_train_config(
+        train = (
+            step_config.train
+            if step_config is not None
+            else _train_config(
                 backbone.lower(), self.data, batches_per_step=batches_per_step,
                 batch_size=batch_size,
-            ),
-            retrain=str(self.design), d_min=d_min, d_max=d_max, device=torch.device(device),
+            )
+        )  # fmt: skip
+        self.step_config = StepConfig(
+            backbone=backbone, train=train, retrain=str(self.design), d_min=d_min, d_max=d_max,
+            device=torch.device(device),
             backbone_kwargs=dict(backbone_kwargs or {}),
         )  # fmt: skip
         self.n_users = int(self.data.n_users)
@@ -736,6 +783,58 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
 def _copy_info(info: dict[str, Any]) -> dict[str, Any]:
     """A copy whose arrays are new objects (users keep what we return; check_env tests it)."""
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in info.items()}
+
+
+def _from_step(step: StepConfig, flat: dict[str, Any]) -> tuple:
+    """The env's step keywords from ``step``; a keyword set otherwise must agree with it.
+
+    Returns:
+        ``(backbone, d_min, d_max, retrain, device, backbone_kwargs)``.
+
+    Raises:
+        InvalidTypeError: if ``step`` is not a StepConfig.
+        InvalidArgumentError: naming every keyword that contradicts the step.
+    """
+    step = check_step(step, "EmbeddingSizeEnv(step_config=...)")
+    from_step = {
+        "backbone": step.backbone, "d_min": step.d_min, "d_max": step.d_max,
+        "retrain": step.retrain, "device": step.device,
+        "backbone_kwargs": step.backbone_kwargs, "batches_per_step": step.train.n_batches,
+        "batch_size": step.train.batch_size,
+    }  # fmt: skip
+    same = {
+        "backbone": lambda a, b: str(a).lower() == b,
+        "device": lambda a, b: str(a) == str(b),
+        "retrain": lambda a, b: str(a) == b or _design_text(a) == _design_text(b),
+    }
+    clashes = [
+        f"{name}={value!r} (step: {from_step[name]!r})"
+        for name, value in flat.items()
+        if not _is_default(value)
+        and not same.get(name, lambda a, b: a == b)(value, from_step[name])
+    ]
+    if clashes:
+        msg = (
+            f"`step_config` contradicts {', '.join(clashes)}: pass these settings either in the "
+            "StepConfig or as keywords, not both (an id fixes backbone and d_max, and a -v1 id "
+            "retrain; step_config.replace(...) changes a field)."
+        )
+        raise InvalidArgumentError(msg)
+    device = check_device(step.device)
+    return step.backbone, step.d_min, step.d_max, step.retrain, device, step.backbone_kwargs
+
+
+def _is_default(value: Any) -> bool:
+    """Whether a step keyword was left at its default (not passed, by the caller or an id)."""
+    return value is None or isinstance(value, _Default)
+
+
+def _design_text(spec: Any) -> str:
+    """A retrain design's canonical text (``"fast"`` is ``"nested:20"``), or the input."""
+    try:
+        return str(RetrainDesign.parse(spec))
+    except (InvalidArgumentError, InvalidTypeError):
+        return str(spec)
 
 
 def _load_data(
