@@ -414,10 +414,10 @@ def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     from stable_baselines3 import TD3
 
     from agents.policies import EntityTD3Policy
-    from agents.rw_td3 import _sizes_per_action_unit, env_size_bounds
+    from agents.rw_td3 import sizes_per_action_unit, env_size_bounds
 
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
-    scale = _sizes_per_action_unit(d_min, d_max)
+    scale = sizes_per_action_unit(d_min, d_max)
     params: dict[str, Any] = {
         **_off_policy_defaults(env),
         "policy_delay": 2,
@@ -434,10 +434,10 @@ def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     from stable_baselines3 import DDPG
 
     from agents.policies import EntityTD3Policy
-    from agents.rw_td3 import _sizes_per_action_unit, env_size_bounds
+    from agents.rw_td3 import sizes_per_action_unit, env_size_bounds
 
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
-    scale = _sizes_per_action_unit(d_min, d_max)
+    scale = sizes_per_action_unit(d_min, d_max)
     params: dict[str, Any] = {
         **_off_policy_defaults(env),
         "action_noise": _entity_noise(6.0 / scale),

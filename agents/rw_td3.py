@@ -55,7 +55,7 @@ from agents.random_walk import walk_tables
 from ciess_env.errors import CallOrderError, InvalidArgumentError
 from ciess_env.spaces import action_to_sizes, sizes_to_action, validate_size_range
 
-__all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds"]
+__all__ = ["ExplorationStep", "RandomWalkTD3", "env_size_bounds", "sizes_per_action_unit"]
 
 NoiseMode = Literal["per_entity", "shared", "none"]
 _NOISE_MODES = ("per_entity", "shared", "none")
@@ -111,7 +111,7 @@ def env_size_bounds(
     return validate_size_range(resolved["d_min"], resolved["d_max"])
 
 
-def _sizes_per_action_unit(d_min: int, d_max: int) -> float:
+def sizes_per_action_unit(d_min: int, d_max: int) -> float:
     """Sizes per unit of the [−1, 1] action: the action spans ``d_max − d_min`` sizes over 2."""
     return (d_max - d_min) / 2.0
 
@@ -244,7 +244,7 @@ class RandomWalkTD3(TD3):
         self.d_min, self.d_max = env_size_bounds(self.env, d_min, d_max)
         if buffer_size is None:
             self.buffer_size = 100 * (self.n_envs if self.env is not None else 1)
-        scale = _sizes_per_action_unit(self.d_min, self.d_max)
+        scale = sizes_per_action_unit(self.d_min, self.d_max)
         self.target_policy_noise = target_noise_sizes / scale
         self.target_noise_clip = target_noise_clip_sizes / scale
         self.random_walk = random_walk

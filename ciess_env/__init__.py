@@ -12,10 +12,11 @@ True
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 import gymnasium
+
+from ciess_env._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ciess_env.budget_log import BudgetEntry, BudgetLog
@@ -117,19 +118,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load the heavy public names (they import torch) and ``__version__`` on first access."""
-    if name == "__version__":
-        from ciess_env._meta import package_version
+def _version() -> str:
+    from ciess_env._meta import package_version
 
-        return package_version()
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    msg = f"module 'ciess_env' has no attribute {name!r}"
-    raise AttributeError(msg)
+    return package_version()
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# The heavy public names (they import torch) and ``__version__`` load on first access.
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), computed={"__version__": _version})

@@ -461,6 +461,20 @@ class EmbeddingSizeEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode = -1
         self._t = 0
 
+    # ------------------------------------------------------------- episode
+    @property
+    def episode(self) -> int:
+        """Index of the current episode (−1 before the first reset; each reset adds one).
+
+        Assignable so that a restored search continues the count (its next reset then counts
+        ``episode + 1``), as :class:`agents.experiments.checkpoint.SearchRun` does.
+        """
+        return self._episode
+
+    @episode.setter
+    def episode(self, value: int) -> None:
+        self._episode = int(check_int(value, "episode", minimum=-1))
+
     # ------------------------------------------------------------- λ
     @property
     def lam(self) -> float:

@@ -87,6 +87,15 @@ class EntityVecEnv(VecEnv):
             action_space=self.vector.single_action_space,
         )
 
+    def drop_pending_seeds(self) -> None:
+        """Forget seeds set with :meth:`seed` that the next reset would apply.
+
+        SB3's ``load`` reseeds through ``set_random_seed``, which leaves such a seed behind; a
+        restored search drops it so that its next automatic reset does not reseed the env's
+        ``np_random`` (:class:`agents.experiments.checkpoint.SearchRun`).
+        """
+        self._reset_seeds()
+
     @property
     def last_info(self) -> dict[str, Any]:
         """The table-level info of the last reset or step."""

@@ -323,7 +323,7 @@ class SearchRun:
             raise CheckpointError(msg)
         # Back to the state right after the automatic reset that ended the last episode:
         # reset() counts the episode and rebuilds the full-size observation (it draws nothing).
-        env._episode = meta.env_episode - 1
+        env.episode = meta.env_episode - 1
         # DiscreteSizes for esapn; the recorder continues the saved log (and its episode count).
         vec = EntityVecEnv(RecordBudgetLog(wrap_env_for(meta.agent, env), log=log))
         obs = vec.reset()
@@ -343,7 +343,7 @@ class SearchRun:
             raise CheckpointError(msg)
         # load() reseeds through set_random_seed, which also leaves a pending seed in the vector
         # env; the next automatic reset would then reseed the env's np_random. Drop it.
-        vec._reset_seeds()
+        vec.drop_pending_seeds()
         if isinstance(model, OffPolicyAlgorithm):
             buffer = folder / "replay_buffer.pkl"
             with buffer.open("rb") as f:  # SB3 leaves its own handle open when unpickling fails
@@ -400,7 +400,7 @@ class SearchRun:
             self._probe(terminal_obs)
         self.meta.episodes_done += 1
         self._sitting_episodes += 1
-        self.meta.env_episode = int(self.env._episode)
+        self.meta.env_episode = int(self.env.episode)
         if self.checkpoint_dir is not None:
             self.save(self.checkpoint_dir)
         if (

@@ -295,7 +295,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Selective retraining over a search run's budget log → Table 1 format."""
     import pandas as pd
 
-    from agents.experiments.compare import _markdown, result_row
+    from agents.experiments.compare import markdown_table, result_row
     from agents.experiments.rundir import read_config
     from agents.experiments.selective import selective_retrain
     from agents.experiments.session import SearchSession
@@ -347,7 +347,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         {"budget": c, **result_row(r, fields)} for c, r in zip(args.budgets, results, strict=True)
     ]
     table, kept = _merge_retrain(csv, pd.DataFrame(rows), args)
-    text = _markdown(table)
+    text = markdown_table(table)
     print(text)
     if kept:
         print(f"(budgets {', '.join(map(str, kept))} are from an earlier retrain)")
@@ -423,7 +423,7 @@ def _merge_retrain(
     csv: Path, table: Any, args: argparse.Namespace, *, write: bool = True
 ) -> tuple[Any, list]:
     """Add this retrain's budgets to an earlier one's table in ``csv`` (same settings only)."""
-    from agents.experiments.compare import _markdown
+    from agents.experiments.compare import markdown_table
     from agents.experiments.rundir import merge_results, move_aside, write_text_atomic
 
     md = csv.with_suffix(".md")
@@ -436,7 +436,7 @@ def _merge_retrain(
     if not write:
         return table, kept
     write_text_atomic(csv, table.to_csv(index=False))
-    write_text_atomic(md, _markdown(table) + "\n")
+    write_text_atomic(md, markdown_table(table) + "\n")
     return table, kept
 
 

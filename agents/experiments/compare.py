@@ -40,7 +40,15 @@ if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --h
     from agents.experiments.selective import BudgetResult
     from ciess_env.budget_log import BudgetLog
 
-__all__ = ["HEURISTICS", "ONE_BUDGET_AGENTS", "PRUNERS", "RL_AGENTS", "Comparison", "compare"]
+__all__ = [
+    "HEURISTICS",
+    "ONE_BUDGET_AGENTS",
+    "PRUNERS",
+    "RL_AGENTS",
+    "Comparison",
+    "compare",
+    "markdown_table",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +126,7 @@ class Comparison:
             "ndcg@20",
             "search_s",
         ]
-        return _markdown(self.table[cols])
+        return markdown_table(self.table[cols])
 
     def plot(self, path: str | Path | None = None):
         """Test Recall@20 against kept memory per agent (error bars with several seeds)."""
@@ -128,7 +136,7 @@ class Comparison:
         return plot_quality_vs_memory(table, path)
 
 
-def _markdown(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     """Render a DataFrame as a GitHub markdown table without optional dependencies."""
 
     def fmt(v: object) -> str:
