@@ -44,64 +44,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fidelity_masks import BUDGETS, Mask, load_masks, save_masks, structured_masks
+from fidelity_rules import DEFAULT, FIXED, RESULTS, RULES, rule_count
 from jsonl_cache import append_unit, read_units
 
 from agents.baselines import fit_to_budget, kept_budget
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.metrics import evaluate
 from ciess_env.recommenders import BPRTrainer, make_backbone
-from ciess_env.retrain import (
-    FinalRetrainRule,
-    RetrainDesign,
-    merged_batches,
-    retrain_and_evaluate,
-    score_on_test,
-)
+from ciess_env.retrain import RetrainDesign, retrain_and_evaluate, score_on_test
 
-RESULTS = Path(__file__).parent / "results"
 EVERY = 50
-
-#: Stopping rules replayed from probes: label -> (eval_every, patience, scale_to_merged).
-RULES: dict[str, tuple[int, int, bool]] = {
-    "legacy (every 200, patience 2, same count)": (200, 2, False),
-    "every 200, patience 2, scaled": (200, 2, True),
-    "every 100, patience 4, scaled": (100, 4, True),
-    "every 50, patience 4, scaled": (50, 4, True),
-    "every 50, patience 8, same count": (50, 8, False),
-    "every 50, patience 8, scaled (default)": (50, 8, True),
-}
-FIXED = (400,)  # a fixed train + validation count, for reference
-DEFAULT = "every 50, patience 8, scaled (default)"
 ITEM0 = ("ES", "MR", "pop 0.5", "split 0.2")
-
-
-# ------------------------------------------------------------------------------ replaying
-def replay(history: list, every: int, patience: int, cap: int) -> tuple[int, bool]:
-    """(best batch, stopped) of "evaluate every ``every``, stop after ``patience``" on a curve.
-
-    ``stopped`` is False when the curve ended before the rule would have stopped (the probe was
-    cut short): the rule's choice is then the best so far.
-    """
-    best_q, best_b, bad, last = -np.inf, 0, 0, 0
-    for row in history:
-        b, q = int(row[0]), float(row[1])
-        if b % every or b > cap:
-            continue
-        last = b
-        if q > best_q:
-            best_q, best_b, bad = q, b, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                return best_b, True
-    return best_b, last >= cap
-
-
-def rule_count(history: list, data, rule: str, cap: int) -> tuple[int, int, bool]:
-    """(best batch on validation, train + validation batches, stopped) of ``rule``."""
-    every, patience, scale = RULES[rule]
-    best, stopped = replay(history, every, patience, cap)
-    return best, merged_batches(best, data, FinalRetrainRule(every, patience, scale)), stopped
 
 
 # --------------------------------------------------------------------------------- probing

@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 import torch
-from fidelity_ground_truth import DEFAULT, FIXED, RESULTS, RULES, replay, rule_count
+from fidelity_rules import DEFAULT, FIXED, RESULTS, RULES, replay, rule_count
+from report import md_table
 from scipy.stats import kendalltau, spearmanr
 
 #: Designs read off the probes' validation curves (every 50 batches): ``scratch`` and
@@ -204,18 +205,14 @@ def _two_seed_headroom(probes: list[dict], data, gt: dict, masks) -> list[str]:
         f"with both ({n_two} of {len(gt)}); two 2-seed scores of one mask differ by "
         "about 0.8 % (`final_retraining_<data>.md`), so a gain below that is noise.",
         "",
-        "| budget | ES | best mask (2 seeds) | its R@20 | vs ES | best by validation "
-        "(2 seeds) | its R@20 | vs ES |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for c, h in rows.items():
-        e = h["es"]
-        lines.append(
-            f"| {_budget_tag(c)} | {e:.4f} | {h['best']} | {h['best_r20']:.4f} | "
-            f"{h['best_r20'] / e - 1:+.1%} | {h['best_by_val']} | {h['best_by_val_r20']:.4f} | "
-            f"{h['best_by_val_r20'] / e - 1:+.1%} |"
-        )
-    return lines
+    head = ["budget", "ES", "best mask (2 seeds)", "its R@20", "vs ES",
+            "best by validation (2 seeds)", "its R@20", "vs ES"]  # fmt: skip
+    table = [[_budget_tag(c), h["es"], h["best"], h["best_r20"],
+              f"{h['best_r20'] / h['es'] - 1:+.1%}",
+              h["best_by_val"], h["best_by_val_r20"],
+              f"{h['best_by_val_r20'] / h['es'] - 1:+.1%}"] for c, h in rows.items()]  # fmt: skip
+    return [*lines, *md_table(head, table)]
 
 
 def _add_design_runs(rows: list[dict], quality: dict, seconds: dict) -> None:
@@ -277,25 +274,22 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "",
         "## Ground truth per mask",
         "",
-        "| mask | family | sparsity | val quality | val R@20 | test R@20 | test N@20 | "
-        "best batch | train+val batches |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    table = []
     missing = [m.name for m in masks if m.digest not in gt]
     for m in sorted(masks, key=lambda m: (m.budget, m.family, m.name)):
         g = gt.get(m.digest)
         if g is None:
             continue
-        lines.append(
-            f"| {m.name} | {m.family} | {m.sparsity:.4f} | {g['val_q']:.4f} | {g['val_r20']:.4f}"
-            f" | {g['test_r20']:.4f} | {g['test_n20']:.4f} | {g['best']} | {g['final']} |"
-        )
+        table.append([m.name, m.family, m.sparsity, g["val_q"], g["val_r20"], g["test_r20"],
+                      g["test_n20"], g["best"], g["final"]])  # fmt: skip
+    lines += md_table(["mask", "family", "sparsity", "val quality", "val R@20", "test R@20",
+                       "test N@20", "best batch", "train+val batches"], table)  # fmt: skip
     if missing:
         lines += ["", f"Not run yet ({len(missing)} of {n_total}): {', '.join(missing)}."]
     # headroom
-    lines += ["", "## Headroom over ES (test Recall@20)", "",
-              "| budget | ES | best mask by test R@20 | its R@20 | vs ES | best by validation | "
-              "its R@20 | vs ES |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "## Headroom over ES (test Recall@20)", ""]
+    table = []
     for c in sorted({m.budget for m in masks}):
         here = [m for m in masks if m.budget == c and m.digest in gt]
         es = next((m for m in here if m.family == "ES"), None)
@@ -304,11 +298,11 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         e = gt[es.digest]["test_r20"]
         bt = max(here, key=lambda m: gt[m.digest]["test_r20"])
         bv = max(here, key=lambda m: gt[m.digest]["val_q"])
-        lines.append(
-            f"| {_budget_tag(c)} | {e:.4f} | {bt.name} | {gt[bt.digest]['test_r20']:.4f} | "
-            f"{gt[bt.digest]['test_r20'] / e - 1:+.1%} | {bv.name} | "
-            f"{gt[bv.digest]['test_r20']:.4f} | {gt[bv.digest]['test_r20'] / e - 1:+.1%} |"
-        )
+        t, v = gt[bt.digest]["test_r20"], gt[bv.digest]["test_r20"]
+        table.append([_budget_tag(c), e, bt.name, t, f"{t / e - 1:+.1%}", bv.name, v,
+                      f"{v / e - 1:+.1%}"])  # fmt: skip
+    lines += md_table(["budget", "ES", "best mask by test R@20", "its R@20", "vs ES",
+                       "best by validation", "its R@20", "vs ES"], table)  # fmt: skip
     lines += _two_seed_headroom(probes, data, gt, masks)
     # designs
     design_q: dict[str, dict[str, float]] = {}
@@ -346,33 +340,29 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "best is among the design's three best (per budget, summed). Seconds: one step's "
         "training + evaluation on one (shared) core, mean over masks.",
         "",
-        "| design | "
-        + " | ".join(f"ρ {_budget_tag(c)} | τ {_budget_tag(c)}" for c in budgets)
-        + " | mean within-budget ρ | ρ pooled | τ pooled | ρ pooled vs test R@20 | top-1 | top-3"
-        " | masks | s / step |",
-        "|---|" + "---|---|" * len(budgets) + "---|---|---|---|---|---|---|---|",
     ]
-    summary = {}
+    table, summary = [], {}
     for d, q in design_q.items():
         f = _fidelity(gt, q, masks)
         cells = []
         for c in budgets:
             b = f["budgets"].get(c)
-            cells.append(f"{b['rho']:.2f} | {b['tau']:.2f}" if b else "— | —")
+            cells += [f"{b['rho']:.2f}", f"{b['tau']:.2f}"] if b else ["—", "—"]
         within = [b["rho"] for b in f["budgets"].values()]
         mean_rho = float(np.mean(within)) if within else math.nan
         top1 = sum(b["top1"] for b in f["budgets"].values())
         top3 = sum(b["top3"] for b in f["budgets"].values())
         nb = len(f["budgets"])
         summary[d] = (mean_rho, float(np.mean(design_s[d])))
-        lines.append(
-            f"| {d} | "
-            + " | ".join(cells)
-            + f" | {mean_rho:.2f} | {f.get('rho_all', math.nan):.2f}"
-            f" | {f.get('tau_all', math.nan):.2f} | {f.get('rho_test', math.nan):.2f}"
-            f" | {top1}/{nb} | {top3}/{nb} | {f.get('n', 0)} | "
-            f"{np.mean(design_s[d]):.1f} |"
-        )
+        table.append([
+            d, *cells, f"{mean_rho:.2f}", f"{f.get('rho_all', math.nan):.2f}",
+            f"{f.get('tau_all', math.nan):.2f}", f"{f.get('rho_test', math.nan):.2f}",
+            f"{top1}/{nb}", f"{top3}/{nb}", f.get("n", 0), f"{np.mean(design_s[d]):.1f}",
+        ])  # fmt: skip
+    head = ["design", *(f"{x} {_budget_tag(c)}" for c in budgets for x in ("ρ", "τ")),
+            "mean within-budget ρ", "ρ pooled", "τ pooled", "ρ pooled vs test R@20", "top-1",
+            "top-3", "masks", "s / step"]  # fmt: skip
+    lines += md_table(head, table)
     lines += [
         "",
         "Designs: `scratch` = the code's step (2,000 batches, read off the probe at 2,000); "
@@ -418,12 +408,11 @@ def _es_vs_es(probes: list[dict], data) -> list[str]:
         oracle = [max(r20 for _, r20, _ in r["test"]) / lg - 1
                   for r, lg in zip(runs, by_rule[legacy], strict=True)]  # fmt: skip
         switch = [d / lg - 1 for d, lg in zip(by_rule[DEFAULT], by_rule[legacy], strict=True)]
-        rows.append(
-            f"| {_budget_tag(c)} | {len(runs)} | "
-            f"{max(by_rule[legacy]) / min(by_rule[legacy]) - 1:+.1%} | "
-            f"{max(by_rule[DEFAULT]) / min(by_rule[DEFAULT]) - 1:+.1%} | {two} | "
-            f"{np.mean(oracle):+.1%} (max {np.max(oracle):+.1%}) | {np.mean(switch):+.1%} |"
-        )
+        rows.append([
+            _budget_tag(c), len(runs), f"{max(by_rule[legacy]) / min(by_rule[legacy]) - 1:+.1%}",
+            f"{max(by_rule[DEFAULT]) / min(by_rule[DEFAULT]) - 1:+.1%}", two,
+            f"{np.mean(oracle):+.1%} (max {np.max(oracle):+.1%})", f"{np.mean(switch):+.1%}",
+        ])  # fmt: skip
     if not rows:
         return []
     return [
@@ -438,11 +427,10 @@ def _es_vs_es(probes: list[dict], data) -> list[str]:
         "that lets the stopping count vary by mask). *Rule*: the default rule over the legacy "
         "one on the same seed (retraining one arm with a better protocol).",
         "",
-        "| budget | seeds | seeds, legacy rule | seeds, default rule (1 seed) | seeds, default "
-        "rule (2-seed means) | stopping point vs legacy | default vs legacy rule |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-    ]
+        *md_table(["budget", "seeds", "seeds, legacy rule", "seeds, default rule (1 seed)",
+                   "seeds, default rule (2-seed means)", "stopping point vs legacy",
+                   "default vs legacy rule"], rows),
+    ]  # fmt: skip
 
 
 def _verdict_two_rules(probes: list[dict], data) -> list[str]:
@@ -480,8 +468,7 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
         pairs = [seeds[i : i + 2] for i in range(0, len(seeds) - 1, 2)]
         two = [np.mean([m[s] for s in p]) / np.mean([e[s] for s in p]) - 1 for p in pairs]
         cells.append(", ".join(f"{g:+.1%}" for g in two))
-        rows.append(f"| {_budget_tag(c)} | {name.split(' @')[0]} | {len(seeds)} | "
-                    + " | ".join(cells) + " |")  # fmt: skip
+        rows.append([_budget_tag(c), name.split(" @")[0], len(seeds), *cells])
     if not rows:
         return []
     return [
@@ -496,10 +483,18 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
         "gains a one-seed comparison under the legacy rule could report (any seed of the mask "
         "against any seed of ES).",
         "",
-        "| budget | mask | seeds | legacy rule | legacy, one seed each | default rule (1 seed) "
-        "| default rule, 2-seed means |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
+        *md_table(
+            [
+                "budget",
+                "mask",
+                "seeds",
+                "legacy rule",
+                "legacy, one seed each",
+                "default rule (1 seed)",
+                "default rule, 2-seed means",
+            ],
+            rows,
+        ),
         "",
         f'Rows whose interval lies above 0 (a "gain over ES"): {wins[legacy]} of '
         f"{len(rows)} under the legacy rule, {wins[DEFAULT]} of {len(rows)} under the default "
@@ -527,13 +522,11 @@ def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str
         "(test Recall@20 of the same mask, two seeds). Scaled: the train + validation run trains "
         "best × |train ∪ val| / |train| batches (rounded to the evaluation grid). Cap 2,000.",
         "",
-        "| rule | mean test R@20 | seed spread (mean) | seed spread (max) | seed pairs | "
-        "mean train+val batches |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in spread:
-        lines.append(f"| {r['rule']} | {r['mean']:.4f} | {r['spread']:.2%} | {r['max']:.2%} | "
-                     f"{r['pairs']} | {r['batches']:.0f} |")  # fmt: skip
+        *md_table(["rule", "mean test R@20", "seed spread (mean)", "seed spread (max)",
+                   "seed pairs", "mean train+val batches"],
+                  [[r["rule"], r["mean"], f"{r['spread']:.2%}", f"{r['max']:.2%}", r["pairs"],
+                    f"{r['batches']:.0f}"] for r in spread]),
+    ]  # fmt: skip
     mean2 = _mean_of_k_spread(probes, data, 2)
     if mean2:
         lines += [
@@ -543,15 +536,14 @@ def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str
             "Spread between two disjoint 2-seed means of the same mask (each split of four seeds "
             "into two pairs counts once): what `FinalRetrainRule(seeds=2)` buys over one seed.",
             "",
-            "| rule | 2-seed spread (mean) | (max) | pairs | masks |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [f"| {r['rule']} | {r['spread']:.2%} | {r['max']:.2%} | {r['pairs']} | "
-                  f"{r['masks']} |" for r in mean2]  # fmt: skip
+            *md_table(["rule", "2-seed spread (mean)", "(max)", "pairs", "masks"],
+                      [[r["rule"], f"{r['spread']:.2%}", f"{r['max']:.2%}", r["pairs"],
+                        r["masks"]] for r in mean2]),
+        ]  # fmt: skip
     lines += _es_vs_es(probes, data)
     lines += _verdict_two_rules(probes, data)
-    lines += ["", "Per probe: best validation batch / train+val batches / test R@20.", "",
-              "| mask | seed | legacy | default |", "|---|---|---|---|"]  # fmt: skip
+    lines += ["", "Per probe: best validation batch / train+val batches / test R@20.", ""]
+    table = []
     legacy = next(iter(RULES))
     for r in sorted(probes, key=lambda r: (r["budget"], r["mask"], r["seed"])):
         if not any(p["digest"] == r["digest"] and p["seed"] != r["seed"] for p in probes):
@@ -561,7 +553,8 @@ def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str
         for rule in (legacy, DEFAULT):
             best, n, _ = rule_count(r["history"], data, rule, 2000)
             cells.append(f"{best} / {n} / {test[n]:.4f}")
-        lines.append(f"| {r['mask']} | {r['seed']} | {cells[0]} | {cells[1]} |")
+        table.append([r["mask"], r["seed"], *cells])
+    lines += md_table(["mask", "seed", "legacy", "default"], table)
     secs = sum(r["seconds"] for r in probes)
     lines += ["", f"Compute: {secs:,.0f} s of one core over {len(probes)} probes."]
     (RESULTS / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")

@@ -6,12 +6,8 @@ existing folder.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -86,21 +82,3 @@ def _one_torch_thread_per_worker():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def benchmark_module() -> Iterator[Callable[[str], ModuleType]]:
-    """``benchmark_module("budget_agents")`` imports a script of ``benchmarks/`` (not a package).
-
-    For one test module: afterwards the folder leaves ``sys.path`` and the scripts it imported
-    leave ``sys.modules``, so no other test sees them.
-    """
-    bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
-    sys.path.insert(0, bench)
-    try:
-        yield importlib.import_module
-    finally:
-        sys.path.remove(bench)
-        for name, module in list(sys.modules.items()):
-            if str(getattr(module, "__file__", None) or "").startswith(bench):
-                del sys.modules[name]

@@ -29,7 +29,7 @@ def test_import_contracts_hold() -> None:
 
 def test_import_contracts_fail_when_a_lower_layer_imports_a_higher_one(tmp_path) -> None:
     """Upward imports injected into a copy of the packages break the matching contracts."""
-    for package in ("ciess_env", "agents"):
+    for package in ("ciess_env", "agents", "benchmarks"):
         shutil.copytree(
             ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -39,6 +39,7 @@ def test_import_contracts_fail_when_a_lower_layer_imports_a_higher_one(tmp_path)
         "ciess_env/recommenders/mf.py": "import ciess_env.spaces",
         "ciess_env/env.py": "import agents.baselines",
         "agents/baselines.py": "import agents.experiments.session",
+        "agents/protocol.py": "import benchmarks.report",
     }
     for path, line in upward.items():
         with open(tmp_path / path, "a") as f:
@@ -50,6 +51,7 @@ def test_import_contracts_fail_when_a_lower_layer_imports_a_higher_one(tmp_path)
         "models know no RL BROKEN",
         "the env knows no agent BROKEN",
         "agents know no experiments BROKEN",
+        "benchmarks may import agents and ciess_env, never the reverse BROKEN",
         "ciess_env layers: data -> metrics -> recommenders -> MDP -> env BROKEN",
     ):
         assert name in result.stdout, result.stdout

@@ -34,6 +34,7 @@ from ciess_env.recommenders.trainer import BPRTrainer, TrainConfig
 
 __all__ = [
     "Converged",
+    "EarlyStopping",
     "PretrainResult",
     "pretrain",
     "pretrain_cache_key",
@@ -244,6 +245,68 @@ class Converged(NamedTuple):
     history: list[tuple[int, float]]
 
 
+@dataclass
+class EarlyStopping:
+    """The package's one early-stopping rule: keep the best, stop after ``patience`` misses.
+
+    :func:`train_until_converged` feeds it each validation evaluation while it trains;
+    :meth:`replay` feeds it a recorded validation curve, so a study that evaluated more often
+    can read off what the rule would have chosen without a second implementation of it.
+
+    Attributes:
+        patience: Evaluations in a row without improvement before stopping.
+        best_quality: The best validation quality so far (``-inf`` before the first).
+        best_batches: Batches trained when it was reached (0 before the first).
+        bad: Evaluations since the last improvement.
+    """
+
+    patience: int
+    best_quality: float = -np.inf
+    best_batches: int = 0
+    bad: int = 0
+
+    def update(self, batches: int, quality: float) -> bool:
+        """Record one evaluation after ``batches`` batches; True when it is the new best."""
+        if quality > self.best_quality:
+            self.best_quality, self.best_batches, self.bad = quality, batches, 0
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the rule stops training now."""
+        return self.bad >= self.patience
+
+    @classmethod
+    def replay(
+        cls, history: list, *, eval_every: int, patience: int, max_batches: int
+    ) -> tuple[int, bool]:
+        """(best batch count, stopped) of "evaluate every ``eval_every``" on a recorded curve.
+
+        Args:
+            history: ``(batches, validation quality, ...)`` rows, evaluated every ``eval_every``
+                batches or a divisor of it (the rule sees only its own evaluation points).
+            eval_every: The rule's batches between evaluations.
+            patience: The rule's patience.
+            max_batches: The rule's cap; points beyond it are ignored.
+
+        Returns:
+            The batch count the rule keeps and whether it stopped (False when the curve ends
+            before the rule would stop or reach the cap: the best so far is then returned).
+        """
+        rule, last = cls(patience), 0
+        for row in history:
+            batches, quality = int(row[0]), float(row[1])
+            if batches % eval_every or batches > max_batches:
+                continue
+            last = batches
+            rule.update(batches, quality)
+            if rule.stopped:
+                return rule.best_batches, True
+        return rule.best_batches, last >= max_batches
+
+
 def train_until_converged(
     model: Backbone,
     data: InteractionData,
@@ -280,25 +343,22 @@ def train_until_converged(
         msg = f"eval_every and patience must be >= 1, got {eval_every!r} and {patience!r}."
         raise InvalidArgumentError(msg)
     trainer = BPRTrainer(model, data, config, seed=seed, nested=nested, progress_bar=progress_bar)
-    best_q, best_state, best_eval, best_batches, bad = -np.inf, None, None, 0, 0
+    rule, best_state, best_eval = EarlyStopping(patience), None, None
     history: list[tuple[int, float]] = []
-    while trainer.batches_done < max_batches and bad < patience:
+    while trainer.batches_done < max_batches and not rule.stopped:
         trainer.run(min(eval_every, max_batches - trainer.batches_done))
         result = evaluate(model, data, "validation")
         q = result.mean_user_quality
         history.append((trainer.batches_done, q))
         logger.info("%s: %d batches, validation quality %.4f", model.name, trainer.batches_done, q)
-        if q > best_q:
-            best_q, best_eval, best_batches, bad = q, result, trainer.batches_done, 0
-            best_state = _cpu_state(model)
-        else:
-            bad += 1
+        if rule.update(trainer.batches_done, q):
+            best_eval, best_state = result, _cpu_state(model)
     if best_state is None:  # max_batches == 0: the untrained model
         best_eval = evaluate(model, data, "validation")
         best_state = _cpu_state(model)
     model.load_state_dict(best_state)
     model.eval()
-    return Converged(best_state, best_eval, best_batches, history)
+    return Converged(best_state, best_eval, rule.best_batches, history)
 
 
 def _cpu_state(model: Backbone) -> dict:

@@ -1,5 +1,7 @@
-"""The scripts of ``benchmarks/`` import each other by plain name (``from report import ...``),
-as they do when run as ``python benchmarks/<script>.py``; their tests see them the same way.
+"""Tests of the scripts in ``benchmarks/``: that folder is on ``sys.path`` for them.
+
+The scripts import each other by plain name (``from report import ...``), as they do when run
+as ``python benchmarks/<script>.py``; their tests import them the same way.
 """
 
 import sys

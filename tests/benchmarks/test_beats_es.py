@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 
+import beats_es as study
 import pytest
-
-
-@pytest.fixture(scope="module")
-def study(benchmark_module):
-    return benchmark_module("beats_es")
 
 
 def _budget_agents_unit(agent: str, seed: int, budget: float, r20: float) -> dict:
@@ -28,7 +24,7 @@ def _write(path, units) -> None:
     path.write_text("".join(json.dumps(u) + "\n" for u in units))
 
 
-def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(study, tmp_path) -> None:
+def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(tmp_path) -> None:
     es = {0: 0.20, 1: 0.22, 2: 0.18}
     _write(tmp_path / "budget_agents_ml100k_v1.jsonl",
            [_budget_agents_unit("es", s, 0.9, v) for s, v in es.items()]
@@ -58,7 +54,7 @@ def test_the_verdict_pairs_each_agent_with_es_seed_by_seed(study, tmp_path) -> N
     assert "| rw-td3:noise=shared (noise-free policy) | 0/3 |" in text
 
 
-def test_no_es_units_is_a_clear_error(study, tmp_path) -> None:
+def test_no_es_units_is_a_clear_error(tmp_path) -> None:
     from ciess_env.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match=r"no ES units in .*run the studies first"):
@@ -66,7 +62,7 @@ def test_no_es_units_is_a_clear_error(study, tmp_path) -> None:
 
 
 def test_es_that_disagrees_between_studies_is_reported_and_a_partial_table_labelled(
-    study, tmp_path
+    tmp_path,
 ) -> None:
     _write(tmp_path / "budget_agents_ml1m_v1.jsonl",
            [_budget_agents_unit("es", s, 0.8, 0.2) for s in (0, 1)]
@@ -79,7 +75,7 @@ def test_es_that_disagrees_between_studies_is_reported_and_a_partial_table_label
     assert "| structured-tpe | +5.0% (no interval; 1 seed) |" in text
 
 
-def test_a_study_that_has_not_run_is_named_as_such(study, tmp_path) -> None:
+def test_a_study_that_has_not_run_is_named_as_such(tmp_path) -> None:
     _write(tmp_path / "budget_agents_ml1m_v1.jsonl",
            [_budget_agents_unit("es", s, 0.8, 0.2) for s in (0, 1)])  # fmt: skip
     text = study.write("ml-1m", tmp_path).read_text()

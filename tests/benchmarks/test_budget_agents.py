@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import budget_agents as study
 import pytest
 
 from ciess_env.errors import InvalidArgumentError, UnknownNameError
@@ -14,12 +15,7 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def study(benchmark_module):
-    return benchmark_module("budget_agents")
-
-
-def test_an_agent_spec_splits_into_agent_and_env_keywords(study) -> None:
+def test_an_agent_spec_splits_into_agent_and_env_keywords() -> None:
     name, agent_kw, env_kw = study.parse_agent("rw-td3:noise=shared,sigma=3,env.reward=team")
     assert name == "rw-td3"
     assert agent_kw == {"noise": "shared", "sigma": 3}
@@ -30,7 +26,7 @@ def test_an_agent_spec_splits_into_agent_and_env_keywords(study) -> None:
     }  # fmt: skip
 
 
-def test_a_bad_agent_spec_names_what_is_wrong(study) -> None:
+def test_a_bad_agent_spec_names_what_is_wrong() -> None:
     with pytest.raises(UnknownNameError, match="rw-td3"):
         study.parse_agent("rw-td4:noise=shared")
     with pytest.raises(InvalidArgumentError, match=r"'noise' is not k=v"):
@@ -41,7 +37,7 @@ def test_a_bad_agent_spec_names_what_is_wrong(study) -> None:
         study._env_kwargs("retrain")
 
 
-def test_a_variant_is_its_own_row_and_its_keywords_reach_the_agent(study, tmp_path) -> None:
+def test_a_variant_is_its_own_row_and_its_keywords_reach_the_agent(tmp_path) -> None:
     out = tmp_path / "study"
     env_kw = json.dumps(TINY | {"cache_dir": str(tmp_path / "cache")})
     args = ["--env-id", "CIESS-MF-Synthetic-v1", "--env-kw", env_kw, "--seeds", "0",

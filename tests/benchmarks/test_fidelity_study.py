@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import fidelity_ground_truth as study
+import fidelity_report
+import fidelity_rules
 import numpy as np
 import pytest
 
 from ciess_env.env import EmbeddingSizeEnv
+from ciess_env.recommenders import TrainConfig, make_backbone
+from ciess_env.recommenders.pretraining import train_until_converged
 from ciess_env.retrain import FinalRetrainRule, final_retrain
 
 
-@pytest.fixture(scope="module")
-def study(benchmark_module):
-    return benchmark_module("fidelity_ground_truth")
-
-
-def test_replay_follows_the_rule_on_a_handmade_curve(study):
+def test_replay_follows_the_rule_on_a_handmade_curve():
     """Every 200 / patience 2 sees only 200, 400, 600, 800: best 400, stopped at 800."""
     curve = [[b, q] for b, q in zip(range(50, 1001, 50), [0.1] * 3 + [0.5] + [0.2] * 3 + [0.6]
                                      + [0.3] * 12, strict=True)]  # fmt: skip
-    assert study.replay(curve, 200, 2, 2000) == (400, True)
-    assert study.replay(curve, 50, 4, 2000) == (400, True)
-    assert study.replay(curve[:5], 200, 2, 2000) == (200, False)  # cut short: best so far
+    assert fidelity_rules.replay(curve, 200, 2, 2000) == (400, True)
+    assert fidelity_rules.replay(curve, 50, 4, 2000) == (400, True)
+    assert fidelity_rules.replay(curve[:5], 200, 2, 2000) == (200, False)  # cut: best so far
 
 
-def test_probe_replays_final_retrain_exactly(study, tmp_path):
+def test_replay_is_the_env_rule_read_off_its_own_curve(tiny_data):
+    """Replaying the curve train_until_converged recorded picks the batch count it kept."""
+    model = make_backbone("mf", tiny_data, d_max=16, seed=0)
+    got = train_until_converged(model, tiny_data, TrainConfig(n_batches=400, batch_size=64), seed=0,
+                                eval_every=10, patience=2, max_batches=400)  # fmt: skip
+    assert len(got.history) < 40  # it stopped early, so patience decided
+    rule = fidelity_rules.replay(got.history, every=10, patience=2, cap=400)
+    assert rule == (got.best_batches, True)
+
+
+def test_probe_replays_final_retrain_exactly(tmp_path):
     """The probe's default-rule choice and test score are final_retrain's, bit for bit."""
     env = EmbeddingSizeEnv(
         dataset="synthetic", backbone="mf", preset="tiny", batches_per_step=300, batch_size=64,
@@ -36,9 +46,9 @@ def test_probe_replays_final_retrain_exactly(study, tmp_path):
     assert [h[0] for h in row["history"]] == list(range(50, 301, 50))
     test = {b: r20 for b, r20, _ in row["test"]}
     # The probe is one seed: the default rule's per-seed path (its seeds are averaged after).
-    for label, rule in ((study.DEFAULT, FinalRetrainRule(seeds=1)),
-                        (next(iter(study.RULES)), FinalRetrainRule.legacy())):  # fmt: skip
-        best, n, _ = study.rule_count(row["history"], data, label, 300)
+    for label, rule in ((fidelity_rules.DEFAULT, FinalRetrainRule(seeds=1)),
+                        (next(iter(fidelity_rules.RULES)), FinalRetrainRule.legacy())):  # fmt: skip
+        best, n, _ = fidelity_rules.rule_count(row["history"], data, label, 300)
         got = final_retrain(
             data, mask.user_sizes, mask.item_sizes, env.step_config, rule=rule, seed=3
         )
@@ -46,9 +56,8 @@ def test_probe_replays_final_retrain_exactly(study, tmp_path):
         assert got.test.recall(20) == pytest.approx(test[n], abs=1e-6)
 
 
-def test_converge_read_off_a_probe_is_the_env_step(study, benchmark_module, tmp_path):
+def test_converge_read_off_a_probe_is_the_env_step(tmp_path):
     """The report's converge:E/P rows (read off a probe) equal what the env's step returns."""
-    fidelity_report = benchmark_module("fidelity_report")
     env = EmbeddingSizeEnv(
         dataset="synthetic", backbone="mf", preset="tiny", batches_per_step=600, batch_size=64,
         dataset_kwargs={"n_users": 40, "n_items": 30, "mean_interactions": 8},

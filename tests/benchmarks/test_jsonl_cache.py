@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+import jsonl_cache as cache
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def cache(benchmark_module):
-    return benchmark_module("jsonl_cache")
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_units_round_trip_in_order_and_numpy_scalars_become_floats(cache, tmp_path) -> None:
+def test_units_round_trip_in_order_and_numpy_scalars_become_floats(tmp_path) -> None:
     import numpy as np
 
     path = tmp_path / "deep" / "units.jsonl"
@@ -24,7 +19,7 @@ def test_units_round_trip_in_order_and_numpy_scalars_become_floats(cache, tmp_pa
     assert cache.read_units(path) == [{"seed": 0, "r": 0.25}, {"seed": 1, "r": 0.5}]
 
 
-def test_recorded_commands_carry_no_absolute_paths(cache) -> None:
+def test_recorded_commands_carry_no_absolute_paths() -> None:
     argv = [
         "--data-dir", str(REPO.parent / "shared" / "data"),
         f"--out={REPO / 'benchmarks' / 'results'}",

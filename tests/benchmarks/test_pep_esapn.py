@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pep_esapn as study
 import pytest
 
 
-@pytest.fixture(scope="module")
-def study(benchmark_module):
-    return benchmark_module("pep_esapn")
-
-
 def test_quick_run_writes_filled_rows_paired_with_their_unfilled_masks(
-    study, tmp_path, monkeypatch
+    tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("CIESS_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"
@@ -38,7 +34,7 @@ def test_quick_run_writes_filled_rows_paired_with_their_unfilled_masks(
     assert len((out / "pep_esapn_quick.jsonl").read_text().splitlines()) == 2
 
 
-def test_a_filled_unit_pairs_with_the_cached_plain_unit(study, tmp_path, monkeypatch) -> None:
+def test_a_filled_unit_pairs_with_the_cached_plain_unit(tmp_path, monkeypatch) -> None:
     """With the plain unit cached, its rows are the unfilled side, and the report says so."""
     monkeypatch.setenv("CIESS_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"

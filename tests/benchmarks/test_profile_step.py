@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import profile_step as bench
 
 from ciess_env.env import EmbeddingSizeEnv
 
 
-@pytest.fixture(scope="module")
-def bench(benchmark_module):
-    return benchmark_module("profile_step")
-
-
-def test_a_profiled_step_accounts_for_its_batches_and_validation_passes(bench) -> None:
+def test_a_profiled_step_accounts_for_its_batches_and_validation_passes() -> None:
     env = EmbeddingSizeEnv(dataset="synthetic", preset="tiny", batches_per_step=40)
     data = env.data
     mask = bench.Mask("ES", "ES", 0.5, np.full(data.n_users, 5), np.full(data.n_items, 5))
@@ -30,7 +25,7 @@ def test_a_profiled_step_accounts_for_its_batches_and_validation_passes(bench) -
     assert bench.pretraining.evaluate.__module__ == "ciess_env.metrics"
 
 
-def test_report_has_one_row_per_unit_with_shares(bench, tmp_path, monkeypatch) -> None:
+def test_report_has_one_row_per_unit_with_shares(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     unit = {"dataset": "ml-1m", "mask": "ES @90%", "design": "converge:50/4", "total_s": 40.0,
             "batches_run": 1350, "best_batches": 1150, "batch_size": 10_000, "active_width": 13,

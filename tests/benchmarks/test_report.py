@@ -35,7 +35,8 @@ def test_ci_and_diff_come_from_the_stats_module():
 def test_header_and_machine_name_command_machine_and_load():
     """The header carries the command and machine bullets; the machine line the load average."""
     line = report.machine("cpu")
-    assert "device cpu" in line and re.search(r"1-min load average (\d+\.\d\d|nan)", line)
+    assert "device cpu" in line
+    assert re.search(r"1-min load average (\d+\.\d\d|nan)", line)
     head = report.header("T", command="python x.py --a 1", machine_line=line, lines=["Seeds: 3"])
     assert head[:3] == ["# T", "", "- Command: `python x.py --a 1`"]
-    assert head[3] == f"- Machine: {line}" and head[4] == "- Seeds: 3" and head[-1] == ""
+    assert head[3:] == [f"- Machine: {line}", "- Seeds: 3", ""]

@@ -7,12 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-
-@pytest.fixture(scope="module")
-def reproduce(benchmark_module) -> ModuleType:
-    """The script (benchmarks/ is not a package; it imports its sibling ``jsonl_cache``)."""
-    return benchmark_module("reproduce")
+import reproduce
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def _table_rows(text: str, header_start: str) -> list[list[str]]:
     return rows
 
 
-def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_path, cache_dir):
+def test_paper_protocol_writes_table1_next_to_the_papers_numbers(tmp_path, cache_dir):
     """``paper`` writes one file per data set: ES, MR, PEP, CIESS, ESAPN with the paper's values."""
     _run(reproduce, "paper", tmp_path, cache_dir)
     for dataset, paper_r20_80 in (("ml-1m", "0.2436"), ("yelp2018", "0.0839")):
@@ -80,9 +75,7 @@ def test_paper_protocol_writes_table1_next_to_the_papers_numbers(reproduce, tmp_
         assert set(verdicts) <= {"yes", "no", "mixed", "not reached"}
 
 
-def test_reduced_protocol_writes_one_file_per_data_set_with_all_six_agents(
-    reproduce, tmp_path, cache_dir
-):
+def test_reduced_protocol_writes_one_file_per_data_set_with_all_six_agents(tmp_path, cache_dir):
     """``reduced`` covers ES, MR, MDE, PEP, RW-TD3, ESAPN on ML-100K and ML-1M, with verdicts."""
     _run(reproduce, "reduced", tmp_path, cache_dir)
     for dataset in ("ml-100k", "ml-1m"):
@@ -105,7 +98,7 @@ def test_reduced_protocol_writes_one_file_per_data_set_with_all_six_agents(
             assert set(paper_r20.values()) == {"—"}
 
 
-def test_fast_vs_scratch_protocol_reports_quality_and_time_ratios(reproduce, tmp_path, cache_dir):
+def test_fast_vs_scratch_protocol_reports_quality_and_time_ratios(tmp_path, cache_dir):
     """``fast-vs-scratch`` gives a fast/scratch ratio per budget and the search-time ratio."""
     _run(reproduce, "fast-vs-scratch", tmp_path, cache_dir)
     for dataset in ("ml-100k", "ml-1m"):
@@ -125,7 +118,7 @@ def test_fast_vs_scratch_protocol_reports_quality_and_time_ratios(reproduce, tmp
         assert "Search-time ratio fast/scratch: " in text
 
 
-def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(reproduce, tmp_path, cache_dir):
+def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(tmp_path, cache_dir):
     """``ablation`` runs RW-TD3 with and without the walk beside the paper's ML-1M Table 2."""
     _run(reproduce, "ablation", tmp_path, cache_dir, "--note", "shared with another job")
     text = (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text()
@@ -140,7 +133,7 @@ def test_ablation_protocol_puts_walk_on_and_off_next_to_table2(reproduce, tmp_pa
     assert len(_table_rows(text, "| c | R@20 ours |")) == 3
 
 
-def test_seeds_give_intervals_and_finished_cells_are_reused(reproduce, tmp_path, cache_dir):
+def test_seeds_give_intervals_and_finished_cells_are_reused(tmp_path, cache_dir):
     """``--seeds 2``: every agent runs per seed as a sweep cell; a rerun reuses the cells."""
     runs = tmp_path / "runs"
     _run(reproduce, "ablation", tmp_path, cache_dir, "--seeds", "2", "--runs-dir", str(runs))
@@ -156,13 +149,13 @@ def test_seeds_give_intervals_and_finished_cells_are_reused(reproduce, tmp_path,
     assert (tmp_path / "reproduction_ablation_ml-100k.quick.md").read_text().count("walk=off") >= 1
 
 
-def test_an_unknown_data_set_is_refused_before_any_work(reproduce, tmp_path):
+def test_an_unknown_data_set_is_refused_before_any_work(tmp_path):
     """A data set without an env id fails with the accepted names."""
     with pytest.raises(ValueError, match=r"`--datasets` entries must be one of .*got 'ml-10m'"):
         reproduce.main(["reduced", "--datasets", "ml-10m", "--output-dir", str(tmp_path)])
 
 
-def test_paper_reference_tables_agree_where_the_paper_repeats_itself(reproduce):
+def test_paper_reference_tables_agree_where_the_paper_repeats_itself():
     """Table 2's Gaussian + walk rows are Table 1's CIESS rows (two known slips, ≤ 0.004 apart)."""
     ref = reproduce.PAPER_REFERENCE
     for dataset in ("ml-1m", "yelp2018"):

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "scratch_budget.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scratch_budget.py"
 
 
 def test_scratch_budget_writes_quality_along_the_step(tmp_path):

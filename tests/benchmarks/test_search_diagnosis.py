@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def study(benchmark_module):
-    return benchmark_module("search_diagnosis")
-
+import search_diagnosis as study
 
 _COMMON = {"episodes": 2, "seconds": 60.0, "load_start": 1.0, "load_end": 2.0,
            "command": "python benchmarks/search_diagnosis.py run"}  # fmt: skip
@@ -51,7 +45,7 @@ def _report(study, tmp_path, rows) -> str:
     return path.with_suffix(".md").read_text()
 
 
-def test_factor_table_pairs_by_seed_in_percent_of_es(study, tmp_path, capsys) -> None:
+def test_factor_table_pairs_by_seed_in_percent_of_es(tmp_path, capsys) -> None:
     es = {0: 0.20, 1: 0.20, 2: 0.20}  # 3 seeds: intervals need >= 3 (stats.MIN_SEEDS)
     rows = [_search(n, s, 10.0 * (n == "shared") + 5) for s in es for n in ("per_entity", "shared")]
     rows += [_es(s, v) for s, v in es.items()]
@@ -76,7 +70,7 @@ def test_factor_table_pairs_by_seed_in_percent_of_es(study, tmp_path, capsys) ->
     assert "| shared: noise-free policy − explored | — | — | — |" in factor
 
 
-def test_per_episode_curves_average_over_seeds(study, tmp_path, capsys) -> None:
+def test_per_episode_curves_average_over_seeds(tmp_path, capsys) -> None:
     rows = [_search("none", s, 4.0) for s in (0, 1, 2)]
     text = _report(study, tmp_path, rows)
     capsys.readouterr()
