@@ -493,6 +493,15 @@ def _structured(method: str) -> Callable[..., StructuredSearch]:
     return build
 
 
+def _structured_rl(algorithm: str) -> Callable[..., Any]:
+    def build(env: gym.Env, c: float, **kw: Any) -> Any:
+        from agents.structured_rl import StructuredRL
+
+        return StructuredRL(env, c, algorithm=algorithm, **kw)
+
+    return build
+
+
 def _wrap_esapn(env: gym.Env) -> gym.Env:
     from agents.esapn import wrap_esapn_env
 
@@ -535,6 +544,12 @@ for _spec in (
               "TPE over a 5-parameter size family", constructors=_STRUCTURED),
     AgentSpec("structured-cem", "budget-search", _structured("cem"),
               "CEM over a 5-parameter size family", constructors=_STRUCTURED),
+    AgentSpec("sac-structured", "budget-search", _structured_rl("sac"),
+              "SB3 SAC on the structured action (StructuredAction: 4 numbers, budget-exact)",
+              constructors=("agents.structured_rl:StructuredRL", _SB3 + "SAC")),
+    AgentSpec("ppo-structured", "budget-search", _structured_rl("ppo"),
+              "SB3 PPO on the structured action (StructuredAction: 4 numbers, budget-exact)",
+              constructors=("agents.structured_rl:StructuredRL", _SB3 + "PPO")),
     AgentSpec("pep", "pruner", _pep, "PEP: learnable soft thresholds, lottery-ticket retraining"),
     AgentSpec("pep-prefix", "pruner", _pep, "PEP's masks projected onto prefix sizes",
               search_of="pep", propose=pep_prefix_proposal),

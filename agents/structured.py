@@ -5,7 +5,10 @@ of size assignments that always meets the budget ``c`` exactly, and score each m
 env step (retrain, evaluate on validation), as the RL agents are scored. Every RL agent should
 at least match it; if it does not, the per-entity freedom is not buying anything.
 
-The family (:class:`StructuredSizes`), for a kept-size cap ``C = ⌊(1 − c)·d_max·N⌋``:
+The family (:class:`StructuredSizes`; the mapping itself is
+:func:`ciess_env.structured_action.structured_sizes`, shared with the RL wrapper
+:class:`~ciess_env.structured_action.StructuredAction`), for a kept-size cap
+``C = ⌊(1 − c)·d_max·N⌋``:
 
 * ``item_ratio`` ρ: log2 of the items' mean size over the users' mean size, which fixes the
   items' share of the cap, ``C_items = C · n_items 2^ρ / (n_users + n_items 2^ρ)`` (clipped
@@ -41,27 +44,18 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from agents.baselines import FrequencyBaseline, PopularityProportional, fit_to_budget
+from agents.baselines import FrequencyBaseline, PopularityProportional
 from ciess_env.errors import CallOrderError, InvalidArgumentError
+from ciess_env.structured_action import (
+    PARAMETER_RANGES,
+    item_share,
+    side_caps,
+    structured_sizes,
+)
 
-__all__ = ["PARAMETER_RANGES", "StructuredSearch", "StructuredSizes", "item_share"]
+__all__ = ["PARAMETER_RANGES", "StructuredSearch", "StructuredSizes", "TrialLog", "item_share"]
 
 Method = Literal["tpe", "cem"]
-
-#: Search ranges of the four parameters (inclusive). Powers above 1.5 or below −1 put almost
-#: every entity at d_min or d_max at the paper's budgets; ρ = ±3 is an 8× size ratio.
-PARAMETER_RANGES: dict[str, tuple[float, float]] = {
-    "item_ratio": (-3.0, 3.0),
-    "user_power": (-1.0, 1.5),
-    "item_power": (-1.0, 1.5),
-    "floor": (0.0, 1.0),
-}
-
-
-def item_share(item_ratio: float, n_users: int, n_items: int) -> float:
-    """Items' share of the budget when their mean size is ``2^item_ratio`` × the users'."""
-    w = n_items * 2.0 ** float(item_ratio)
-    return w / (n_users + w)
 
 
 class StructuredSizes(FrequencyBaseline):
@@ -133,28 +127,32 @@ class StructuredSizes(FrequencyBaseline):
 
     def side_caps(self) -> tuple[int, int]:
         """``(users' total size, items' total size)``; they sum to the cap exactly."""
-        n_u, n_i = self.n_users, self.n_items
-        cap = self.budget
-        share = item_share(self.params["item_ratio"], n_u, n_i)
-        lo = max(self.d_min * n_i, cap - self.d_max * n_u)
-        hi = min(self.d_max * n_i, cap - self.d_min * n_u)
-        items = min(max(round(share * cap), lo), hi)
-        return cap - items, items
-
-    def _side(self, freq: np.ndarray, cap: int, power: float) -> np.ndarray:
-        k = cap // freq.size
-        floor = self.d_min + math.floor(self.params["floor"] * (k - self.d_min))
-        weights = np.maximum(freq, 1.0) ** power
-        return fit_to_budget(weights, cap, floor, self.d_max)
+        return side_caps(
+            self.params["item_ratio"], n_users=self.n_users, n_items=self.n_items,
+            cap=self.budget, d_min=self.d_min, d_max=self.d_max,
+        )  # fmt: skip
 
     def _assign(self) -> np.ndarray:
-        user_cap, item_cap = self.side_caps()
-        return np.concatenate(
-            [
-                self._side(self.user_freq, user_cap, self.params["user_power"]),
-                self._side(self.item_freq, item_cap, self.params["item_power"]),
-            ]
-        )
+        users, items = structured_sizes(
+            self.params, user_freq=self.user_freq, item_freq=self.item_freq, cap=self.budget,
+            d_min=self.d_min, d_max=self.d_max,
+        )  # fmt: skip
+        return np.concatenate([users, items])
+
+
+def sizes_kwargs(env: gym.Env) -> dict[str, Any]:
+    """:class:`StructuredSizes`'s arguments for ``env``'s data (frequencies, size range).
+
+    ``flat_actions``: the masks' ``predict`` gives the single env's (N,) action layout.
+    """
+    base = env.unwrapped
+    return {
+        "user_freq": np.asarray(base.data.user_freq),
+        "item_freq": np.asarray(base.data.item_freq),
+        "d_min": int(base.d_min),
+        "d_max": int(base.d_max),
+        "flat_actions": True,
+    }
 
 
 def _warm_starts(c: float, user_freq: np.ndarray, item_freq: np.ndarray, **kw: Any) -> list[dict]:
@@ -206,7 +204,70 @@ class _CEM:
         self._generation = []
 
 
-class StructuredSearch:
+class TrialLog:
+    """The trials of a search of the family and its best mask: the part every such search shares.
+
+    :class:`StructuredSearch` (TPE, CEM) and :class:`agents.structured_rl.StructuredRL` (SAC,
+    PPO on :class:`~ciess_env.structured_action.StructuredAction`) record each env step with
+    :meth:`_record`; both then answer ``trials``, ``best``, ``sizes`` and ``predict`` alike.
+    """
+
+    def _start_log(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._best: StructuredSizes | None = None
+        self._best_value = -math.inf
+
+    def _record(self, sizes: StructuredSizes, info: Mapping[str, Any], **extra: float) -> float:
+        """Log one step that applied ``sizes`` (its env ``info``); return its q̄."""
+        value = float(info["mean_quality_ratio"])
+        self._rows.append(
+            {
+                "trial": len(self._rows),
+                **sizes.params,
+                **extra,
+                "mean_quality": value,
+                "recall@20": float(info["recall@20"]),
+                "sparsity": float(info["sparsity"]),
+            }
+        )
+        if value > self._best_value:
+            self._best, self._best_value = sizes, value
+        return value
+
+    # -------------------------------------------------------------- results
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (env step): the four parameters, q̄, validation R@20, sparsity."""
+        return pd.DataFrame(self._rows)
+
+    @property
+    def best(self) -> StructuredSizes:
+        """The best mask so far (highest q̄).
+
+        Raises:
+            CallOrderError: (a RuntimeError) before the first trial.
+        """
+        if self._best is None:
+            msg = "No trial has run yet; call learn(n_trials) first."
+            raise CallOrderError(msg)
+        return self._best
+
+    def sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The best mask: ``(user_sizes, item_sizes)``."""
+        return self.best.sizes()
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """The (N,) actions of the best mask (the single env's action layout), like SB3."""
+        return self.best.predict(observation, state, episode_start, deterministic)
+
+
+class StructuredSearch(TrialLog):
     """Search :class:`StructuredSizes` at one budget by env steps (TPE or CEM), SB3-like.
 
     ``learn(n_trials)`` runs ``n_trials`` env steps (resetting the env when an episode is
@@ -245,22 +306,13 @@ class StructuredSearch:
             msg = f"`method` must be 'tpe' or 'cem', got {method!r}."
             raise InvalidArgumentError(msg)
         self.env = env
-        base = env.unwrapped
         self.c = float(c)
         self.method = method
         self.seed = seed
-        self._kw = {
-            "user_freq": np.asarray(base.data.user_freq),
-            "item_freq": np.asarray(base.data.item_freq),
-            "d_min": int(base.d_min),
-            "d_max": int(base.d_max),
-            "flat_actions": True,  # the single env's (N,) action layout
-        }
+        self._kw = sizes_kwargs(env)
         StructuredSizes(self.c, **self._kw)  # validates the budget now, not at the first trial
         self._names = list(PARAMETER_RANGES)
-        self._rows: list[dict[str, Any]] = []
-        self._best: StructuredSizes | None = None
-        self._best_value = -math.inf
+        self._start_log()
         self._needs_reset = True
         starts = _warm_starts(self.c, **self._kw) if warm_start else []
         if method == "tpe":
@@ -315,56 +367,12 @@ class StructuredSearch:
                 u = self._cem.ask()
                 params = self._from_unit(u)
             sizes = StructuredSizes.from_params(self.c, params, **self._kw)
-            info = self.evaluate(sizes)
-            value = float(info["mean_quality_ratio"])
+            value = self._record(sizes, self.evaluate(sizes))
             if self.method == "tpe":
                 self._study.tell(trial, value)
             else:
                 self._cem.tell(u, value)
-            self._rows.append(
-                {
-                    "trial": len(self._rows),
-                    **params,
-                    "mean_quality": value,
-                    "recall@20": float(info["recall@20"]),
-                    "sparsity": float(info["sparsity"]),
-                }
-            )
-            if value > self._best_value:
-                self._best, self._best_value = sizes, value
         return self
-
-    # -------------------------------------------------------------- results
-    @property
-    def trials(self) -> pd.DataFrame:
-        """One row per trial: the four parameters, q̄, validation Recall@20, sparsity."""
-        return pd.DataFrame(self._rows)
-
-    @property
-    def best(self) -> StructuredSizes:
-        """The best mask so far (highest q̄).
-
-        Raises:
-            RuntimeError: before the first trial.
-        """
-        if self._best is None:
-            msg = "No trial has run yet; call learn(n_trials) first."
-            raise CallOrderError(msg)
-        return self._best
-
-    def sizes(self) -> tuple[np.ndarray, np.ndarray]:
-        """The best mask: ``(user_sizes, item_sizes)``."""
-        return self.best.sizes()
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, None]:
-        """The (N,) actions of the best mask (the single env's action layout), like SB3."""
-        return self.best.predict(observation, state, episode_start, deterministic)
 
 
 def _tpe_study(seed: int | None, n_startup_trials: int) -> Any:

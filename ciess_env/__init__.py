@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ciess_env.entity_vector import EntityVectorEnv
     from ciess_env.env import EmbeddingSizeEnv
     from ciess_env.vector import EntityVecEnv
+    from ciess_env.structured_action import StructuredAction
     from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "EntityVecEnv",
     "EntityVectorEnv",
     "RecordBudgetLog",
+    "StructuredAction",
     "__version__",
     "register_envs",
 ]
@@ -115,6 +117,7 @@ _LAZY = {
     "EntityVecEnv": "ciess_env.vector",
     "EntityVectorEnv": "ciess_env.entity_vector",
     "RecordBudgetLog": "ciess_env.wrappers",
+    "StructuredAction": "ciess_env.structured_action",
 }
 
 
