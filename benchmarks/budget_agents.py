@@ -165,6 +165,15 @@ def _summary(rows: list[dict], args: argparse.Namespace, n_units: int, command: 
     )
 
 
+def summary(units: list[dict], args: argparse.Namespace, n_units: int, command: str) -> str:
+    """The study's markdown from its finished units; also the report of its ported studies.
+
+    ``args`` needs ``env_id``, ``seeds``, ``episodes``, ``env_kw`` and ``top_l``
+    (``benchmarks/study.py`` builds them from a sweep spec).
+    """
+    return _summary(units, args, n_units, command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="CIESS-LightGCN-ML100K-v0")

@@ -598,6 +598,8 @@ def _run_cell(
             item.unlink() if not item.is_dir() else item.rmdir()
     folder.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    # A cell's seconds on a shared machine mean something only beside how busy it was.
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     _write_json(folder / "config.json", config)
     _write_json(folder / "started.json", {"sweep": sweep_id, "pid": os.getpid(),
                                           "host": socket.gethostname(), "at": started})  # fmt: skip
@@ -614,6 +616,7 @@ def _run_cell(
     _write_json(folder / "done.json", {
         "sweep": sweep_id, "started": started, "seconds": round(time.perf_counter() - t0, 3),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average": load,
     })  # fmt: skip
     return {"status": "done", "key": folder.name, "error": None}
 

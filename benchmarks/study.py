@@ -1,0 +1,227 @@
+"""One way to run a study: a sweep spec (the grid) and a report, run by the sweep.
+
+A study is a TOML sweep spec in ``benchmarks/sweeps/<name>.toml`` (agents × seeds × settings;
+see :mod:`agents.experiments.sweep`) and a report function that turns its finished cells into
+``benchmarks/results/<name>.md``. Its cells are the sweep's own cell store, committed in
+``benchmarks/results/<name>/cells/``: ``run`` runs only the cells still missing (in this process
+or on Ray), and ``report`` rewrites the markdown from the cells alone, so every committed
+results file of a study regenerates from its committed cells (``tests/benchmarks/
+test_study.py``). Cells are reported in the order they finished (the spec's order breaks
+ties): the bootstrap intervals of :mod:`agents.experiments.stats` see the seeds in that order.
+
+Studies that began as a JSONL of units (``jsonl_cache.py``) move in with ``import``, which
+writes each unit's rows, seconds and load average into the cells the spec defines.
+
+Run (from the repository root; ``CIESS_DATA_DIR`` names the data)::
+
+    python benchmarks/study.py run budget_agents_ml1m_v1 --sequential   # or --address auto
+    python benchmarks/study.py report budget_agents_ml1m_v1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jsonl_cache import read_units
+
+from agents.experiments.sweep import (
+    Cell,
+    SweepSpec,
+    cell_status,
+    load_spec,
+    read_cell,
+    run_sweep,
+)
+
+HERE = Path(__file__).resolve().parent
+SWEEPS = HERE / "sweeps"
+RESULTS = HERE / "results"
+
+
+@dataclass(frozen=True)
+class FinishedCell:
+    """One finished cell: its configuration, its ``done.json`` and its results table."""
+
+    cell: Cell
+    done: dict[str, Any]
+    table: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study: the name of its spec and results, and the report of its finished cells.
+
+    Attributes:
+        name: ``sweeps/<name>.toml``, ``results/<name>/cells/``, ``results/<name>.md``.
+        render: (the study, its spec, its finished cells) → the markdown.
+    """
+
+    name: str
+    render: Callable[[Study, SweepSpec, list[FinishedCell]], str]
+
+    @property
+    def spec_path(self) -> Path:
+        """The sweep spec (the grid)."""
+        return SWEEPS / f"{self.name}.toml"
+
+    @property
+    def folder(self) -> Path:
+        """The sweep's output folder, which holds the cells."""
+        return RESULTS / self.name
+
+    @property
+    def markdown(self) -> Path:
+        """The results file."""
+        return RESULTS / f"{self.name}.md"
+
+    @property
+    def command(self) -> str:
+        """The command that runs (or resumes) the study, as the results file records it."""
+        return f"python benchmarks/study.py run {self.name}"
+
+
+def finished_cells(study: Study, spec: SweepSpec) -> list[FinishedCell]:
+    """The spec's finished cells, in the order they finished (the spec's order on ties)."""
+    out = []
+    for cell in spec.cells():
+        folder = study.folder / "cells" / cell.key
+        if cell_status(folder) == "done":
+            table = read_cell(folder)
+            out.append(FinishedCell(cell, json.loads((folder / "done.json").read_text()), table))
+    return sorted(out, key=lambda f: f.done.get("finished") or "")  # stable: spec order
+
+
+def render(study: Study) -> str:
+    """The study's markdown, from its spec and its cells alone."""
+    spec = load_spec(study.spec_path)
+    return study.render(study, spec, finished_cells(study, spec))
+
+
+def run(study: Study, *, sequential: bool, address: str | None, num_cpus: int | None) -> Path:
+    """Run the study's missing cells with the sweep, then rewrite its results file."""
+    spec = load_spec(study.spec_path)
+    run_sweep(spec, study.folder, address=address, num_cpus=num_cpus, sequential=sequential,
+              make_report=False)  # fmt: skip
+    study.markdown.write_text(render(study))
+    return study.markdown
+
+
+# ------------------------------------------------------------------ studies
+def _budget_agents(study: Study, spec: SweepSpec, cells: list[FinishedCell]) -> str:
+    """``budget_agents.py``'s report (summary vs ES, per seed), one unit per finished cell."""
+    import budget_agents
+
+    units = []
+    for f in cells:
+        config, budgets = f.cell.config, f.cell.config["budgets"]
+        units.append({
+            "seed": config["seed"], "agent": config["agent"],
+            "budget": budgets[0] if len(budgets) == 1 else None,
+            "seconds": f.done.get("seconds"),
+            "load_average": f.done.get("load_average") or math.nan,  # None: not recorded
+            "note": f.done.get("note"),
+            "rows": f.table.drop(columns=["env_id"]).to_dict("records"),
+        })  # fmt: skip
+    args = argparse.Namespace(
+        env_id=spec.base["env_id"], seeds=spec.seeds, episodes=spec.base["episodes"],
+        env_kw=",".join(f"{k}={v}" for k, v in spec.base["env_kwargs"].items()),
+        top_l=spec.base["top_l"],
+    )  # fmt: skip
+    n_cells = sum(len(c.config["budgets"]) for c in spec.cells())
+    return budget_agents.summary(units, args, n_cells, study.command)
+
+
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study("budget_agents_ml100k", _budget_agents),
+        Study("budget_agents_ml1m_v1", _budget_agents),
+    )
+}
+
+
+# ------------------------------------------------------------------ moving a JSONL study in
+def import_units(study: Study, units: Sequence[dict[str, Any]], source: str) -> int:
+    """Write JSONL units (``budget_agents.py``'s schema) into the study's cells; return how many.
+
+    A unit of all budgets fills every single-budget cell of its (agent, seed); its seconds then
+    belong to the unit, so each such cell records them in its note instead. A cell already
+    finished is left alone.
+    """
+    spec, written = load_spec(study.spec_path), 0
+    for cell in spec.cells():
+        config, folder = cell.config, study.folder / "cells" / cell.key
+        budgets = config["budgets"]
+        unit = next((u for u in units if u["seed"] == config["seed"]
+                     and u["agent"] == config["agent"]
+                     and (u.get("budget") is None or [u["budget"]] == budgets)), None)  # fmt: skip
+        if unit is None or cell_status(folder) == "done":
+            continue
+        rows = [r for r in unit["rows"] if any(abs(r["budget"] - c) < 1e-9 for c in budgets)]
+        of_unit = {r["budget"] for r in unit["rows"]}
+        shared = unit.get("budget") is None and len(budgets) < len(of_unit)
+        note = unit.get("note")
+        if shared:
+            seconds = "?" if unit["seconds"] is None else f"{unit['seconds']:.0f} s"
+            note = (f"one run of all budgets ({seconds}, load {unit['load_average']:.1f} at its "
+                    "start) gave this cell" + (f"; {note}" if note else ""))  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(folder / "config.json", config)  # the files a sweep's cell holds
+        table = pd.DataFrame(rows)
+        table.insert(0, "env_id", config["env_id"])
+        table.to_csv(folder / "results.csv", index=False)
+        _write_json(folder / "done.json", {
+            "sweep": f"imported from {source}", "started": None,
+            "seconds": None if shared else unit["seconds"], "finished": unit["finished"],
+            "load_average": unit["load_average"], **({"note": note} if note else {}),
+        })  # fmt: skip
+        written += 1
+    return written
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, what in (("run", "run the missing cells, then report"),
+                       ("report", "rewrite the results file from the cells"),
+                       ("import", "move a JSONL study's units into its cells")):  # fmt: skip
+        q = sub.add_parser(name, help=what)
+        q.add_argument("study", choices=sorted(STUDIES))
+        if name == "run":
+            q.add_argument("--sequential", action="store_true", help="no Ray")
+            q.add_argument("--address", default=None, help="a Ray cluster (default: local)")
+            q.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+        if name == "import":
+            q.add_argument("jsonl", type=Path)
+    args = p.parse_args(argv)
+    study = STUDIES[args.study]
+    if args.command == "run":
+        path = run(study, sequential=args.sequential, address=args.address,
+                   num_cpus=args.num_cpus)  # fmt: skip
+    elif args.command == "import":
+        n = import_units(study, read_units(args.jsonl), os.path.relpath(args.jsonl, HERE.parent))
+        print(f"{n} cells written to {study.folder / 'cells'}")
+        path = study.markdown
+        path.write_text(render(study))
+    else:
+        path = study.markdown
+        path.write_text(render(study))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
