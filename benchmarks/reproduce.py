@@ -87,6 +87,11 @@ from agents.experiments.stats import summarize, summary_markdown
 from agents.experiments.sweep import Cell, resolve_config, run_cell
 from ciess_env.data.specs import DATASET_SPECS
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 logger = logging.getLogger("reproduce")
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -210,17 +215,33 @@ class ProtocolSpec:
     episodes: int
     retrain: str
     max_retrain_batches: int | None
+    agents: tuple[str, ...]
+
+    @classmethod
+    def from_sweep(cls, name: str, slug: str, title: str) -> ProtocolSpec:
+        """The protocol as ``benchmarks/sweeps/<name>.toml`` defines it (its one definition).
+
+        Data sets from its env ids, episodes, search retraining (the first of a ``[grid]``
+        axis), the final retraining's cap and the agents; this script adds only how each
+        protocol's tables look beside the paper's.
+        """
+        raw = tomllib.loads((SWEEPS / f"{name}.toml").read_text())
+        grid = raw.get("grid", {})
+        env_ids = grid.get("env_id") or [raw["env_id"]]
+        by_env = {env: ds for ds, env in ENV_DATASET_IDS.items()}
+        retrain = raw.get("env_kwargs", {}).get("retrain") or grid["env_kwargs.retrain"][0]
+        return cls(slug, title, tuple(by_env[e.split("-")[2]] for e in env_ids), raw["episodes"],
+                   retrain, raw.get("retrain_batches"), tuple(raw["agents"]))  # fmt: skip
 
 
+SWEEPS = Path(__file__).parent / "sweeps"
 PROTOCOLS: dict[str, ProtocolSpec] = {
-    "paper": ProtocolSpec("paper", "full paper protocol (Table 1)", ("ml-1m", "yelp2018"),
-                          30, "scratch", None),
-    "reduced": ProtocolSpec("reduced", "reduced CPU protocol", ("ml-100k", "ml-1m"),
-                            15, "fast", 2000),
-    "fast-vs-scratch": ProtocolSpec("fast_vs_scratch", "fast vs scratch retraining in the search",
-                                    ("ml-100k", "ml-1m"), 5, "fast", 2000),
-    "ablation": ProtocolSpec("ablation", "random-walk ablation (Table 2, Gaussian noise)",
-                             ("ml-100k",), 15, "fast", 2000),
+    "paper": ProtocolSpec.from_sweep("paper", "paper", "full paper protocol (Table 1)"),
+    "reduced": ProtocolSpec.from_sweep("reduced", "reduced", "reduced CPU protocol"),
+    "fast-vs-scratch": ProtocolSpec.from_sweep(
+        "fast-vs-scratch", "fast_vs_scratch", "fast vs scratch retraining in the search"),
+    "ablation": ProtocolSpec.from_sweep(
+        "ablation", "ablation", "random-walk ablation (Table 2, Gaussian noise)"),
 }  # fmt: skip
 
 
@@ -712,12 +733,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Protocol name → (agents it runs, as the settings line names them; its runner).
 RUNNERS: dict[str, tuple[str, Callable[[Run, int, Writer], None]]] = {
-    "paper": ("ES, MR, PEP, RW-TD3, ESAPN-style",
-              lambda r, n, w: protocol_table1(
-                  r, n, w, agents=("es", "mr", "pep", "rw-td3", "esapn"))),
-    "reduced": ("ES, MR, MDE, PEP, RW-TD3, ESAPN-style",
-                lambda r, n, w: protocol_table1(
-                    r, n, w, agents=("es", "mr", "mde", "pep", "rw-td3", "esapn"))),
+    name: (", ".join(LABELS.get(a, a) for a in PROTOCOLS[name].agents),
+           lambda r, n, w, agents=PROTOCOLS[name].agents: protocol_table1(r, n, w, agents=agents))
+    for name in ("paper", "reduced")
+} | {
     "fast-vs-scratch": ("RW-TD3, once per search retraining mode", protocol_fast_vs_scratch),
     "ablation": ("RW-TD3 with and without the random walk", protocol_ablation),
 }  # fmt: skip

@@ -164,3 +164,18 @@ def test_paper_reference_tables_agree_where_the_paper_repeats_itself():
             t2_r20, t2_n20 = ref["table2"][dataset][(c, "G", True)]
             assert abs(r20 - t2_r20) <= 1e-4
             assert abs(n20 - t2_n20) <= 0.004  # ML-1M 80 %: .4257/.4250; Yelp 95 %: .0640/.0604
+
+
+def test_a_protocol_is_read_from_its_sweep_spec(tmp_path, monkeypatch):
+    """A protocol's data sets, episodes, retraining, cap and agents all come from its TOML."""
+    (tmp_path / "p.toml").write_text(
+        'agents = ["es", "rw-td3"]\nepisodes = 7\nretrain_batches = 300\n'
+        '[grid]\nenv_id = ["CIESS-LightGCN-Yelp2018-v0", "CIESS-LightGCN-ML100K-v0"]\n'
+        '"env_kwargs.retrain" = ["scratch", "fast"]\n'
+    )
+    monkeypatch.setattr(reproduce, "SWEEPS", tmp_path)
+    spec = reproduce.ProtocolSpec.from_sweep("p", "p", "a protocol")
+    assert spec.datasets == ("yelp2018", "ml-100k")
+    assert (spec.episodes, spec.retrain, spec.max_retrain_batches) == (7, "scratch", 300)
+    assert spec.agents == ("es", "rw-td3")
+    assert reproduce.PROTOCOLS["reduced"].agents == ("es", "mr", "mde", "pep", "rw-td3", "esapn")
