@@ -14,6 +14,13 @@ trained backbone to a folder holding two files:
   - ``"ragged"``: ``T.values`` (Σ w,) float32, the rows back to back, and ``T.offsets``
     (n + 1,) int64, where row ``i`` is ``values[offsets[i]:offsets[i+1]]``.
 
+  With ``dtype="int8"`` the rows are quantised row-wise as FBGEMM's fused 8-bit rows are:
+  uint8 codes ``q`` with a float32 scale and bias per row, ``x ≈ q · scale + bias`` (scale =
+  (max − min) / 255 and bias = min over the row's stored values), in ``T.w{w}.scale`` /
+  ``T.w{w}.bias`` (buckets) or ``T.scale`` / ``T.bias`` (ragged, one per row). A row then
+  costs ``w + 8`` bytes instead of ``4 w``; the loader keeps the codes and dequantises the
+  rows it scores.
+
 * ``manifest.json``: what the tensors are (backbone, what is served, layout, counts, width),
   the histogram of the searched sizes and of the stored widths, the caller's ``metadata``
   (data set, metrics, seed, ...), the package version and the sha256 of the tensors file.
@@ -56,6 +63,7 @@ from ciess_env.recommenders.ncf import NCF
 __all__ = [
     "ARTEFACT_KIND",
     "ARTEFACT_VERSION",
+    "DTYPES",
     "FORMATS",
     "MANIFEST_FILE",
     "TENSORS_FILE",
@@ -64,11 +72,14 @@ __all__ = [
     "ArtefactNotFoundError",
     "ServedEmbeddings",
     "export",
+    "export_onnx",
     "load",
+    "quantize_rows",
     "served_parts",
 ]
 
 FORMATS = ("buckets", "ragged")
+DTYPES = ("float32", "int8")
 TENSORS_FILE = "embeddings.safetensors"
 MANIFEST_FILE = "manifest.json"
 ARTEFACT_KIND = "ciess-served-embeddings"
@@ -148,16 +159,45 @@ def _stored_widths(table: torch.Tensor) -> torch.Tensor:
     return ((table != 0).long() * cols).amax(1).clamp(min=1)
 
 
-def _layout_tensors(name: str, table: torch.Tensor, widths: torch.Tensor, fmt: str) -> dict:
+def quantize_rows(
+    table: torch.Tensor, widths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row-wise 8-bit codes of ``table``'s first ``widths[i]`` columns per row.
+
+    Returns:
+        uint8 codes (n, W), float32 scale (n,) and bias (n,): ``x ≈ q · scale + bias`` with
+        bias the row's minimum and scale its range / 255 (0 for a constant row, which the bias
+        then holds exactly). The error per value is at most ``scale / 2``.
+    """
+    keep = torch.arange(table.shape[1]) < widths[:, None]
+    lo = torch.where(keep, table, torch.inf).amin(1)
+    hi = torch.where(keep, table, -torch.inf).amax(1)
+    scale = (hi - lo) / 255
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    codes = torch.round((table - lo[:, None]) / safe[:, None]).clamp(0, 255)
+    codes = torch.where(keep & (scale[:, None] > 0), codes, torch.zeros_like(codes))
+    return codes.to(torch.uint8), scale.contiguous(), lo.contiguous()
+
+
+def _layout_tensors(
+    name: str, table: torch.Tensor, widths: torch.Tensor, fmt: str, dtype: str = "float32"
+) -> dict:
+    qparams = {}
+    if dtype == "int8":
+        table, scale, bias = quantize_rows(table, widths)
+        qparams = {"scale": scale, "bias": bias}
     if fmt == "ragged":
         keep = torch.arange(table.shape[1]) < widths[:, None]
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(widths, 0)])
-        return {f"{name}.values": table[keep].contiguous(), f"{name}.offsets": offsets}
+        out = {f"{name}.values": table[keep].contiguous(), f"{name}.offsets": offsets}
+        out.update({f"{name}.{k}": v for k, v in qparams.items()})
+        return out
     out = {}
     for w in torch.unique(widths).tolist():
         rows = torch.nonzero(widths == w).flatten()
         out[f"{name}.w{w}.table"] = table[rows, :w].contiguous()
         out[f"{name}.w{w}.rows"] = rows
+        out.update({f"{name}.w{w}.{k}": v[rows].contiguous() for k, v in qparams.items()})
     return out
 
 
@@ -171,6 +211,7 @@ def export(
     path: str | os.PathLike,
     *,
     format: Literal["buckets", "ragged"] = "buckets",
+    dtype: Literal["float32", "int8"] = "float32",
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -180,6 +221,8 @@ def export(
         model: A trained MF, NCF, LightGCN or NGCF (sizes and element masks as trained).
         path: The artefact folder; created if missing.
         format: ``"buckets"`` (a dense table per stored width) or ``"ragged"``.
+        dtype: ``"float32"`` (exact) or ``"int8"`` (row-wise codes with a float32 scale and
+            bias per row, about a quarter of the bytes; scores change slightly).
         metadata: JSON-serialisable facts kept in the manifest under ``"metadata"`` (data
             set, metrics, seed, budget, ...).
         overwrite: Replace an existing artefact in ``path`` (otherwise it is refused).
@@ -188,12 +231,14 @@ def export(
         The folder.
 
     Raises:
-        InvalidArgumentError: for an unknown format, an unsupported backbone, metadata that
-            is not JSON, or a ``path`` that already holds files (without ``overwrite``).
+        InvalidArgumentError: for an unknown format or dtype, an unsupported backbone,
+            metadata that is not JSON, or a ``path`` that already holds files (without
+            ``overwrite``).
     """
-    if format not in FORMATS:
-        msg = f"`format` must be one of {', '.join(map(repr, FORMATS))}, got {format!r}."
-        raise InvalidArgumentError(msg)
+    for arg, value, known in (("format", format, FORMATS), ("dtype", dtype, DTYPES)):
+        if value not in known:
+            msg = f"`{arg}` must be one of {', '.join(map(repr, known))}, got {value!r}."
+            raise InvalidArgumentError(msg)
     try:
         meta = json.loads(json.dumps(dict(metadata or {})))
     except (TypeError, ValueError) as err:
@@ -213,7 +258,7 @@ def export(
     stored = {}
     for name, table in tables.items():
         widths = _stored_widths(table)
-        tensors.update(_layout_tensors(name, table, widths, format))
+        tensors.update(_layout_tensors(name, table, widths, format, dtype))
         stored[name] = _histogram(widths)
     folder.mkdir(parents=True, exist_ok=True)
     tensors_path = folder / TENSORS_FILE
@@ -229,7 +274,7 @@ def export(
         "n_items": int(model.n_items),
         "width": int(next(iter(tables.values())).shape[1]),
         "d_max": int(model.d_max),
-        "dtype": "float32",
+        "dtype": dtype,
         "sizes": {
             "user": _histogram(model.user_sizes.cpu()),
             "item": _histogram(model.item_sizes.cpu()),
@@ -248,7 +293,8 @@ def export(
 
 
 # -------------------------------------------------------------------- load
-Buckets = dict[int, tuple[torch.Tensor, torch.Tensor]]
+#: Per stored width: (rows, table), or (rows, uint8 codes, scale, bias) for int8 artefacts.
+Buckets = dict[int, tuple[torch.Tensor, ...]]
 
 
 class ServedEmbeddings(nn.Module):
@@ -258,7 +304,8 @@ class ServedEmbeddings(nn.Module):
     per entity, its bucket and its position there; scoring multiplies each item bucket by the
     users' first ``w`` columns, so no (n_items, width) table is materialised for a dot-product
     scorer. NCF's scorer caches every item's tower input ``W_i q'_v + b`` (n_items, d_max)
-    on first use, as NCF itself does.
+    on first use, as NCF itself does. Int8 artefacts keep their codes; the rows a score
+    needs are dequantised when it is computed.
 
     Args:
         manifest: The artefact's manifest.
@@ -274,7 +321,9 @@ class ServedEmbeddings(nn.Module):
         self.n_users, self.n_items = int(manifest["n_users"]), int(manifest["n_items"])
         self.width = int(manifest["width"])
         self.scorer = str(manifest.get("scorer", "dot"))
+        self.quantized = manifest.get("dtype", "float32") == "int8"
         self.widths: dict[str, list[int]] = {}
+        self._in_order: dict[str, bool] = {}
         for name, buckets in tables.items():
             key = name.replace(".", "_")
             n = self.n_users if name.startswith("user.") else self.n_items
@@ -282,24 +331,42 @@ class ServedEmbeddings(nn.Module):
             position = torch.zeros(n, dtype=torch.long)
             self.widths[name] = sorted(buckets)
             for b, w in enumerate(self.widths[name]):
-                rows, table = buckets[w]
+                rows, table, *qparams = buckets[w]
                 bucket_of[rows] = b
                 position[rows] = torch.arange(len(rows))
                 self.register_buffer(f"{key}_w{w}_rows", rows)
                 self.register_buffer(f"{key}_w{w}_table", table)
+                for part, tensor in zip(("scale", "bias"), qparams, strict=False):
+                    self.register_buffer(f"{key}_w{w}_{part}", tensor)
             if n and int(bucket_of.min()) < 0:
                 msg = f"the artefact's {name} buckets do not cover every row (row index maps)."
                 raise ArtefactDamagedError(msg)
             self.register_buffer(f"{key}_bucket", bucket_of)
             self.register_buffer(f"{key}_position", position)
+            if not name.startswith("user."):  # item order of the concatenated buckets
+                order = torch.cat([buckets[w][0] for w in self.widths[name]])
+                self.register_buffer(f"{key}_inverse", torch.argsort(order))
+                self._in_order[name] = bool(torch.equal(order, torch.arange(n)))
         for name, tensor in dense.items():
             self.register_buffer(f"dense_{name}", tensor)
         self._item_mlp: torch.Tensor | None = None
 
     def bucket(self, name: str, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (rows, (n_w, w) table) of width ``w`` of table ``name`` (e.g. ``"item.emb"``)."""
+        """The (rows, (n_w, w) float table) of width ``w`` of table ``name`` (``"item.emb"``)."""
         key = name.replace(".", "_")
-        return getattr(self, f"{key}_w{w}_rows"), getattr(self, f"{key}_w{w}_table")
+        return getattr(self, f"{key}_w{w}_rows"), self._table(name, w)
+
+    def _table(self, name: str, w: int, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Bucket ``w`` of ``name`` as float32 (its rows ``index`` only), dequantised if int8."""
+        key = f"{name.replace('.', '_')}_w{w}"
+        table = getattr(self, f"{key}_table")
+        table = table if index is None else table[index]
+        if not self.quantized:
+            return table
+        scale, bias = getattr(self, f"{key}_scale"), getattr(self, f"{key}_bias")
+        if index is not None:
+            scale, bias = scale[index], bias[index]
+        return table.float() * scale[:, None] + bias[:, None]
 
     def _check_users(self, users: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         users = torch.as_tensor(np.asarray(users) if not torch.is_tensor(users) else users)
@@ -323,16 +390,20 @@ class ServedEmbeddings(nn.Module):
         for b, w in enumerate(self.widths[name]):  # a loop over buckets, not entities
             sel = torch.nonzero(bucket == b).flatten()
             if sel.numel():
-                out[sel, :w] = self.bucket(name, w)[1][position[sel]]
+                out[sel, :w] = self._table(name, w, position[sel])
         return out
 
     def _dot(self, user_rows: torch.Tensor, item_table: str) -> torch.Tensor:
-        """``user_rows @ items.T`` against every item, one item bucket at a time."""
-        scores = torch.empty(len(user_rows), self.n_items)
-        for w in self.widths[item_table]:
-            ids, table = self.bucket(item_table, w)
-            scores[:, ids] = user_rows[:, :w] @ table.T
-        return scores
+        """``user_rows @ items.T`` against every item, one item bucket at a time.
+
+        The buckets' blocks are concatenated and put in item order by one column gather
+        (cheaper than scattering each block into its columns).
+        """
+        blocks = [user_rows[:, :w] @ self._table(item_table, w).T for w in self.widths[item_table]]
+        scores = blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)
+        if self._in_order[item_table]:
+            return scores
+        return scores.index_select(1, getattr(self, f"{item_table.replace('.', '_')}_inverse"))
 
     def _neumf(self, users: torch.Tensor) -> torch.Tensor:
         """NCF's score (:class:`ciess_env.recommenders.NCF`) from the buckets and the tower."""
@@ -406,14 +477,17 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
             f"this ciess-env reads {ARTEFACT_KIND!r} version {ARTEFACT_VERSION}."
         )
         raise ArtefactDamagedError(msg)
-    for key, known in (("format", FORMATS), ("scorer", tuple(_SCORERS))):
+    manifest.setdefault("dtype", "float32")
+    for key, known in (("format", FORMATS), ("scorer", tuple(_SCORERS)), ("dtype", DTYPES)):
         if manifest[key] not in known:
             msg = f"{path}: unknown {key} {manifest[key]!r} (known: {', '.join(known)})."
             raise ArtefactDamagedError(msg)
     return manifest
 
 
-def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> Buckets:
+def _ragged_to_buckets(
+    values: torch.Tensor, offsets: torch.Tensor, qparams: tuple[torch.Tensor, ...] = ()
+) -> Buckets:
     widths = offsets[1:] - offsets[:-1]
     if len(offsets) == 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
         msg = "ragged offsets do not span the values"
@@ -425,23 +499,38 @@ def _ragged_to_buckets(values: torch.Tensor, offsets: torch.Tensor) -> Buckets:
     for w in torch.unique(widths).tolist():
         rows = torch.nonzero(widths == w).flatten()
         idx = offsets[rows][:, None] + torch.arange(w)
-        out[w] = (rows, values[idx])
+        out[w] = (rows, values[idx], *(q[rows] for q in qparams))
     return out
 
 
-def _buckets(tensors: dict[str, torch.Tensor], name: str, fmt: str) -> Buckets:
+def _buckets(tensors: dict[str, torch.Tensor], name: str, fmt: str, dtype: str) -> Buckets:
+    parts = ("scale", "bias") if dtype == "int8" else ()
+    code = torch.uint8 if dtype == "int8" else torch.float32
     if fmt == "ragged":
-        return _ragged_to_buckets(tensors[f"{name}.values"], tensors[f"{name}.offsets"])
+        values = tensors[f"{name}.values"]
+        qparams = tuple(tensors[f"{name}.{p}"] for p in parts)
+        n = len(tensors[f"{name}.offsets"]) - 1
+        if values.dtype != code or any(q.shape != (n,) for q in qparams):
+            msg = f"{name}: values are {values.dtype}, the manifest says {dtype}"
+            raise ArtefactDamagedError(msg)
+        return _ragged_to_buckets(values, tensors[f"{name}.offsets"], qparams)
     out = {}
     for key, table in tensors.items():
         prefix, _, rest = key.partition(".w")
         if prefix == name and rest.endswith(".table"):
             w = int(rest.removesuffix(".table"))
             rows = tensors[f"{name}.w{w}.rows"]
-            if table.shape != (len(rows), w):
-                msg = f"{key} has shape {tuple(table.shape)}, its rows say ({len(rows)}, {w})"
+            if table.shape != (len(rows), w) or table.dtype != code:
+                msg = (
+                    f"{key} is {table.dtype} {tuple(table.shape)}, its rows and the manifest "
+                    f"say {dtype} ({len(rows)}, {w})"
+                )
                 raise ArtefactDamagedError(msg)
-            out[w] = (rows.long(), table)
+            qparams = tuple(tensors[f"{name}.w{w}.{p}"] for p in parts)
+            if any(q.shape != (len(rows),) for q in qparams):
+                msg = f"{name}.w{w}: one scale and one bias per row expected"
+                raise ArtefactDamagedError(msg)
+            out[w] = (rows.long(), table, *qparams)
     if not out:
         msg = f"no buckets of table {name!r}"
         raise ArtefactDamagedError(msg)
@@ -476,7 +565,9 @@ def load(path: str | os.PathLike) -> ServedEmbeddings:
         tensors = load_file(str(tensors_path))
         fmt, names = manifest["format"], _SCORERS[manifest["scorer"]]
         tables = {
-            f"{side}.{n}": _buckets(tensors, f"{side}.{n}", fmt) for side in _SIDES for n in names
+            f"{side}.{n}": _buckets(tensors, f"{side}.{n}", fmt, manifest["dtype"])
+            for side in _SIDES
+            for n in names
         }
         width = int(manifest["width"])
         if any(w > width for buckets in tables.values() for w in buckets):
@@ -490,3 +581,112 @@ def load(path: str | os.PathLike) -> ServedEmbeddings:
         msg = f"{tensors_path} is damaged or does not match its manifest ({err}); export again."
         raise ArtefactDamagedError(msg) from err
     return ServedEmbeddings(manifest, tables, dense)
+
+
+# -------------------------------------------------------------------- ONNX
+class _GraphScorer(nn.Module):
+    """:meth:`ServedEmbeddings.score` as fixed tensor operations, for ``torch.onnx.export``.
+
+    The buckets become constants of the graph (int8 codes stay int8 and are dequantised in
+    it); a user's row is gathered from every user bucket and kept where it belongs, the items
+    are scored bucket by bucket and put back in item order by a constant permutation.
+    """
+
+    def __init__(self, served: ServedEmbeddings) -> None:
+        super().__init__()
+        self.scorer, self.width = served.scorer, served.width
+        self.parts: dict[str, list[tuple[int, str]]] = {}
+        for name, widths in served.widths.items():
+            key = name.replace(".", "_")
+            self.parts[name] = []
+            for w in widths:
+                prefix = f"{key}_w{w}"
+                for part in ("table", "scale", "bias"):
+                    if hasattr(served, f"{prefix}_{part}"):
+                        tensor = getattr(served, f"{prefix}_{part}")
+                        self.register_buffer(f"{prefix}_{part}", tensor)
+                self.parts[name].append((w, prefix))
+            maps = ("bucket", "position") if name.startswith("user.") else ("inverse",)
+            for part in maps:
+                self.register_buffer(f"{key}_{part}", getattr(served, f"{key}_{part}"))
+        for name in _NCF_DENSE:
+            if hasattr(served, f"dense_{name}"):
+                self.register_buffer(f"dense_{name}", getattr(served, f"dense_{name}"))
+        if self.scorer == "neumf":
+            served.score(torch.zeros(1, dtype=torch.long))  # builds the item tower cache
+            self.register_buffer("item_mlp", served._item_mlp)
+
+    def _table(self, prefix: str) -> torch.Tensor:
+        table = getattr(self, f"{prefix}_table")
+        if not hasattr(self, f"{prefix}_scale"):
+            return table
+        scale, bias = getattr(self, f"{prefix}_scale"), getattr(self, f"{prefix}_bias")
+        return table.float() * scale[:, None] + bias[:, None]
+
+    def _user_rows(self, name: str, users: torch.Tensor) -> torch.Tensor:
+        key = name.replace(".", "_")
+        bucket = getattr(self, f"{key}_bucket")[users]
+        position = getattr(self, f"{key}_position")[users]
+        rows = torch.zeros(users.shape[0], self.width)
+        for b, (w, prefix) in enumerate(self.parts[name]):
+            inside = bucket == b
+            part = self._table(prefix)[torch.where(inside, position, 0)]
+            part = nn.functional.pad(part, (0, self.width - w))
+            rows = rows + torch.where(inside[:, None], part, torch.zeros_like(part))
+        return rows
+
+    def _dot(self, rows: torch.Tensor, name: str) -> torch.Tensor:
+        blocks = [rows[:, :w] @ self._table(prefix).T for w, prefix in self.parts[name]]
+        return torch.cat(blocks, 1)[:, getattr(self, f"{name.replace('.', '_')}_inverse")]
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        if self.scorer != "neumf":
+            return self._dot(self._user_rows("user.emb", users), "item.emb")
+        gmf = self._user_rows("user.gmf", users) * self.dense_h_gmf[: self.width]
+        out = self._dot(gmf, "item.gmf") + self.dense_b_out
+        au = self._user_rows("user.mlp", users) @ self.dense_w_user[:, : self.width].T
+        hidden = torch.relu(au[:, None, :] + self.item_mlp[None, :, :])
+        return out + hidden @ self.dense_h_mlp
+
+
+def export_onnx(served: ServedEmbeddings | str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write the scorer of an artefact as an ONNX model: ``users`` (int64, [batch]) → ``scores``.
+
+    The model needs nothing but an ONNX runtime: ``onnxruntime.InferenceSession(path)
+    .run(["scores"], {"users": ids})[0]`` is the (batch, n_items) float32 matrix that
+    :meth:`ServedEmbeddings.score` returns (equal up to float rounding). Its weights are the
+    artefact's buckets (int8 codes stay 8-bit), in one file.
+
+    Args:
+        served: A loaded artefact, or the folder of one.
+        path: The ``.onnx`` file to write (its folder is created).
+
+    Raises:
+        InvalidArgumentError: if the optional package ``onnx`` is missing
+            (``pip install 'ciess-env[onnx]'``).
+        ArtefactError: if ``served`` is a folder that holds no readable artefact.
+    """
+    if not isinstance(served, ServedEmbeddings):
+        served = load(served)
+    try:
+        import onnx  # noqa: F401
+    except ImportError as err:
+        msg = (
+            "export_onnx needs the optional package onnx: pip install 'ciess-env[onnx]' "
+            "(which also brings onnxruntime to run the result)."
+        )
+        raise InvalidArgumentError(msg) from err
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module = _GraphScorer(served).eval()
+    example = torch.arange(min(2, served.n_users), dtype=torch.long)
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        torch.onnx.export(
+            module, (example,), str(out), input_names=["users"], output_names=["scores"],
+            dynamic_axes={"users": {0: "batch"}, "scores": {0: "batch"}}, dynamo=False,
+            opset_version=17, do_constant_folding=False,  # folding would dequantise int8
+        )  # fmt: skip
+    return out

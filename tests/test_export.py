@@ -154,3 +154,61 @@ def test_an_ncf_artefact_without_its_tower_is_refused(artefact):
     (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ArtefactDamagedError, match="does not match its manifest"):
         load(artefact)
+
+
+@pytest.mark.parametrize("fmt", ["buckets", "ragged"])
+def test_int8_rows_are_within_half_a_quantisation_step(trained, tmp_path, fmt):
+    """Row-wise int8 (FBGEMM-style codes, fp32 scale and bias per row) is within half a step.
+
+    The codes are uint8, one per stored value, and every row comes back to within
+    (row max − row min) / 510.
+    """
+    exact = load(export(trained, tmp_path / "f", format=fmt))
+    folder = export(trained, tmp_path / "q", format=fmt, dtype="int8")
+    quant = load(folder)
+    assert json.loads((folder / MANIFEST_FILE).read_text())["dtype"] == "int8"
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / TENSORS_FILE))
+    codes = [v for k, v in tensors.items() if k.endswith((".table", ".values"))]
+    assert codes
+    assert all(c.dtype == torch.uint8 for c in codes)
+    floats = load_file(str(export(trained, tmp_path / "f2", format=fmt).joinpath(TENSORS_FILE)))
+    assert sum(c.numel() for c in codes) == sum(
+        v.numel() for k, v in floats.items() if k.endswith((".table", ".values"))
+    )
+    for name in exact.widths:
+        n = exact.n_users if name.startswith("user.") else exact.n_items
+        a, b = exact.rows(name, torch.arange(n)), quant.rows(name, torch.arange(n))
+        step = (a.amax(1) - a.amin(1)) / 255
+        assert torch.all((a - b).abs() <= step[:, None] / 2 + 1e-6)
+        assert not torch.equal(a, b)  # it is quantised, not a copy
+    users = torch.arange(4)
+    scores = quant.score(users)
+    assert scores.shape == (4, quant.n_items)
+    assert torch.isfinite(scores).all()
+
+
+def test_int8_constant_rows_are_exact(tiny_data, tmp_path):
+    """A row whose stored values are all equal has range 0: the bias holds it exactly."""
+    model = make_backbone("mf", tiny_data, d_max=8, seed=0)
+    with torch.no_grad():
+        model.user_emb.fill_(0.25)
+    model.set_sizes(np.full(tiny_data.n_users, 3), np.full(tiny_data.n_items, 5))
+    served = load(export(model, tmp_path / "q", dtype="int8"))
+    rows = served.rows("user.emb", torch.arange(tiny_data.n_users))
+    assert torch.equal(rows[:, :3], torch.full((tiny_data.n_users, 3), 0.25))
+
+
+def test_dtype_is_checked_on_export_and_load(artefact, tiny_data, tmp_path):
+    model = make_backbone("mf", tiny_data, d_max=8, seed=0)
+    with pytest.raises(InvalidArgumentError, match="`dtype` must be one of 'float32', 'int8'"):
+        export(model, tmp_path / "x", dtype="float16")
+    manifest = json.loads((artefact / MANIFEST_FILE).read_text())
+    del manifest["dtype"]  # a manifest without it is float32
+    (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert load(artefact).score([0]).dtype == torch.float32
+    manifest["dtype"] = "int8"  # float tables claimed as int8
+    (artefact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactDamagedError, match="the manifest say int8"):
+        load(artefact)

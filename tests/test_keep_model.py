@@ -160,3 +160,27 @@ def test_cli_export_round_trips_a_saved_winner(tmp_path, capsys):
     assert ndcg == pytest.approx(recorded_ndcg, abs=1e-4)
     assert main(["export", str(run), "--budget", "0.8", "--format", "ragged"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cli_export_reads_the_deterministic_log_models_as_int8_and_onnx(tmp_path, capsys):
+    """`ciess export --log deterministic_log` reads RUN/models_deterministic_log.
+
+    That is where `ciess retrain --log deterministic_log` saves; --dtype int8 and --onnx
+    write their files beside it.
+    """
+    run = _search_run(tmp_path, np.arange(40) + 1, np.full(30, 9), 0.8)
+    for f in run.glob("budget_log*"):
+        (run / f.name.replace("budget_log", "deterministic_log")).write_bytes(f.read_bytes())
+    retrain = ["retrain", str(run), "--budgets", "0.8", "--top-l", "1", "--batches", "2"]
+    assert main([*retrain, "--log", "deterministic_log"]) == 0
+    assert (run / "models_deterministic_log" / "budget-0.80" / MODEL_FILE).is_file()
+    capsys.readouterr()
+    assert main(["export", str(run), "--budget", "0.8"]) == 2  # RUN/models does not exist
+    assert "--log" not in capsys.readouterr().err
+    args = ["export", str(run), "--budget", "0.8", "--log", "deterministic_log", "--dtype", "int8"]
+    onnx = pytest.importorskip("onnx", reason="the --onnx part needs pip install -e '.[onnx]'")
+    assert main([*args, "--onnx"]) == 0
+    folder = run / "export" / "budget-0.80-deterministic-log-buckets-int8"
+    assert json.loads((folder / "manifest.json").read_text())["dtype"] == "int8"
+    assert "recorded for the model" in capsys.readouterr().out
+    onnx.checker.check_model(str(folder / "scorer.onnx"))

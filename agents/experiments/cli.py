@@ -384,20 +384,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agents.experiments.rundir import RunDirError, move_aside, read_config
     from agents.experiments.selective import load_kept_model
     from agents.experiments.session import SearchSession
-    from ciess_env.export import export, load
+    from ciess_env.export import export, export_onnx, load
     from ciess_env.metrics import evaluate_scores
 
     run = Path(args.run)
     config = read_config(run, needs=("env_id", "seed"))
     name = f"budget-{args.budget:.2f}"
-    saved = run / "models" / name
+    suffix = "" if args.log == "budget_log" else f"_{args.log}"  # cmd_retrain's folders
+    saved = run / f"models{suffix}" / name
     if not saved.is_dir():
+        log = "" if args.log == "budget_log" else f" --log {args.log}"
         msg = (
             f"{run} has no saved model for budget {args.budget} ({saved}); run "
-            f"`ciess retrain {run} --budgets {args.budget}` first."
+            f"`ciess retrain {run} --budgets {args.budget}{log}` first."
         )
         raise RunDirError(msg)
-    out = Path(args.output) if args.output else run / "export" / f"{name}-{args.format}"
+    tag = f"{name}{suffix.replace('_', '-')}-{args.format}"
+    tag += "" if args.dtype == "float32" else f"-{args.dtype}"
+    out = Path(args.output) if args.output else run / "export" / tag
     if out.exists() and any(out.iterdir()):
         if not args.overwrite:
             msg = f"{out} already holds an export; pass --overwrite to move it aside."
@@ -409,13 +413,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     merged = session.data.merge_train_validation()
     model, info = load_kept_model(saved, merged, **session.env.backbone_kwargs)
     meta = {"env_id": config["env_id"], "dataset": session.data.name, **info}
-    export(model, out, format=args.format, metadata=meta)
+    export(model, out, format=args.format, dtype=args.dtype, metadata=meta)
     served = evaluate_scores(load(out).score, merged, "test")
     print(
-        f"exported {saved} to {out} ({args.format}); test recall@20 {served.recall(20):.4f} "
-        f"ndcg@20 {served.ndcg(20):.4f} from the artefact, {info['test_recall_20']:.4f} / "
-        f"{info['test_ndcg_20']:.4f} recorded for the model"
+        f"exported {saved} to {out} ({args.format}, {args.dtype}); test recall@20 "
+        f"{served.recall(20):.4f} ndcg@20 {served.ndcg(20):.4f} from the artefact, "
+        f"{info['test_recall_20']:.4f} / {info['test_ndcg_20']:.4f} recorded for the model"
     )
+    if args.onnx:
+        print(f"wrote the scorer as ONNX to {export_onnx(out, out / 'scorer.onnx')}")
     return 0
 
 
@@ -748,8 +754,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a dense table per stored width, or values + offsets (default buckets)",
     )  # fmt: skip
     s.add_argument(
+        "--dtype", choices=["float32", "int8"], default="float32",
+        help="float32 rows, or int8 codes with a scale and bias per row (default float32)",
+    )  # fmt: skip
+    s.add_argument(
+        "--log", choices=["budget_log", "deterministic_log"], default="budget_log",
+        help="whose models: RUN/models (default) or RUN/models_deterministic_log",
+    )  # fmt: skip
+    s.add_argument("--onnx", action="store_true", help="also write scorer.onnx (onnx extra)")
+    s.add_argument(
         "--output", default=None,
-        help="artefact folder (default RUN/export/budget-<c>-<format>)",
+        help="artefact folder (default RUN/export/budget-<c>[-deterministic-log]-<format>"
+        "[-int8])",
     )  # fmt: skip
     s.add_argument(
         "--overwrite", action="store_true",
