@@ -44,6 +44,10 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         ],
     ),
     "04_bring_your_own_agent": (2, ["best arm after", "validation_quality"]),
+    "05_deploy": (
+        1,
+        ["round trip: test recall@20", "from the MDE int8 artefact", "of the full table"],
+    ),
 }
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
