@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from jsonl_cache import append_unit, command_line, load_average, read_units
-from report import machine
+from report import machine, md_table
 
 from ciess_env.budget_log import BudgetLog
 from ciess_env.config import StepConfig
@@ -321,18 +321,16 @@ def part_report(data, args) -> None:
             "blocks). Runs of the same unit on a busier machine are kept in "
             "`active_width_loaded.jsonl` (LightGCN there: 0.88–1.32× at load 3.6–22).",
             "",
-            "| backbone | C × B | before s/batch | after s/batch | ratio "
-            "| before eval s | after eval s | eval ratio | load |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['backbone']} | {r['chunks']} × {r['batches_per_chunk']} | {r['before_s']:.4f} "
-            f"| {r['after_s']:.4f} | **{r['ratio']:.2f}×** | {r['eval_before_s']:.2f} "
-            f"| {r['eval_after_s']:.2f} | {r['eval_before_s'] / r['eval_after_s']:.2f}× "
-            f"| {r['load_1min']:.1f} |"
-            for r in batch
-        ]
-        lines.append("")
+            *md_table(
+                ["backbone", "C × B", "before s/batch", "after s/batch", "ratio", "before eval s",
+                 "after eval s", "eval ratio", "load"],
+                [[r["backbone"], f"{r['chunks']} × {r['batches_per_chunk']}", r["before_s"],
+                  r["after_s"], f"**{r['ratio']:.2f}×**", f"{r['eval_before_s']:.2f}",
+                  f"{r['eval_after_s']:.2f}", f"{r['eval_before_s'] / r['eval_after_s']:.2f}×",
+                  f"{r['load_1min']:.1f}"] for r in batch],
+            ),
+            "",
+        ]  # fmt: skip
     steps = [r for r in recs if r["part"] == "step"]
     if steps:
         n = steps[0]["n_batches"]
@@ -343,25 +341,35 @@ def part_report(data, args) -> None:
             "(lr 0.03 × 0.9 every 200), run directly as the batch count; step = model build + "
             "training + full validation evaluation.",
             "",
-            "| mask | max size W | mean size | before step s | after step s | ratio "
-            "| train ratio | before R@20 | after R@20 | max abs diff (val. metrics) | load |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        by = {(r["mask"], r["path"]): r for r in steps}
+        head = [
+            "mask",
+            "max size W",
+            "mean size",
+            "before step s",
+            "after step s",
+            "ratio",
+            "train ratio",
+            "before R@20",
+            "after R@20",
+            "max abs diff (val. metrics)",
+            "load",
+        ]
+        table = []
+        by = {(r["mask"], r["path"]): r for r in steps}  # fmt: skip
         for mask in dict.fromkeys(r["mask"] for r in steps):
             b, a = by.get((mask, "before")), by.get((mask, "after"))
             if not (a and b):
-                lines.append(f"| {mask} | (partial: one path of two) |||||||||")
+                table.append([mask, "(partial: one path of two)", *[""] * 9])
                 continue
             diff = max(abs(a["validation"][k] - b["validation"][k]) for k in a["validation"])
-            lines.append(
-                f"| {mask} | {a['width']} | {a['mean_size']:.1f} | {b['step_s']:.1f} "
-                f"| {a['step_s']:.1f} | **{b['step_s'] / a['step_s']:.2f}×** "
-                f"| {b['train_s'] / a['train_s']:.2f}× | {b['validation']['recall@20']:.4f} "
-                f"| {a['validation']['recall@20']:.4f} | {diff:.1e} "
-                f"| {a['load_1min']:.1f} |"
-            )
-        lines.append("")
+            table.append([
+                mask, a["width"], f"{a['mean_size']:.1f}", f"{b['step_s']:.1f}",
+                f"{a['step_s']:.1f}", f"**{b['step_s'] / a['step_s']:.2f}×**",
+                f"{b['train_s'] / a['train_s']:.2f}×", b["validation"]["recall@20"],
+                a["validation"]["recall@20"], f"{diff:.1e}", f"{a['load_1min']:.1f}",
+            ])  # fmt: skip
+        lines += [*md_table(head, table), ""]
     for r in (r for r in recs if r["part"] == "rss"):
         rss = r["rss_mb"]
         marks = [s for s in (1, 10, 25, 50, 75, 100) if s <= len(rss)]
@@ -371,9 +379,10 @@ def part_report(data, args) -> None:
             f"`gym.make('CIESS-LightGCN-ML1M-v0', retrain='{r['retrain']}')`, seeded random "
             "actions, reset every 10 steps; RSS of the process after each step.",
             "",
-            "| after step | " + " | ".join(str(s) for s in marks) + " |",
-            "|---|" + "---|" * len(marks),
-            "| RSS MB | " + " | ".join(f"{rss[s - 1]:.0f}" for s in marks) + " |",
+            *md_table(
+                ["after step", *map(str, marks)],
+                [["RSS MB", *(f"{rss[s - 1]:.0f}" for s in marks)]],
+            ),
             "",
             f"RSS after {len(rss)} steps / after 10: {1 + r['growth']:.3f} "
             f"({r['growth']:+.1%}; goal within ±5 %); median step {np.median(r['step_s']):.2f} s.",
@@ -388,10 +397,13 @@ def part_report(data, args) -> None:
             "without, then with, `release_free_memory()` (glibc `malloc_trim`) before each "
             "step, in one process (`bench_active_width.py heap`):",
             "",
-            "| RSS MB | min | max | last |",
-            "|---|---|---|---|",
-            f"| without | {a.min():.0f} | {a.max():.0f} | {a[-1]:.0f} |",
-            f"| with | {b.min():.0f} | {b.max():.0f} | {b[-1]:.0f} |",
+            *md_table(
+                ["RSS MB", "min", "max", "last"],
+                [
+                    [k, *(f"{v:.0f}" for v in (x.min(), x.max(), x[-1]))]
+                    for k, x in (("without", a), ("with", b))
+                ],
+            ),
             "",
         ]
     REPORT.write_text("\n".join(lines) + "\n")

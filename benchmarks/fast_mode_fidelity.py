@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from report import md_table
 from scipy.stats import spearmanr
 
 from ciess_env import spaces
@@ -150,30 +151,27 @@ def report(df: pd.DataFrame, designs: list[RetrainDesign], env: EmbeddingSizeEnv
         f"{env.train_config.decay_batches}. {len(df)} size assignments, sparsity "
         f"{df['sparsity'].min():.3f}–{df['sparsity'].max():.3f}.",
         "",
-        "| design | Spearman (mean user quality) | Spearman (q̄) | train s / step | "
-        "cost ratio (train) | cost ratio (train + eval) |",
-        "|---|---|---|---|---|---|",
     ]
+    table = []
     base_t = df[f"{scratch} train_s"].mean()
     base_total = df[f"{scratch} total_s"].mean()
     for d in designs:
         rho_u = spearmanr(df[f"{scratch} quality"], df[f"{d} quality"]).statistic
         rho_q = spearmanr(df[f"{scratch} q̄"], df[f"{d} q̄"]).statistic
-        lines.append(
-            f"| {d} | {rho_u:.3f} | {rho_q:.3f} | {df[f'{d} train_s'].mean():.2f} | "
-            f"{df[f'{d} train_s'].mean() / base_t:.3f} | "
-            f"{df[f'{d} total_s'].mean() / base_total:.3f} |"
-        )
+        table.append([
+            d, f"{rho_u:.3f}", f"{rho_q:.3f}", f"{df[f'{d} train_s'].mean():.2f}",
+            f"{df[f'{d} train_s'].mean() / base_t:.3f}",
+            f"{df[f'{d} total_s'].mean() / base_total:.3f}",
+        ])  # fmt: skip
+    lines += md_table(["design", "Spearman (mean user quality)", "Spearman (q̄)",
+                       "train s / step", "cost ratio (train)", "cost ratio (train + eval)"],
+                      table)  # fmt: skip
     lines += ["", "Per assignment (validation mean user quality):", ""]
-    cols = ["mask", "sparsity"] + [f"{d} quality" for d in designs]
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "---|" * len(cols))
-    for _, r in df.iterrows():
-        lines.append(
-            f"| {r['mask']} | {r['sparsity']:.3f} | "
-            + " | ".join(f"{r[f'{d} quality']:.4f}" for d in designs)
-            + " |"
-        )
+    lines += md_table(
+        ["mask", "sparsity", *(f"{d} quality" for d in designs)],
+        [[r["mask"], f"{r['sparsity']:.3f}", *(r[f"{d} quality"] for d in designs)]
+         for _, r in df.iterrows()],
+    )  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import md_table
 
 from ciess_env.data import InteractionData, load_dataset
 from ciess_env.metrics import evaluate
@@ -110,16 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"## {dataset} ({n_train:,} training pairs; one batch = {batch_size:,} triples)",
             "",
-            "| batches | passes over train | " + " | ".join(f"d = {s}" for s in args.sizes) + " |",
-            "|---|---|" + "---|" * len(args.sizes),
         ]
+        table = []
         for i, n in enumerate(batches):
             cells = []
             for s in args.sizes:
                 _, q, r = curves[s]
                 text = f"{q[i]:.4f} / {r[i]:.4f}"
                 cells.append(f"**{text}**" if i == int(np.argmax(q)) else text)
-            lines.append(f"| {n:,} | {n * batch_size / n_train:.0f} | " + " | ".join(cells) + " |")
+            table.append([f"{n:,}", f"{n * batch_size / n_train:.0f}", *cells])
+        head = ["batches", "passes over train", *(f"d = {s}" for s in args.sizes)]
+        lines += md_table(head, table)
         end = {s: curves[s][1][-1] / max(curves[s][1]) for s in args.sizes}
         lines += [
             "",

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import md_table
+
 from agents.experiments import SearchSession
 
 RESULTS = Path(__file__).parent / "results" / "search_dynamics.md"
@@ -42,12 +44,11 @@ def main() -> None:
             f"## {warmup} warm-up episode(s) of uniformly random sizes "
             f"({time.perf_counter() - t0:.0f} s)",
             "",
-            "| episode | " + " | ".join(COLUMNS) + " |",
-            "|" + "---|" * (len(COLUMNS) + 1),
-        ]
-        lines += [
-            f"| {ep} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |"
-            for ep, row in per.iterrows()
+            *md_table(
+                ["episode", *COLUMNS],
+                [[ep, *(row[c] for c in COLUMNS)] for ep, row in per.iterrows()],
+                spec=".3f",
+            ),
         ]
         lines.append("")
         print("\n".join(lines[-len(per) - 5 :]), flush=True)
