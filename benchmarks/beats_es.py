@@ -195,11 +195,31 @@ def _command(md: Path) -> str:
     return found.group(1) if found else "(not recorded)"
 
 
-def _study_line(jsonl: Path) -> str:
+def _ported(results: Path, stem: str) -> bool:
+    """Whether the study runs through ``study.py`` (its cells are its store, not a JSONL)."""
+    import study
+
+    return stem in study.STUDIES and (results / stem / "cells").is_dir()
+
+
+def _study_units(results: Path, stem: str) -> list[dict]:
+    """A study's units: from its cells once it runs through ``study.py``, else its JSONL."""
+    import study
+
+    if _ported(results, stem):
+        return study.units(study.STUDIES[stem], results / stem)
+    return read_units(results / f"{stem}.jsonl")
+
+
+def _source(results: Path, stem: str) -> str:
+    return f"`{stem}/cells`" if _ported(results, stem) else f"`{stem}.jsonl`"
+
+
+def _study_line(results: Path, stem: str) -> str:
     """One bullet per study: its command, or a plain statement that it has not run."""
-    if not jsonl.exists():
-        return f"- `{jsonl.stem}`: not run (no `{jsonl.name}`; cost in benchmarks/REPRODUCING.md)"
-    return f"- `{_command(jsonl.with_suffix('.md'))}`"
+    if not (_ported(results, stem) or (results / f"{stem}.jsonl").exists()):
+        return f"- `{stem}`: not run (no `{stem}.jsonl`; cost in benchmarks/REPRODUCING.md)"
+    return f"- `{_command(results / f'{stem}.md')}`"
 
 
 def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) -> Path:
@@ -208,10 +228,10 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
 
     stem_a, stem_b = STUDIES[dataset]
     a, b = results / f"{stem_a}.jsonl", results / f"{stem_b}.jsonl"
-    extras = [results / f"{stem}.jsonl" for stem in EXTRA_STUDIES.get(dataset, ())]
-    extras = [path for path in extras if path.exists()]
+    extras = [s for s in EXTRA_STUDIES.get(dataset, ()) if (results / f"{s}.jsonl").exists()]
     studies = pd.concat(
-        [budget_agents_rows(read_units(path)) for path in (a, *extras)], ignore_index=True
+        [budget_agents_rows(_study_units(results, s)) for s in (stem_a, *extras)],
+        ignore_index=True,
     ).drop_duplicates(["agent", "seed", "budget"], keep="first")
     diagnosis = diagnosis_rows(read_units(b))
     table, check = join(studies, diagnosis)
@@ -235,12 +255,12 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
     lines = [
         f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
         "",
-        f"Joined from `{a.name}`{''.join(f', `{x.name}`' for x in extras)} ({len(studies)} "
+        f"Joined from {', '.join(_source(results, s) for s in (stem_a, *extras))} ({len(studies)} "
         f"cells) and `{b.name}` ({len(diagnosis)} cells) "
         f"by `python benchmarks/beats_es.py --dataset {dataset}`, {written}. Nothing is rerun "
         "here; the studies' commands:",
         "",
-        *(_study_line(path) for path in (a, b, *extras)),
+        *(_study_line(results, s) for s in (stem_a, stem_b, *extras)),
         "",
         "Both use the `-v1` search step, top-3 selective retraining and the default final "
         "retraining (early-stopped on validation, two seeds), the same seeds for every agent "

@@ -174,6 +174,18 @@ def summary(units: list[dict], args: argparse.Namespace, n_units: int, command: 
     return _summary(units, args, n_units, command)
 
 
+def _refuse_ported(out: Path) -> None:
+    """A study moved to ``study.py`` keeps its cells there; a JSONL beside them would fork it."""
+    from study import STUDIES
+
+    from ciess_env.errors import InvalidArgumentError
+
+    if out.name in STUDIES and (out / "cells").is_dir():
+        msg = (f"{out.name} runs through its cells now: `python benchmarks/study.py run "
+               f"{out.name}` (or pick another --out for a new study).")  # fmt: skip
+        raise InvalidArgumentError(msg)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="CIESS-LightGCN-ML100K-v0")
@@ -205,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     env_kwargs = _env_kwargs(args.env_kw)
     out = Path(args.out)
+    if not args.report:
+        _refuse_ported(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
     given = sys.argv[1:] if argv is None else argv

@@ -89,14 +89,17 @@ class Study:
         return f"python benchmarks/study.py run {self.name}"
 
 
-def finished_cells(study: Study, spec: SweepSpec) -> list[FinishedCell]:
-    """The spec's finished cells, in the order they finished (the spec's order on ties)."""
+def finished_cells(study: Study, spec: SweepSpec, folder: Path | None = None) -> list[FinishedCell]:
+    """The spec's finished cells, in the order they finished (the spec's order on ties).
+
+    ``folder``: the study's sweep folder when it is not :attr:`Study.folder` (a copy).
+    """
     out = []
     for cell in spec.cells():
-        folder = study.folder / "cells" / cell.key
-        if cell_status(folder) == "done":
-            table = read_cell(folder)
-            out.append(FinishedCell(cell, json.loads((folder / "done.json").read_text()), table))
+        folder_of = (folder or study.folder) / "cells" / cell.key
+        if cell_status(folder_of) == "done":
+            done = json.loads((folder_of / "done.json").read_text())
+            out.append(FinishedCell(cell, done, read_cell(folder_of)))
     return sorted(out, key=lambda f: f.done.get("finished") or "")  # stable: spec order
 
 
@@ -116,10 +119,12 @@ def run(study: Study, *, sequential: bool, address: str | None, num_cpus: int | 
 
 
 # ------------------------------------------------------------------ studies
-def _budget_agents(study: Study, spec: SweepSpec, cells: list[FinishedCell]) -> str:
-    """``budget_agents.py``'s report (summary vs ES, per seed), one unit per finished cell."""
-    import budget_agents
+def units(study: Study, folder: Path | None = None) -> list[dict[str, Any]]:
+    """The study's finished cells as ``budget_agents.py`` units (what ``beats_es.py`` joins)."""
+    return _units(finished_cells(study, load_spec(study.spec_path), folder))
 
+
+def _units(cells: list[FinishedCell]) -> list[dict[str, Any]]:
     units = []
     for f in cells:
         config, budgets = f.cell.config, f.cell.config["budgets"]
@@ -131,13 +136,20 @@ def _budget_agents(study: Study, spec: SweepSpec, cells: list[FinishedCell]) -> 
             "note": f.done.get("note"),
             "rows": f.table.drop(columns=["env_id"]).to_dict("records"),
         })  # fmt: skip
+    return units
+
+
+def _budget_agents(study: Study, spec: SweepSpec, cells: list[FinishedCell]) -> str:
+    """``budget_agents.py``'s report (summary vs ES, per seed), one unit per finished cell."""
+    import budget_agents
+
     args = argparse.Namespace(
         env_id=spec.base["env_id"], seeds=spec.seeds, episodes=spec.base["episodes"],
         env_kw=",".join(f"{k}={v}" for k, v in spec.base["env_kwargs"].items()),
         top_l=spec.base["top_l"],
     )  # fmt: skip
     n_cells = sum(len(c.config["budgets"]) for c in spec.cells())
-    return budget_agents.summary(units, args, n_cells, study.command)
+    return budget_agents.summary(_units(cells), args, n_cells, study.command)
 
 
 STUDIES: dict[str, Study] = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import budget_agents as study
 import pytest
@@ -54,3 +56,11 @@ def test_a_variant_is_its_own_row_and_its_keywords_reach_the_agent(tmp_path) -> 
     # The keywords do reach the agent: a bad value fails in the agent, naming the keyword.
     with pytest.raises(InvalidArgumentError, match="`population` must be >= 2"):
         study.main([*args, "--agents", "structured-cem:population=1"])
+
+
+def test_a_study_moved_to_its_cells_is_not_forked_into_a_jsonl() -> None:
+    """Running the old command on a ported study names study.py instead of starting a JSONL."""
+    out = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "budget_agents_ml100k"
+    with pytest.raises(InvalidArgumentError, match=re.escape("benchmarks/study.py run budget_")):
+        study.main(["--out", str(out)])
+    assert not out.with_suffix(".jsonl").exists()
