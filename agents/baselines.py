@@ -37,7 +37,6 @@ from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import sizes_to_action, validate_size_range
 
 __all__ = [
-    "BASELINES",
     "EqualSize",
     "FrequencyBaseline",
     "MixedRandom",
@@ -95,8 +94,9 @@ class SizeBaseline:
     def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
         """The baseline for ``env`` (an ``EmbeddingSizeEnv``, possibly wrapped) at budget ``c``.
 
-        The one constructor the experiments use, so a new heuristic is its class plus an entry
-        in :data:`BASELINES`. ``seed`` reaches baselines that draw random numbers.
+        The builder of a heuristic's :class:`~agents.registry.AgentSpec` (kind
+        ``"heuristic"``), so a new heuristic is its class plus one spec. ``seed`` is for
+        baselines that draw random numbers (:meth:`MixedRandom.from_env` passes it on).
         """
         base = env.unwrapped
         return cls(
@@ -348,12 +348,3 @@ class PopularityProportional(FrequencyBaseline):
     def _assign(self) -> np.ndarray:
         freq = np.maximum(np.r_[self.user_freq, self.item_freq], 1.0)
         return fit_to_budget(freq**self.alpha, self.budget, self.d_min, self.d_max)
-
-
-#: The one table of heuristic baselines: name → class, each built by its ``from_env``
-#: (:mod:`agents.experiments.compare` and the CLI read the names from here).
-BASELINES: dict[str, type[SizeBaseline]] = {
-    "es": EqualSize,
-    "mr": MixedRandom,
-    "mde": PopularityProportional,
-}

@@ -58,6 +58,7 @@ __all__ = [
     "agent_names",
     "agent_spec",
     "agents_help",
+    "agents_markdown",
     "check_agent_kwargs",
     "kinds_help",
     "make_agent",
@@ -266,10 +267,10 @@ def agent_spec(name: str, *, kinds: Sequence[str] | None = None, what: str = "ag
     if spec is None:
         raise suggest(str(name), choices, what=what)
     if name not in choices:
-        kind = AGENT_KINDS[spec.kind]
+        wanted = " or ".join(repr(k) for k in kinds or ())
         msg = (
-            f"Agent {name!r} is of kind {spec.kind!r} ({kind.description}), not a {what}. "
-            f"Valid names: {', '.join(sorted(choices))}."
+            f"Agent {name!r} is of kind {spec.kind!r} ({AGENT_KINDS[spec.kind].description}); "
+            f"expected kind {wanted} ({what}): {', '.join(sorted(choices))}."
         )
         raise UnknownNameError(msg)
     return spec
@@ -288,6 +289,17 @@ def agents_help(*kinds: str) -> str:
 def kinds_help() -> str:
     """One plain-text line per agent kind with its description, for a ``--help`` epilog."""
     return "\n".join(f"  {k.name}: {k.description}" for k in AGENT_KINDS.values())
+
+
+def agents_markdown() -> str:
+    """The registered agents as a markdown table (``docs/agents.md`` holds it; a test compares).
+
+    ``python -m agents.registry`` prints it.
+    """
+    rows = ["| name | kind | what it is | shares the search of |", "|---|---|---|---|"]
+    for spec in AGENT_SPECS.values():
+        rows.append(f"| `{spec.name}` | {spec.kind} | {spec.summary} | {spec.search_of or ''} |")
+    return "\n".join(rows)
 
 
 def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
@@ -414,7 +426,7 @@ def _make_td3(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     from stable_baselines3 import TD3
 
     from agents.policies import EntityTD3Policy
-    from agents.rw_td3 import sizes_per_action_unit, env_size_bounds
+    from agents.rw_td3 import env_size_bounds, sizes_per_action_unit
 
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
     scale = sizes_per_action_unit(d_min, d_max)
@@ -434,7 +446,7 @@ def _make_ddpg(env: VecEnv, **kw: Any) -> BaseAlgorithm:
     from stable_baselines3 import DDPG
 
     from agents.policies import EntityTD3Policy
-    from agents.rw_td3 import sizes_per_action_unit, env_size_bounds
+    from agents.rw_td3 import env_size_bounds, sizes_per_action_unit
 
     d_min, d_max = env_size_bounds(env, kw.pop("d_min", None), kw.pop("d_max", None))
     scale = sizes_per_action_unit(d_min, d_max)
@@ -558,22 +570,5 @@ for _spec in (
 del _spec
 
 
-def __getattr__(name: str) -> Any:
-    """The tables the registry had before :class:`AgentSpec`, derived from the specs on access.
-
-    ``AGENTS`` (RL builders), ``BUDGET_AGENTS``, ``BUDGET_SEARCHES``, ``ENV_WRAPPERS``: read
-    :data:`AGENT_SPECS` (or :func:`agent_names`) instead.
-    """
-    specs = AGENT_SPECS.values()
-    if name == "AGENTS":
-        return {s.name: s.builder for s in specs if s.kind in ("rl", "budget-rl")}
-    if name == "BUDGET_AGENTS":
-        return agent_names("budget-rl")
-    if name == "BUDGET_SEARCHES":
-        return {s.name: s.builder for s in specs if s.kind == "budget-search"}
-    if name == "ENV_WRAPPERS":
-        return {s.name: s.env_wrapper for s in specs if s.env_wrapper is not None}
-    if name == "_CONSTRUCTORS":
-        return {s.name: s.constructors for s in specs if s.constructors}
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+if __name__ == "__main__":  # the table of docs/agents.md
+    print(agents_markdown())

@@ -49,13 +49,11 @@ def parse_agent(spec: str) -> tuple[str, dict, dict]:
     ``td3:episodes=5`` searches 5 episodes whatever ``--episodes`` says (each unit records
     the episodes it ran), so agents of different search lengths share one study.
     """
-    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
-    from ciess_env.errors import InvalidArgumentError, suggest
+    from agents.registry import agent_spec
+    from ciess_env.errors import InvalidArgumentError
 
     name, _, rest = spec.partition(":")
-    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
-    if name not in known:
-        raise suggest(name, known, what="agent")
+    agent_spec(name)  # an unknown name fails here, with the closest match
     agent_kw: dict = {}
     env_kw: dict = {}
     # Split at the commas that start the next key, so a JSON value may hold commas ([64,64]).
@@ -99,14 +97,13 @@ def _unit_name(unit: dict) -> str:
 
 def _units(args: argparse.Namespace) -> list[tuple[int, str, float | None]]:
     """(seed, agent, budget or None for all budgets at once), in the order they run."""
-    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS
+    from agents.registry import agent_spec
 
-    per_budget = (*HEURISTICS, *ONE_BUDGET_AGENTS)
     return [
         (seed, agent, c)
         for seed in args.seeds
         for agent in args.agents
-        for c in (args.budgets if parse_agent(agent)[0] in per_budget else [None])
+        for c in (args.budgets if agent_spec(parse_agent(agent)[0]).per_budget else [None])
     ]
 
 
@@ -212,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from agents.experiments.compare import PRUNERS, compare
+    from agents.experiments.compare import compare
+    from agents.registry import agent_spec
 
     torch.set_num_threads(1)
     env_kwargs = _env_kwargs(args.env_kw)
@@ -239,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             episodes=episodes, top_l=args.top_l, seed=seed,
             retrain_batches=args.retrain_batches,
             env_kwargs=env_kwargs | variant_env_kw,
-            # compare reads both PEP rows' options under "pep" (one PEP search serves both).
-            agent_kwargs={"pep" if name in PRUNERS else name: agent_kw},
+            # An agent sharing another's search reads its options ("pep-prefix" reads "pep"'s).
+            agent_kwargs={agent_spec(name).kwargs_key: agent_kw},
             progress_bar=False,
         )  # fmt: skip
         table = comparison.table.assign(seed=seed, agent=agent)

@@ -82,9 +82,10 @@ from jsonl_cache import command_line
 from report import machine, md_table
 
 from agents.experiments import PAPER_BUDGETS, SearchSession
-from agents.experiments.compare import HEURISTICS, PRUNERS, seed_list
+from agents.experiments.compare import seed_list
 from agents.experiments.stats import summarize, summary_markdown
 from agents.experiments.sweep import Cell, resolve_config, run_cell
+from agents.registry import agent_spec
 from ciess_env.data.specs import DATASET_SPECS
 
 if sys.version_info >= (3, 11):
@@ -414,7 +415,7 @@ def run_agent(run: Run, agent: str, *, n_batches: int, label: str | None = None,
         compare's table (one row per seed × budget) plus ``label`` and ``wall_s`` (that seed's
         search + selective retraining seconds).
     """
-    searches = agent not in HEURISTICS and agent not in PRUNERS
+    searches = agent_spec(agent).searches
     kwargs = {**run.rl_kwargs, **(agent_kwargs or {})} if searches else {}
     label = label or LABELS.get(agent, agent)
     root = run.runs_dir if run.runs_dir is not None else Path(tempfile.mkdtemp(prefix="repro_"))

@@ -65,6 +65,18 @@ def _seed(text: str) -> int:
     return _int_at_least(text, 0, "a seed, an integer >= 0")
 
 
+class _AgentsHelp(argparse.RawDescriptionHelpFormatter):
+    """Option help wrapped without breaking agent names at hyphens; the epilog kept as written.
+
+    (rw-td3-lagrange stays whole; the epilog has one line per agent kind.)
+    """
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, like every other error of ``ciess``."""
 
@@ -565,16 +577,16 @@ def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
 
 def _check_search_agent(agent: str, agent_kwargs: dict[str, Any]) -> None:
     """Refuse an agent ``ciess search`` cannot run, or an argument it does not take."""
-    from agents.experiments.compare import ONE_BUDGET_AGENTS, RL_AGENTS
-    from agents.registry import check_agent_kwargs
-    from ciess_env.errors import suggest
+    from agents.registry import AGENT_SPECS, agent_spec, check_agent_kwargs
+    from ciess_env.errors import UnknownNameError
 
-    if agent not in RL_AGENTS:
-        err = suggest(agent, RL_AGENTS, what="agent for `ciess search`")
-        if agent in ONE_BUDGET_AGENTS:
-            msg = f"{err} {agent!r} searches one budget at a time: run it with `ciess compare`."
-            raise err.__class__(msg)
-        raise err
+    try:
+        agent_spec(agent, kinds=("rl",), what="agent for `ciess search`")
+    except UnknownNameError as err:
+        if agent not in AGENT_SPECS:
+            raise
+        msg = f"{err} Instead, run it with `ciess compare` (every kind runs there)."
+        raise UnknownNameError(msg) from None
     check_agent_kwargs(agent, agent_kwargs)
 
 
@@ -608,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     Help texts are plain text (no reST markup: ``--help`` prints them as they are), and every
     option that has a default shows it.
     """
-    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
+    from agents.registry import agents_help, kinds_help
 
     p = _Parser(
         prog="ciess",
@@ -661,13 +673,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="logged masks retrained per budget, the best on validation kept (default 3)",
     )
-    rl_agents = ", ".join(RL_AGENTS)
     fill = dict(
         action="store_true",
         help="grow each searched mask to meet its budget exactly before retraining it",
     )
 
-    s = sub.add_parser("search", help="train an agent on an env (saves log, model, curves)")
+    s = sub.add_parser(
+        "search", help="train an agent on an env (saves log, model, curves)",
+        formatter_class=_AgentsHelp,
+    )  # fmt: skip
     s.add_argument(
         "env_id",
         nargs="?",
@@ -676,7 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--agent", default="rw-td3",
-        help=f"{rl_agents}, or module:builder for any agent (default rw-td3)",
+        help=f"an agent of kind rl ({agents_help('rl').removeprefix('rl: ')}), or "
+        "module:builder for any agent (default rw-td3)",
     )  # fmt: skip
     s.add_argument(
         "--episodes", type=_positive_int, default=30, help="search episodes (default 30)"
@@ -773,15 +788,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("compare", help="several agents on one env → table + plot")
+    s = sub.add_parser(
+        "compare", help="several agents on one env → table + plot",
+        epilog=f"agent kinds:\n{kinds_help()}\nA Python module adds an agent with "
+        "agents.registry.register_agent (docs/agents.md).",
+        formatter_class=_AgentsHelp,
+    )  # fmt: skip
     s.add_argument("env_id", help="a registered env id (see `ciess envs`)")
     s.add_argument(
         "--agents",
         nargs="+",
         default=["es", "mr", "mde", "td3", "rw-td3"],
-        help=f"heuristics {' '.join(HEURISTICS)}; RL agents {' '.join(RL_AGENTS)}; one search "
-        f"per budget {' '.join(ONE_BUDGET_AGENTS)}; pruning {' '.join(PRUNERS)}; or "
-        "module:builder (default es mr mde td3 rw-td3)",
+        help=f"registered agents by kind ({agents_help()}), or module:builder for any agent "
+        "(default es mr mde td3 rw-td3)",
     )
     s.add_argument("--budgets", **budgets)
     s.add_argument(

@@ -1,26 +1,30 @@
 """Compare size-search agents on one environment at several budgets, in one call.
 
-Every agent is judged by the same protocol, so the comparison is fair:
+Every agent is judged by the same protocol, so the comparison is fair. Each agent, whatever its
+kind (:data:`agents.registry.AGENT_KINDS`), proposes candidate masks per budget
+(:meth:`SearchSession.propose <agents.experiments.session.SearchSession.propose>`, an
+:class:`~agents.protocol.Proposal`):
 
-* heuristic baselines (ES, MR, MDE) produce one size assignment per budget directly;
+* heuristics (ES, MR, MDE) one size assignment per budget, directly;
 * RL agents search on the per-entity vector env for ``episodes`` episodes, and the env's budget
   log collects every size assignment they tried (``"esapn"`` sees the env through
   :class:`~ciess_env.wrappers.DiscreteSizes`: six candidate sizes);
-* one-budget agents (:data:`ONE_BUDGET_AGENTS`: the Lagrangian RW-TD3 and the structured
-  black-box searches) search ``episodes`` episodes *per budget*, aimed at that budget, so they
-  use ``len(budgets)`` times the env steps of an RL agent, which searches once for all;
-* then each agent's assignments go through the same selective retraining (top-l per budget,
-  retrained from scratch, scored on test; :func:`agents.experiments.selective.selective_retrain`);
-* ``"pep"`` (PEP, :mod:`agents.pep`) prunes individual weights: one mask per budget from one
-  search, retrained by the same schedule (:func:`agents.experiments.selective.retrain_pruned`,
-  PEP's lottery ticket); ``"pep-prefix"`` retrains its projection onto prefix sizes (each
-  entity's surviving count, fitted to the budget) like a heuristic's assignment.
+* one-budget agents (the Lagrangian RW-TD3 and the structured black-box searches) search
+  ``episodes`` episodes *per budget*, aimed at that budget, so they use ``len(budgets)`` times
+  the env steps of an RL agent, which searches once for all;
+* pruners (``"pep"``, PEP, :mod:`agents.pep`) prune individual weights: one mask per budget from
+  one search; ``"pep-prefix"`` shares PEP's search and proposes its projection onto prefix
+  sizes (each entity's surviving count, fitted to the budget).
+
+Then every candidate goes through the same final retraining: size assignments through
+selective retraining (top-l per budget, retrained from scratch, scored on test;
+:func:`agents.experiments.selective.selective_retrain`), an elementwise mask by the same
+schedule (:func:`agents.experiments.selective.retrain_pruned`, PEP's lottery ticket).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,40 +32,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agents.baselines import BASELINES
 from agents.protocol import AgentBuilder
-from agents.registry import AGENTS, BUDGET_AGENTS, BUDGET_SEARCHES
-from ciess_env.errors import InvalidArgumentError, suggest
+from agents.registry import agent_spec
+from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import PAPER_BUDGETS
 
-if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --help` reads
-    import pandas as pd  # the agent names below and must answer without them
+if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --help` imports
+    import pandas as pd  # this module and must answer without them
 
     from agents.experiments.selective import BudgetResult
-    from ciess_env.budget_log import BudgetLog
+    from agents.experiments.session import SearchSession
+    from agents.protocol import BudgetCandidates
 
-__all__ = [
-    "HEURISTICS",
-    "ONE_BUDGET_AGENTS",
-    "PRUNERS",
-    "RL_AGENTS",
-    "Comparison",
-    "compare",
-    "markdown_table",
-]
+__all__ = ["Comparison", "compare", "markdown_table"]
 
 logger = logging.getLogger(__name__)
 
-#: Agents that pick sizes from the budget and popularity alone (no search): the names of
-#: :data:`agents.baselines.BASELINES`, the one table of heuristics.
-HEURISTICS: tuple[str, ...] = tuple(BASELINES)
-#: Agents that search on the environment with reinforcement learning, once for all budgets.
-RL_AGENTS: tuple[str, ...] = tuple(a for a in AGENTS if a not in BUDGET_AGENTS)
-#: Agents that run one search per budget, aimed at it.
-ONE_BUDGET_AGENTS: tuple[str, ...] = (*BUDGET_AGENTS, *BUDGET_SEARCHES)
-#: Methods that prune individual weights (PEP) and PEP's projection onto prefix sizes; both
-#: share one PEP search per :func:`compare` call (its settings: ``agent_kwargs["pep"]``).
-PRUNERS: tuple[str, ...] = ("pep", "pep-prefix")
 #: The test metrics of a :class:`~agents.experiments.selective.BudgetResult` under the names
 #: every table and the env's ``info`` use (``recall@20``, not the field name ``recall_20``).
 METRIC_COLUMNS: dict[str, str] = {
@@ -186,13 +172,11 @@ def compare(
 
     Args:
         env_id: A registered CIESS env id.
-        agents: Agent names: heuristics ``"es"``, ``"mr"``, ``"mde"``, RL agents
-            ``"rw-td3"``, ``"td3"``, ``"ddpg"``, ``"sac"``, ``"ppo"``, ``"esapn"``, PEP
-            (``"pep"``, ``"pep-prefix"``), and one-budget agents ``"rw-td3-lagrange"``,
-            ``"structured-tpe"``, ``"structured-cem"``, or
+        agents: Registered agent names (:func:`agents.registry.agent_names`; ``ciess compare
+            --help`` lists them by kind; :func:`~agents.registry.register_agent` adds one), or
             ``(label, builder)`` pairs for any other agent (:mod:`agents.protocol`:
             ``builder(vec_env, seed)`` returns an object with ``predict``, and ``learn`` if it
-            learns).
+            learns), searched like an RL agent.
         budgets: Target sparsities c.
         episodes: Search episodes per RL agent (the paper: 30); per budget for one-budget
             agents.
@@ -204,7 +188,8 @@ def compare(
             seed and :meth:`Comparison.summary` gives mean and 95 % CI per agent × budget.
         env_kwargs: Overrides passed to ``gym.make``.
         agent_kwargs: Per agent name, keyword overrides for its constructor (for ``"pep"``:
-            fields of :class:`agents.pep.PEPConfig`).
+            fields of :class:`agents.pep.PEPConfig`). An agent that shares another's search
+            (``AgentSpec.search_of``: ``"pep-prefix"``) reads that agent's (``"pep"``).
         retrain_batches: Cap on each final retraining, which stops early on validation;
             default ``SearchSession.final_batches()``.
         output_dir: If given, the table (``results.md``, ``results.csv``), the plot
@@ -247,112 +232,69 @@ def _compare_one_seed(
     agent_kwargs: dict[str, dict] | None, retrain_batches: int | None, progress_bar: bool,
     fill_budget: bool = False,
 ) -> tuple[list[dict], dict[str, pd.DataFrame], dict, dict]:  # fmt: skip
-    import pandas as pd
-
-    from agents.experiments.selective import retrain_pruned, selective_retrain
     from agents.experiments.session import SearchSession
-    from agents.pep import pep_prefix_log
-    from ciess_env.config import FinalRetrainRule
+    from agents.protocol import search_proposal
 
-    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
-    for name in agents:  # fail before any agent has spent minutes
-        if isinstance(name, str) and name not in known:
-            raise suggest(name, known, what="agent")
+    for entry in agents:  # fail before any agent has spent minutes
+        if isinstance(entry, str):
+            agent_spec(entry)
     session = SearchSession(
         env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar,
         log_budgets=budgets, log_top_l=top_l,
     )  # fmt: skip
     _ = session.env.pretrained  # pretrain (or load) before any agent's clock starts
     rows, curves, logs, pruned = [], {}, {}, {}
-    pep_masks, pep_s = None, 0.0
     for entry in agents:
-        builtin = isinstance(entry, str)  # else a (label, builder) pair
-        name, agent = (entry, entry) if builtin else entry
-        t0 = time.perf_counter()
-        kwargs = (agent_kwargs or {}).get(name, {})
-        step = session.final_step(retrain_batches)
-        rule = FinalRetrainRule(top_l=top_l, fill_budget=fill_budget)
-        one = FinalRetrainRule(top_l=1)  # one assignment per budget: nothing to fill
-        select_kw = dict(seed=seed, label=f"{name}, seed {seed}")  # names it in warnings
-        if builtin and name in HEURISTICS:
-            # One assignment per budget, no search: retrain each at its own budget.
-            log = session.heuristic_log(name, budgets, **kwargs)
-            search_s = time.perf_counter() - t0
-            results = [
-                selective_retrain(
-                    session.heuristic_log(name, [c], **kwargs),
-                    session.data,
-                    step,
-                    rule=one,
-                    budgets=[c],
-                    **select_kw,
-                )[0]
-                for c in budgets
-            ]
-        elif builtin and name in PRUNERS:
-            if pep_masks is None:  # one PEP search serves both rows
-                pep_masks = session.pep(budgets, seed=seed, **(agent_kwargs or {}).get("pep", {}))
-                pep_s = time.perf_counter() - t0
-            search_s = pep_s
-            if name == "pep":
-                log, pruned["pep"] = None, pep_masks
-                results = [
-                    retrain_pruned(
-                        m.user_mask, m.item_mask, session.data, step, budget=m.budget, seed=seed
-                    )
-                    for m in pep_masks
-                ]
-            else:
-                log = pep_prefix_log(pep_masks)
-                results = [
-                    selective_retrain(
-                        pep_prefix_log([m]), session.data, step, rule=one, budgets=[m.budget],
-                        **select_kw,
-                    )[0]
-                    for m in pep_masks
-                ]  # fmt: skip
-        elif builtin and name in ONE_BUDGET_AGENTS:
-            results, parts, budget_logs, search_s = [], [], [], 0.0
-            for c in budgets:
-                t1 = time.perf_counter()
-                log, curve = session.budget_search(name, c, episodes=episodes, **kwargs)
-                search_s += time.perf_counter() - t1
-                parts.append(curve.assign(budget=c))
-                budget_logs.append(log)
-                results.append(
-                    selective_retrain(
-                        log, session.data, step, rule=rule, budgets=[c], **select_kw,
-                    )[0]
-                )  # fmt: skip
-            curves[name] = pd.concat(parts, ignore_index=True)
-            log = _concat_logs(budget_logs)
-        else:
-            log, curve = session.search(agent, episodes=episodes, **kwargs)
-            curves[name] = curve
-            search_s = time.perf_counter() - t0
-            logger.info("%s: search took %.1f s; retraining", name, search_s)
-            results = selective_retrain(
-                log, session.data, step, rule=rule, budgets=budgets, **select_kw,
-            )  # fmt: skip
-        if log is not None:
-            logs[name] = log
+        if isinstance(entry, str):
+            name = entry
+            kwargs = (agent_kwargs or {}).get(agent_spec(name).kwargs_key, {})
+            proposal = session.propose(name, budgets, episodes=episodes, **kwargs)
+        else:  # a (label, builder) pair
+            name, builder = entry
+            kwargs = (agent_kwargs or {}).get(name, {})
+            proposal = search_proposal(session, builder, budgets, episodes=episodes, **kwargs)
+        logger.info("%s: search took %.1f s; retraining", name, proposal.search_s)
+        results = [
+            _retrain(cands, session, seed=seed, top_l=top_l, fill_budget=fill_budget,
+                     retrain_batches=retrain_batches, label=f"{name}, seed {seed}")
+            for cands in proposal.candidates
+        ]  # fmt: skip
+        for value, table in (
+            (proposal.log, logs),
+            (proposal.curve, curves),
+            (proposal.pruned, pruned),
+        ):
+            if value is not None:
+                table[name] = value
         for c, res in zip(budgets, results, strict=True):
             rows.append(
-                {"agent": name, "seed": seed, "budget": c, "search_s": search_s, **result_row(res)}
-            )
+                {"agent": name, "seed": seed, "budget": c, "search_s": proposal.search_s,
+                 **result_row(res)}
+            )  # fmt: skip
     return rows, curves, logs, pruned
 
 
-def _concat_logs(logs: Sequence[BudgetLog]) -> BudgetLog:
-    """One log holding every entry of ``logs`` in order (one-budget searches, one per budget)."""
-    from ciess_env.budget_log import BudgetLog
+def _retrain(
+    cands: BudgetCandidates, session: SearchSession, *, seed: int, top_l: int, fill_budget: bool,
+    retrain_batches: int | None, label: str,
+) -> BudgetResult | None:  # fmt: skip
+    """The final retraining of one budget's candidates: the same for every agent."""
+    from agents.experiments.selective import retrain_pruned, selective_retrain
+    from ciess_env.config import FinalRetrainRule
 
-    first = logs[0]
-    merged = BudgetLog(first.n_users, first.n_items, d_max=first.d_max)
-    for log in logs:
-        for e in log:
-            merged.record(**e._asdict())
-    return merged
+    step = session.final_step(retrain_batches)
+    if cands.element_masks is not None:
+        user_mask, item_mask = cands.element_masks
+        return retrain_pruned(
+            user_mask, item_mask, session.data, step, budget=cands.budget, seed=seed
+        )
+    rule = FinalRetrainRule(
+        top_l=top_l if cands.top_l is None else cands.top_l,
+        fill_budget=fill_budget and cands.fillable,
+    )
+    return selective_retrain(
+        cands.log, session.data, step, rule=rule, budgets=[cands.budget], seed=seed, label=label
+    )[0]
 
 
 def _close(fig) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,20 +22,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 import ciess_env  # noqa: F401  (registers the env ids)
-from agents.baselines import BASELINES
 from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
-from agents.protocol import AgentBuilder, LearningAgent, rollout
-from agents.registry import (
-    BUDGET_AGENTS,
-    BUDGET_SEARCHES,
-    make_agent,
-    make_budget_search,
-    wrap_env_for,
-)
+from agents.protocol import AgentBuilder, LearningAgent, Proposal, rollout
+from agents.registry import AgentSpec, agent_spec, make_agent, make_budget_search, wrap_env_for
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.config import StepConfig
 from ciess_env.env import EmbeddingSizeEnv
-from ciess_env.errors import InvalidArgumentError, InvalidTypeError, suggest
+from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 from ciess_env.spaces import PAPER_BUDGETS
 from ciess_env.vector import EntityVecEnv
 from ciess_env.wrappers import RecordBudgetLog
@@ -76,13 +70,37 @@ class SearchSession:
         self._gym_env = gym.make(env_id, **self.env_kwargs)
         self.env: EmbeddingSizeEnv = self._gym_env.unwrapped  # type: ignore[assignment]
         self.data = self.env.data
+        # One pruning search per (search, budgets, settings), shared by the agents that read it
+        # (``AgentSpec.search_of``): its result and seconds.
+        self._pruned: dict[str, tuple[list[Any], float]] = {}
+
+    # ------------------------------------------------------------- proposals
+    def propose(
+        self, agent: str, budgets: Sequence[float], *, episodes: int, **kwargs: Any
+    ) -> Proposal:
+        """Agent ``agent``'s candidate masks per budget (:mod:`agents.protocol`).
+
+        The one entry point for every kind: the spec's own ``propose`` or its kind's runs here
+        (a heuristic's assignments, one RL search, one search per budget, a pruning search).
+
+        Args:
+            agent: A registered agent name (:data:`agents.registry.AGENT_SPECS`).
+            budgets: Target sparsities c.
+            episodes: Search episodes (per budget for one-budget agents; unused by heuristics
+                and pruners).
+            **kwargs: The agent's keyword arguments.
+
+        Raises:
+            UnknownNameError: (a ValueError) for an unknown name, suggesting the closest one.
+        """
+        spec = agent_spec(agent)
+        return spec.proposer(self, spec, budgets, episodes=episodes, **kwargs)
 
     # ------------------------------------------------------------ heuristics
     def heuristic(self, name: str, c: float, **kwargs: Any):
-        """Build heuristic baseline ``name`` ("es", "mr", "mde") at target sparsity ``c``."""
-        if name not in BASELINES:
-            raise suggest(name, BASELINES, what="baseline")
-        return BASELINES[name].from_env(c, self.env, seed=self.seed, **kwargs)
+        """Build heuristic ``name`` (kind ``"heuristic"``: "es", "mr", "mde") at sparsity ``c``."""
+        spec = agent_spec(name, kinds=("heuristic",), what="heuristic")
+        return spec.builder(c, self.env, seed=self.seed, **kwargs)
 
     def heuristic_log(self, name: str, budgets: Sequence[float], **kwargs: Any) -> BudgetLog:
         """A budget log holding baseline ``name``'s assignment at each budget (no search)."""
@@ -100,31 +118,34 @@ class SearchSession:
             )
         return log
 
-    # ------------------------------------------------------------------- PEP
-    def pep(self, budgets: Sequence[float], *, seed: int | None = None, **kwargs: Any):
-        """PEP's pruned structures for ``budgets`` on this env's data and backbone.
+    # --------------------------------------------------------------- pruners
+    def prune(
+        self, agent: str | AgentSpec, budgets: Sequence[float], **kwargs: Any
+    ) -> tuple[list[Any], float]:
+        """A pruner's masks for ``budgets`` (e.g. PEP's) and the seconds its search took.
 
-        The search trains for the env's per-step schedule (``train_config``; the paper's 2,000
-        batches on ML-1M) unless ``max_batches`` says otherwise.
+        The search runs once per session for the same budgets and settings: agents that share
+        it (``AgentSpec.search_of``, e.g. ``"pep-prefix"``) reuse the result and its time. PEP
+        trains for the env's per-step schedule (``train_config``; the paper's 2,000 batches on
+        ML-1M) unless ``max_batches`` says otherwise.
 
         Args:
+            agent: A registered pruner (kind ``"pruner"``), or its spec.
             budgets: Target sparsities c.
-            seed: Seed of the search (and of the lottery-ticket retraining); default the
-                session's.
-            **kwargs: Fields of :class:`agents.pep.PEPConfig`.
+            **kwargs: The pruner's settings (for PEP: fields of :class:`agents.pep.PEPConfig`).
 
         Returns:
-            One :class:`agents.pep.PEPMask` per budget.
+            One mask per budget (for PEP a :class:`agents.pep.PEPMask`), and the search seconds.
         """
-        from agents.pep import PEPConfig, pep_search
-
-        env = self.env
-        return pep_search(
-            self.data, backbone=env.backbone, train_config=env.train_config, budgets=budgets,
-            config=PEPConfig(**kwargs), seed=self.seed if seed is None else seed,
-            d_max=env.d_max, d_min=env.d_min, device=str(env.device),
-            backbone_kwargs=env.backbone_kwargs,
-        )  # fmt: skip
+        name = agent.name if isinstance(agent, AgentSpec) else agent
+        spec = agent_spec(name, kinds=("pruner",), what="pruner")
+        searcher = agent_spec(spec.kwargs_key)
+        key = _as_json([searcher.name, [float(c) for c in budgets], kwargs])
+        if key not in self._pruned:
+            t0 = time.perf_counter()
+            masks = searcher.builder(self.env, budgets, seed=self.seed, **kwargs)
+            self._pruned[key] = (list(masks), time.perf_counter() - t0)
+        return self._pruned[key]
 
     # ------------------------------------------------------------- RL search
     def search(
@@ -144,7 +165,7 @@ class SearchSession:
         other is rolled out with its ``predict``; such a search runs in one sitting.
 
         Args:
-            agent: A name of :data:`agents.registry.AGENTS` (built by
+            agent: A registered agent of kind ``"rl"`` (built by
                 :func:`~agents.registry.make_agent` with ``kwargs``), or any
                 :data:`~agents.protocol.AgentBuilder` ``(vec_env, seed) -> Agent``.
             episodes: Episodes of T steps.
@@ -177,7 +198,7 @@ class SearchSession:
                 )
                 raise InvalidTypeError(msg)
             return self._search_protocol(agent, episodes)
-        name = agent
+        name = agent_spec(agent, kinds=("rl",), what="agent for a search of all budgets").name
         # e.g. DiscreteSizes for esapn; the recorder sees the sizes the base env applied.
         recorder = RecordBudgetLog(
             wrap_env_for(name, self.env), budgets=self.log_budgets, top_l=self.log_top_l
@@ -186,6 +207,14 @@ class SearchSession:
         vec.seed(self.seed)
         kwargs.setdefault("seed", self.seed)
         model = make_agent(name, vec, **kwargs)
+        if not isinstance(model, BaseAlgorithm):  # a registered agent outside SB3
+            if checkpoint_dir is not None or stop_after is not None or deterministic_masks:
+                msg = (
+                    f"checkpoint_dir, stop_after and deterministic_masks need an SB3 agent; "
+                    f"agent {name!r} built a {type(model).__name__}."
+                )
+                raise InvalidTypeError(msg)
+            return self._search_model(model, vec, recorder, episodes, name)
         meta = CheckpointMeta(
             env_id=self.env_id, env_kwargs=self.env_kwargs, seed=self.seed, agent=name,
             agent_class="", agent_kwargs=kwargs, episodes=int(episodes),
@@ -204,7 +233,14 @@ class SearchSession:
         vec = EntityVecEnv(recorder)
         vec.seed(self.seed)
         model = builder(vec, self.seed)
-        name = getattr(builder, "__name__", "agent")
+        return self._search_model(
+            model, vec, recorder, episodes, getattr(builder, "__name__", "agent")
+        )
+
+    def _search_model(
+        self, model: Any, vec: EntityVecEnv, recorder: RecordBudgetLog, episodes: int, name: str
+    ) -> tuple[BudgetLog, pd.DataFrame]:
+        """Search with a built agent in one sitting: SB3's learn, ``learn`` or a rollout."""
         if isinstance(model, BaseAlgorithm):
             self._learn(model, vec, episodes, desc=f"search {name}")
         elif isinstance(model, LearningAgent):
@@ -269,9 +305,9 @@ class SearchSession:
     ) -> tuple[BudgetLog, pd.DataFrame]:
         """Search for the one budget ``c`` for ``episodes`` × T env steps.
 
-        ``name`` is a one-budget RL agent (:data:`agents.registry.BUDGET_AGENTS`, trained on
-        the per-entity vector env with ``target_sparsity=c``) or a black-box search
-        (:data:`agents.registry.BUDGET_SEARCHES`, one trial per env step on the single env).
+        ``name`` is a one-budget RL agent (kind ``"budget-rl"``, trained on the per-entity
+        vector env with ``target_sparsity=c``) or a black-box search (kind ``"budget-search"``,
+        one trial per env step on the single env).
         The env's λ is restored afterwards (a Lagrangian agent steers it).
 
         Returns:
@@ -280,9 +316,7 @@ class SearchSession:
         Raises:
             ValueError: for a name that is neither, or ``episodes < 1``.
         """
-        if name not in BUDGET_AGENTS and name not in BUDGET_SEARCHES:
-            choices = {**dict.fromkeys(BUDGET_AGENTS), **BUDGET_SEARCHES}
-            raise suggest(name, choices, what="one-budget agent")
+        spec = agent_spec(name, kinds=("budget-rl", "budget-search"), what="one-budget agent")
         if episodes < 1:
             msg = f"`episodes` must be >= 1, got {episodes!r}."
             raise InvalidArgumentError(msg)
@@ -291,7 +325,7 @@ class SearchSession:
         lam = self.env.lam
         kwargs.setdefault("seed", self.seed)
         try:
-            if name in BUDGET_SEARCHES:
+            if spec.kind == "budget-search":
                 model: Any = make_budget_search(name, recorder, c, **kwargs)
                 model.learn(episodes * self.env.max_episode_steps, progress_bar=self.progress_bar)
             else:

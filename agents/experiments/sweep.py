@@ -219,9 +219,9 @@ def _set(config: dict[str, Any], axis: str, value: Any, agent: str) -> bool:
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """A cell's config without what does not affect it, so that equal cells hash equally.
 
-    ``agent_kwargs`` keeps only the cell's own agent's (flattened); heuristics and PEP
-    (``"pep"``, ``"pep-prefix"``) drop ``episodes`` and ``top_l`` (no RL search; compare
-    retrains their one mask per budget).
+    ``agent_kwargs`` keeps only the cell's own agent's (flattened); agents of a kind that does
+    not search (heuristics, pruners such as ``"pep"``: ``AgentKind.searches``) drop
+    ``episodes`` and ``top_l`` (compare retrains their one mask per budget).
     """
     agent = config["agent"]
     config["agent_kwargs"] = dict(config["agent_kwargs"].get(agent, {}))
@@ -233,10 +233,10 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _no_search() -> tuple[str, ...]:
-    """Agents for which ``episodes`` and ``top_l`` mean nothing: heuristics and PEP."""
-    from agents.experiments.compare import HEURISTICS, PRUNERS
+    """Agents for which ``episodes`` and ``top_l`` mean nothing: kinds that do not search."""
+    from agents.registry import AGENT_SPECS
 
-    return (*HEURISTICS, *PRUNERS)
+    return tuple(name for name, spec in AGENT_SPECS.items() if not spec.searches)
 
 
 def _fail(path: Path | None, msg: str) -> SpecError:
@@ -318,15 +318,15 @@ def _check_settings(raw: dict[str, Any], grid: dict[str, list[Any]], path: Path 
 
 def _check_agents(raw: dict[str, Any], path: Path | None) -> None:
     """The names in ``agents`` and of the ``[agent_kwargs.NAME]`` tables are agents."""
-    from agents.experiments.compare import HEURISTICS, ONE_BUDGET_AGENTS, PRUNERS, RL_AGENTS
-    from ciess_env.errors import suggest
+    from agents.registry import agent_spec
 
-    known = (*HEURISTICS, *RL_AGENTS, *ONE_BUDGET_AGENTS, *PRUNERS)
     named = [("`agents`", a) for a in raw["agents"]]
     named += [(f"[agent_kwargs.{a}]", a) for a in raw.get("agent_kwargs", {})]
     for where, agent in named:
-        if agent not in known:
-            raise _fail(path, f"{where}: {suggest(agent, known, what='agent')}")
+        try:
+            agent_spec(agent)
+        except CIESSError as err:
+            raise _fail(path, f"{where}: {err}") from None
 
 
 def _check_cells(spec: SweepSpec) -> None:
@@ -335,7 +335,7 @@ def _check_cells(spec: SweepSpec) -> None:
     Uses the checks of ``ciess search`` (gym.make would fail too, but in every cell, late).
     """
     from agents.experiments.cli import _check_env
-    from agents.registry import _CONSTRUCTORS, check_agent_kwargs
+    from agents.registry import check_agent_kwargs
 
     seen_env, seen_agent = set(), set()
     for cell in spec.cells():
@@ -350,7 +350,7 @@ def _check_cells(spec: SweepSpec) -> None:
                 raise _fail(spec.path, f"{where}: {err}") from None
         agent, kwargs = config["agent"], config["agent_kwargs"]
         key = json.dumps([agent, sorted(kwargs)])
-        if agent in _CONSTRUCTORS and key not in seen_agent:
+        if key not in seen_agent:  # agents whose spec names no constructors pass unchecked
             seen_agent.add(key)
             try:
                 check_agent_kwargs(agent, kwargs)
@@ -627,13 +627,12 @@ def _compare_cell(
     import torch
 
     from agents.experiments.compare import compare
+    from agents.registry import agent_spec
 
     torch.set_num_threads(max(1, int(threads)))
-    from agents.experiments.compare import PRUNERS
-
     agent = config["agent"]
-    # compare reads PEP's search settings under "pep" for both PEP rows ("pep", "pep-prefix").
-    kwargs_key = "pep" if agent in PRUNERS else agent
+    # An agent that shares another's search reads its settings ("pep-prefix" reads "pep"'s).
+    kwargs_key = agent_spec(agent).kwargs_key
     result = compare(
         config["env_id"], [agent], budgets=config["budgets"],
         episodes=config.get("episodes", 1), top_l=config.get("top_l", 1), seed=config["seed"],

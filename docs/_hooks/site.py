@@ -31,6 +31,8 @@ PACKAGES = ("ciess_env", "agents")
 #: Where the mounted repository files live inside the site.
 MOUNT = "repo"
 _LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")
+#: The marker of docs/agents.md that the agent registry's table replaces.
+AGENTS_TABLE = "<!-- agents-table -->"
 
 
 def _repo_root(config: MkDocsConfig) -> Path:
@@ -138,7 +140,15 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, **_: Any) -> str:
-    """Point each link at its target's place in the site (mounted files move)."""
+    """Point each link at its target's place in the site (mounted files move).
+
+    Also fills ``<!-- agents-table -->`` (docs/agents.md) from the agent registry, so the list
+    of agents is never stale.
+    """
+    if AGENTS_TABLE in markdown:
+        from agents.registry import agents_markdown
+
+        markdown = markdown.replace(AGENTS_TABLE, agents_markdown())
     if not page.file.abs_src_path:
         return markdown
     root, docs_dir = _repo_root(config), Path(config.docs_dir).resolve()

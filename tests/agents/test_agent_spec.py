@@ -75,11 +75,14 @@ def test_a_typo_gets_one_error_with_the_closest_name() -> None:
 
 
 def test_an_agent_of_the_wrong_kind_is_named_with_its_kind() -> None:
+    one_budget = sorted(agent_names("budget-rl", "budget-search"))
     msg = (
         "Agent 'rw-td3' is of kind 'rl' (searches the per-entity vector env once for all "
-        "budgets), not a one-budget agent. Valid names: rw-td3-lagrange, structured-cem, "
-        "structured-tpe."
+        "budgets); expected kind 'budget-rl' or 'budget-search' (one-budget agent): "
+        + ", ".join(one_budget)
+        + "."
     )
+    assert {"rw-td3-lagrange", "structured-cem", "structured-tpe"} <= set(one_budget)
     with pytest.raises(UnknownNameError, match=re.escape(msg)):
         agent_spec("rw-td3", kinds=("budget-rl", "budget-search"), what="one-budget agent")
 
@@ -113,16 +116,14 @@ def test_search_of_must_name_a_registered_agent(registered) -> None:
         registered(AgentSpec("toy-prune", "pruner", _rare_first, search_of="pepp"))
 
 
-def test_help_and_legacy_tables_read_the_registry_live(registered) -> None:
-    """An agent registered after import shows in the help line and the old table names."""
-    import agents.registry as registry
-
+def test_help_and_names_read_the_registry_live(registered) -> None:
+    """An agent registered after import shows in the help line and the names of its kind."""
     assert "toy-rl" not in agents_help()
     registered(AgentSpec("toy-rl", "rl", lambda vec, **kw: None))
     assert "rl: rw-td3 td3 ddpg sac ppo esapn" in agents_help()
     assert " toy-rl" in agents_help("rl")
     assert "heuristic" not in agents_help("rl")
-    assert "toy-rl" in registry.AGENTS
+    assert agent_names("rl")[-1] == "toy-rl"
     assert wrap_env_for("toy-rl", env := object()) is env
 
 
@@ -158,3 +159,62 @@ def test_the_mr_heuristic_draws_with_the_seed_it_is_built_with(tmp_path) -> None
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     assert first.sum() == again.sum() == other.sum()  # each meets the budget exactly
+
+
+# ------------------------------------------------------------- agents registered from outside
+ENV_ID = "CIESS-MF-Synthetic-v1"
+METRICS = ["sparsity", "recall@5", "recall@20", "ndcg@5", "ndcg@20"]
+
+
+def _compare(names, tmp_path, **kw):
+    from agents.experiments.compare import compare
+
+    return compare(
+        ENV_ID, names, budgets=[0.5, 0.9], episodes=1, top_l=1, seed=0, retrain_batches=8,
+        env_kwargs={**TINY, "cache_dir": str(tmp_path)}, progress_bar=False, **kw,
+    )  # fmt: skip
+
+
+def test_a_heuristic_registered_from_a_test_file_runs_through_compare(registered, tmp_path):
+    """One spec, zero files of the package: the toy equals MDE at α = −0.5, row for row."""
+    registered(AgentSpec("toy-rare", "heuristic", _rare_first, "rare entities first"))
+    result = _compare(["toy-rare", "mde"], tmp_path, agent_kwargs={"mde": {"alpha": -0.5}})
+    table = result.table.set_index(["agent", "budget"])
+    assert list(table.loc["toy-rare"].index) == [0.5, 0.9]
+    assert table.loc["toy-rare", "sparsity"].tolist() == [0.5, 0.9]
+    assert table.loc["toy-rare"][METRICS].equals(table.loc["mde"][METRICS])
+    assert len(result.logs["toy-rare"]) == 2  # one assignment per budget
+    assert "toy-rare" not in result.curves  # a heuristic does not search
+
+
+def test_a_predict_only_rl_agent_registered_from_outside_is_searched_and_retrained(
+    registered, tmp_path
+):
+    """A kind-"rl" agent outside SB3 is rolled out; its one mask (ES at 0.5) scores as ES."""
+    from agents.baselines import EqualSize
+
+    registered(AgentSpec("toy-es", "rl", lambda vec, **kw: EqualSize.from_env(0.5, vec.env)))
+    result = _compare(["toy-es", "es"], tmp_path)
+    table = result.table.set_index(["agent", "budget"])
+    assert len(result.curves["toy-es"]) == 10  # one episode of T = 10 steps
+    np_equal = table.loc[("toy-es", 0.5), METRICS].equals(table.loc[("es", 0.5), METRICS])
+    assert np_equal
+    assert table.loc[("toy-es", 0.9), METRICS].isna().all()  # ES at 0.5 never reaches 0.9
+
+
+def test_the_cli_help_and_the_sweep_read_an_agent_registered_later(registered, tmp_path, capsys):
+    """Compare --help lists it under its kind; a sweep drops episodes/top_l for a heuristic."""
+    from agents.experiments.cli import main
+    from agents.experiments.sweep import parse_spec
+
+    registered(AgentSpec("toy-rare", "heuristic", _rare_first))
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert "heuristic: es mr mde toy-rare;" in " ".join(capsys.readouterr().out.split())
+    raw = {"env_id": ENV_ID, "agents": ["toy-rare", "td3"], "episodes": 3, "top_l": 2}
+    cells = {c.config["agent"]: c.config for c in parse_spec(raw).cells()}
+    assert "episodes" not in cells["toy-rare"]
+    assert "top_l" not in cells["toy-rare"]
+    assert cells["td3"]["episodes"] == 3
+    with pytest.raises(ValueError, match=r"`agents`: Unknown agent 'toy-rar'.*'toy-rare'"):
+        parse_spec({**raw, "agents": ["toy-rar"]})
