@@ -49,29 +49,36 @@ RESULTS = HERE / "results"
 
 @dataclass(frozen=True)
 class FinishedCell:
-    """One finished cell: its configuration, its ``done.json`` and its results table."""
+    """One finished cell: its configuration, row label, ``done.json`` and results table."""
 
     cell: Cell
+    label: str
     done: dict[str, Any]
     table: pd.DataFrame
 
 
 @dataclass(frozen=True)
 class Study:
-    """A study: the name of its spec and results, and the report of its finished cells.
+    """A study: the names of its specs and results, and the report of its finished cells.
 
     Attributes:
         name: ``sweeps/<name>.toml``, ``results/<name>/cells/``, ``results/<name>.md``.
-        render: (the study, its spec, its finished cells) → the markdown.
+        render: (the study, its specs, its finished cells) → the markdown.
+        variants: Further specs of the same study, ``(spec name, row label)``: an agent run
+            with other settings than the main spec's (its own episodes or env arguments) is a
+            spec of its own whose rows carry the label (``"td3:episodes=5"``); its cells share
+            the study's folder.
     """
 
     name: str
-    render: Callable[[Study, SweepSpec, list[FinishedCell]], str]
+    render: Callable[[Study, list[SweepSpec], list[FinishedCell]], str]
+    variants: tuple[tuple[str, str], ...] = ()
 
     @property
-    def spec_path(self) -> Path:
-        """The sweep spec (the grid)."""
-        return SWEEPS / f"{self.name}.toml"
+    def specs(self) -> list[tuple[SweepSpec, str | None]]:
+        """Each spec (validated) with its row label (None: the agent's own name)."""
+        parts = [(self.name, None), *self.variants]
+        return [(load_spec(SWEEPS / f"{stem}.toml"), label) for stem, label in parts]
 
     @property
     def folder(self) -> Path:
@@ -89,31 +96,35 @@ class Study:
         return f"python benchmarks/study.py run {self.name}"
 
 
-def finished_cells(study: Study, spec: SweepSpec, folder: Path | None = None) -> list[FinishedCell]:
-    """The spec's finished cells, in the order they finished (the spec's order on ties).
+def finished_cells(
+    study: Study, specs: list[tuple[SweepSpec, str | None]], folder: Path | None = None
+) -> list[FinishedCell]:
+    """The specs' finished cells, in the order they finished (the specs' order on ties).
 
     ``folder``: the study's sweep folder when it is not :attr:`Study.folder` (a copy).
     """
     out = []
-    for cell in spec.cells():
-        folder_of = (folder or study.folder) / "cells" / cell.key
-        if cell_status(folder_of) == "done":
-            done = json.loads((folder_of / "done.json").read_text())
-            out.append(FinishedCell(cell, done, read_cell(folder_of)))
+    for spec, label in specs:
+        for cell in spec.cells():
+            folder_of = (folder or study.folder) / "cells" / cell.key
+            if cell_status(folder_of) == "done":
+                done = json.loads((folder_of / "done.json").read_text())
+                name = label or cell.config["agent"]
+                out.append(FinishedCell(cell, name, done, read_cell(folder_of)))
     return sorted(out, key=lambda f: f.done.get("finished") or "")  # stable: spec order
 
 
 def render(study: Study) -> str:
-    """The study's markdown, from its spec and its cells alone."""
-    spec = load_spec(study.spec_path)
-    return study.render(study, spec, finished_cells(study, spec))
+    """The study's markdown, from its specs and its cells alone."""
+    specs = study.specs
+    return study.render(study, [s for s, _ in specs], finished_cells(study, specs))
 
 
 def run(study: Study, *, sequential: bool, address: str | None, num_cpus: int | None) -> Path:
-    """Run the study's missing cells with the sweep, then rewrite its results file."""
-    spec = load_spec(study.spec_path)
-    run_sweep(spec, study.folder, address=address, num_cpus=num_cpus, sequential=sequential,
-              make_report=False)  # fmt: skip
+    """Run the study's missing cells with the sweep, spec by spec; rewrite its results file."""
+    for spec, _ in study.specs:
+        run_sweep(spec, study.folder, address=address, num_cpus=num_cpus, sequential=sequential,
+                  make_report=False)  # fmt: skip
     study.markdown.write_text(render(study))
     return study.markdown
 
@@ -121,7 +132,7 @@ def run(study: Study, *, sequential: bool, address: str | None, num_cpus: int | 
 # ------------------------------------------------------------------ studies
 def units(study: Study, folder: Path | None = None) -> list[dict[str, Any]]:
     """The study's finished cells as ``budget_agents.py`` units (what ``beats_es.py`` joins)."""
-    return _units(finished_cells(study, load_spec(study.spec_path), folder))
+    return _units(finished_cells(study, study.specs, folder))
 
 
 def _units(cells: list[FinishedCell]) -> list[dict[str, Any]]:
@@ -129,26 +140,30 @@ def _units(cells: list[FinishedCell]) -> list[dict[str, Any]]:
     for f in cells:
         config, budgets = f.cell.config, f.cell.config["budgets"]
         units.append({
-            "seed": config["seed"], "agent": config["agent"],
+            "seed": config["seed"], "agent": f.label,
             "budget": budgets[0] if len(budgets) == 1 else None,
             "seconds": f.done.get("seconds"),
             "load_average": f.done.get("load_average") or math.nan,  # None: not recorded
             "note": f.done.get("note"),
-            "rows": f.table.drop(columns=["env_id"]).to_dict("records"),
+            "rows": f.table.drop(columns=["env_id"]).assign(agent=f.label).to_dict("records"),
         })  # fmt: skip
     return units
 
 
-def _budget_agents(study: Study, spec: SweepSpec, cells: list[FinishedCell]) -> str:
-    """``budget_agents.py``'s report (summary vs ES, per seed), one unit per finished cell."""
+def _budget_agents(study: Study, specs: list[SweepSpec], cells: list[FinishedCell]) -> str:
+    """``budget_agents.py``'s report (summary vs ES, per seed), one unit per finished cell.
+
+    The main spec gives the header's settings; each variant names its own in its label.
+    """
     import budget_agents
 
+    spec = specs[0]
     args = argparse.Namespace(
         env_id=spec.base["env_id"], seeds=spec.seeds, episodes=spec.base["episodes"],
         env_kw=",".join(f"{k}={v}" for k, v in spec.base["env_kwargs"].items()),
         top_l=spec.base["top_l"],
     )  # fmt: skip
-    n_cells = sum(len(c.config["budgets"]) for c in spec.cells())
+    n_cells = sum(len(c.config["budgets"]) for s in specs for c in s.cells())
     return budget_agents.summary(_units(cells), args, n_cells, study.command)
 
 
@@ -157,6 +172,15 @@ STUDIES: dict[str, Study] = {
     for s in (
         Study("budget_agents_ml100k", _budget_agents),
         Study("budget_agents_ml1m_v1", _budget_agents),
+        Study(
+            "budget_agents_ml100k_v1",
+            _budget_agents,
+            variants=(
+                ("budget_agents_ml100k_v1-td3", "td3:episodes=5"),
+                ("budget_agents_ml100k_v1-lagrange", "rw-td3-lagrange:episodes=2"),
+                ("budget_agents_ml100k_v1-team", "rw-td3:env.reward=team,episodes=5"),
+            ),
+        ),
     )
 }
 
@@ -169,12 +193,13 @@ def import_units(study: Study, units: Sequence[dict[str, Any]], source: str) -> 
     belong to the unit, so each such cell records them in its note instead. A cell already
     finished is left alone.
     """
-    spec, written = load_spec(study.spec_path), 0
-    for cell in spec.cells():
+    cells = [(cell, label or cell.config["agent"]) for spec, label in study.specs
+             for cell in spec.cells()]  # fmt: skip
+    written = 0
+    for cell, name in cells:
         config, folder = cell.config, study.folder / "cells" / cell.key
         budgets = config["budgets"]
-        unit = next((u for u in units if u["seed"] == config["seed"]
-                     and u["agent"] == config["agent"]
+        unit = next((u for u in units if u["seed"] == config["seed"] and u["agent"] == name
                      and (u.get("budget") is None or [u["budget"]] == budgets)), None)  # fmt: skip
         if unit is None or cell_status(folder) == "done":
             continue
