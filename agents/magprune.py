@@ -50,6 +50,7 @@ from torch.nn.utils import parametrize
 
 from agents.baselines import kept_budget
 from agents.pep import PEPMask
+from agents.protocol import BudgetCandidates, Proposal
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError, suggest
 from ciess_env.metrics import evaluate
@@ -57,6 +58,8 @@ from ciess_env.recommenders import Backbone, make_backbone
 from ciess_env.retrain import BudgetResult
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from ciess_env.env import EmbeddingSizeEnv
 
 __all__ = [
@@ -67,7 +70,9 @@ __all__ = [
     "magnitude_scores",
     "magprune",
     "magprune_from_env",
+    "magprune_masks",
     "prune_table",
+    "published_proposal",
     "published_result",
     "trained_full_model",
 ]
@@ -133,11 +138,14 @@ class MagPruneMask(PEPMask):
         min_item: The protected entries per row that were chosen.
         validation_score: The pruned model's validation metric at that ``min_item``.
         tried: Every ``min_item`` tried → its validation metric.
+        published: The pruned trained model's own test row (:func:`published_result`), where
+            :func:`magprune_masks` computed it.
     """
 
     min_item: int = 0
     validation_score: float = math.nan
     tried: dict[int, float] = field(default_factory=dict)
+    published: BudgetResult | None = field(default=None, compare=False)
 
 
 def magnitude_scores(model: Backbone) -> tuple[torch.Tensor, torch.Tensor]:
@@ -388,3 +396,33 @@ def magprune_from_env(
     config = config_from_kwargs(MagPruneConfig, kwargs, "MagPrune")
     model = trained_full_model(env, seed=seed)
     return model, magprune(model, env.data, budgets, config)
+
+
+def magprune_masks(
+    env: gym.Env, budgets: Sequence[float], *, seed: int, **kwargs: Any
+) -> list[MagPruneMask]:
+    """The builder of the ``"magprune"`` agents: masks per budget, each with its published row.
+
+    Kind ``"pruner"`` (:mod:`agents.registry`): ``"magprune-retrain"`` retrains the masks like
+    PEP's; ``"magprune"`` reports :attr:`MagPruneMask.published` (:func:`published_proposal`).
+
+    Args:
+        env: The env (wrapped or not).
+        budgets: Target sparsities c.
+        seed: Seed of the trained full-size model.
+        **kwargs: Fields of :class:`MagPruneConfig`.
+    """
+    import dataclasses
+
+    base = env.unwrapped
+    model, masks = magprune_from_env(base, budgets, seed=seed, **kwargs)
+    return [dataclasses.replace(m, published=published_result(model, m, base.data)) for m in masks]
+
+
+def published_proposal(
+    session: Any, spec: Any, budgets: Sequence[float], *, episodes: int, **kwargs: Any
+) -> Proposal:
+    """``"magprune"``'s proposal: each budget's published row, reported without retraining."""
+    masks, search_s = session.prune(spec, budgets, **kwargs)
+    candidates = [BudgetCandidates(m.budget, result=m.published) for m in masks]
+    return Proposal(candidates, search_s, pruned=masks)

@@ -39,6 +39,7 @@ import numpy as np
 
 from agents.baselines import kept_budget
 from agents.magprune import _metric_reader, config_from_kwargs, trained_full_model
+from agents.protocol import BudgetCandidates, Proposal
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
@@ -46,6 +47,8 @@ from ciess_env.metrics import evaluate
 from ciess_env.recommenders import Backbone
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from ciess_env.env import EmbeddingSizeEnv
 
 __all__ = [
@@ -55,6 +58,8 @@ __all__ = [
     "fit_alpha",
     "optembed_from_env",
     "optembed_log",
+    "optembed_proposal",
+    "optembed_search",
     "sample_sizes",
 ]
 
@@ -328,3 +333,23 @@ def optembed_from_env(
     seed = env.pretrain_config.seed if seed is None else int(seed)
     supernet = trained_full_model(env, seed=seed, nested=True)
     return [evolve(supernet, env.data, c, config, seed=seed) for c in budgets]
+
+
+def optembed_search(
+    env: gym.Env, budgets: Sequence[float], *, seed: int, **kwargs: Any
+) -> list[OptEmbedResult]:
+    """The builder of the ``"optembed"`` agent (kind ``"pruner"``): one result per budget."""
+    return optembed_from_env(env.unwrapped, budgets, seed=seed, **kwargs)
+
+
+def optembed_proposal(
+    session: Any, spec: Any, budgets: Sequence[float], *, episodes: int, **kwargs: Any
+) -> Proposal:
+    """``"optembed"``'s proposal: each budget's sizes, retrained like a heuristic's assignment.
+
+    The sizes are at least as sparse as the budget; ``compare(fill_budget=True)`` grows them
+    to it (they are ``fillable``).
+    """
+    results, search_s = session.prune(spec, budgets, **kwargs)
+    candidates = [BudgetCandidates(r.budget, optembed_log([r]), top_l=1) for r in results]
+    return Proposal(candidates, search_s, log=optembed_log(results), pruned=results)

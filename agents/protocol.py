@@ -112,8 +112,9 @@ class BudgetCandidates:
     """An agent's candidate masks for one budget, as the final retraining takes them.
 
     Exactly one of ``log`` (size assignments: the ``top_l`` best that meet the budget are
-    retrained and the best on validation kept) and ``element_masks`` (one elementwise mask,
-    PEP's, retrained as it is) is set.
+    retrained and the best on validation kept), ``element_masks`` (one elementwise mask,
+    PEP's, retrained as it is) and ``result`` (a finished row, reported without retraining:
+    MagPrune as its benchmark publishes it) is set.
 
     Attributes:
         budget: The target sparsity c.
@@ -122,6 +123,7 @@ class BudgetCandidates:
         fillable: Whether ``compare(fill_budget=True)`` grows these masks to the budget
             (False for proposals that meet it exactly already).
         element_masks: ``(user_mask (n_users, d_max), item_mask (n_items, d_max))`` booleans.
+        result: A finished :class:`~ciess_env.retrain.BudgetResult` (no retraining).
     """
 
     budget: float
@@ -129,12 +131,14 @@ class BudgetCandidates:
     top_l: int | None = None
     fillable: bool = True
     element_masks: tuple[np.ndarray, np.ndarray] | None = None
+    result: Any = None
 
     def __post_init__(self) -> None:
-        if (self.log is None) == (self.element_masks is None):
+        held = [k for k in ("log", "element_masks", "result") if getattr(self, k) is not None]
+        if len(held) != 1:
             msg = (
-                "`BudgetCandidates` must hold exactly one of `log` and `element_masks`, got "
-                f"{'both' if self.log is not None else 'neither'} (budget {self.budget})."
+                "`BudgetCandidates` must hold exactly one of `log`, `element_masks` and "
+                f"`result`, got {' and '.join(held) or 'none'} (budget {self.budget})."
             )
             raise InvalidArgumentError(msg)
 

@@ -532,6 +532,17 @@ def _pep(env: gym.Env, budgets: Sequence[float], *, seed: int, **kw: Any) -> lis
     )  # fmt: skip
 
 
+def _lazy(path: str) -> Callable[..., Any]:
+    """``"module:function"`` imported on first call (the specs load without torch)."""
+    module, _, attr = path.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attr
+    return call
+
+
 _SB3 = "stable_baselines3:"
 _STRUCTURED = ("agents.structured:StructuredSearch",)
 for _spec in (
@@ -565,6 +576,18 @@ for _spec in (
     AgentSpec("pep", "pruner", _pep, "PEP: learnable soft thresholds, lottery-ticket retraining"),
     AgentSpec("pep-prefix", "pruner", _pep, "PEP's masks projected onto prefix sizes",
               search_of="pep", propose=pep_prefix_proposal),
+    AgentSpec("magprune", "pruner", _lazy("agents.magprune:magprune_masks"),
+              "MagPrune as published (Tran et al. 2024): smallest weights of the trained "
+              "table zeroed per table, no retraining",
+              constructors=("agents.magprune:MagPruneConfig",),
+              propose=_lazy("agents.magprune:published_proposal")),
+    AgentSpec("magprune-retrain", "pruner", _lazy("agents.magprune:magprune_masks"),
+              "MagPrune's masks through the final retraining", search_of="magprune",
+              constructors=("agents.magprune:MagPruneConfig",)),
+    AgentSpec("optembed", "pruner", _lazy("agents.optembed:optembed_search"),
+              "OptEmbed: random-size supernet + evolutionary search of sizes at the budget",
+              constructors=("agents.optembed:OptEmbedConfig",),
+              propose=_lazy("agents.optembed:optembed_proposal")),
 ):  # fmt: skip
     register_agent(_spec)
 del _spec

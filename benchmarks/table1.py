@@ -676,6 +676,12 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
         lines.append(f"| {METHODS[method]} | " + " | ".join(cells) + " |")
     lines.append("| **all methods × 3 seeds** | "
                  + " | ".join(f"**{_hours(totals[c])}**" for c in cols) + " |")  # fmt: skip
+    missing = [f"{DATASET_LABELS[d]} {BACKBONE_IDS[b]}" for d in DATASETS for b in BACKBONES
+               if (d, b) not in costs]  # fmt: skip
+    if missing:
+        lines += ["", f"Not measured yet: {', '.join(missing)} (resume: `python "
+                  "benchmarks/table1.py costs --data-dir ../shared/data --measure`)."]  # fmt: skip
+    lines += ["", *_calibration(costs)]
     grand = sum(totals.values())
     lines += [
         "",
@@ -686,6 +692,41 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
         "time / G, one such cell's time).",
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _calibration(costs: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    """Whole units measured by earlier studies beside this model's figure for the same work."""
+    key = ("ml-1m", "lightgcn")
+    if key not in costs:
+        return []
+    es = [(u["seconds"], u["load_average"]) for u in read_units(RESULTS / SOURCES[0][0])
+          if u["agent"] == "es" and "budget" in u and u["seconds"]]  # fmt: skip
+    pep = [(u["seconds"], float(u["load"])) for u in read_units(RESULTS / SOURCES[1][0])
+           if u["method"] == "pep"]  # fmt: skip
+    if not es or not pep:
+        return []
+
+    def span(pairs: list[tuple[float, float]]) -> str:
+        sec, load = zip(*pairs, strict=True)
+        return f"{min(sec):.0f}-{max(sec):.0f} s at load {min(load):.1f}-{max(load):.1f}"
+
+    c = costs[key]
+    pep_model = c["pep_search"] + 3 * c["retrain_elementwise"] + 3 * c["retrain_prefix"]
+    ratios = [np.median([x for x, _ in es]) / c["retrain_prefix"],
+              np.median([x for x, _ in pep]) / pep_model]  # fmt: skip
+    return [
+        "## Check against whole units measured earlier (ML-1M, LightGCN)",
+        "",
+        f"- ES, one budget's final retraining: measured {span(es)} "
+        f"(`{SOURCES[0][0]}`); the model above: ≤ {c['retrain_prefix']:.0f} s.",
+        f"- PEP + PEP-as-prefix, one seed, three budgets: measured {span(pep)} "
+        f"(`{SOURCES[1][0]}`); the model above: ≤ {pep_model:.0f} s.",
+        "",
+        "The model's figures are upper bounds of the counts (early stopping usually ends "
+        "sooner) at the load of its measurement; the ratio measured / model "
+        f"({ratios[0]:.2f} for ES, {ratios[1]:.2f} for PEP here) is the factor to scale the "
+        "tables above by for a quiet core.",
+    ]
 
 
 def costs_main(args: argparse.Namespace, command: str) -> None:

@@ -282,6 +282,8 @@ def _retrain(
     from agents.experiments.selective import retrain_pruned, selective_retrain
     from ciess_env.config import FinalRetrainRule
 
+    if cands.result is not None:  # a finished row (MagPrune as published): no retraining
+        return cands.result
     step = session.final_step(retrain_batches)
     if cands.element_masks is not None:
         user_mask, item_mask = cands.element_masks

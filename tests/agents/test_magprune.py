@@ -121,3 +121,34 @@ def test_bad_arguments_name_what_is_wrong(trained, tiny_data) -> None:
         prune_table(torch.ones(3), 0.5)
     with pytest.raises(ValueError, match="must be finite"):
         prune_table(torch.tensor([[float("nan"), 1.0]]), 0.5)
+
+
+TINY = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
+
+
+def test_compare_reports_magprune_as_published_and_retrained(tmp_path) -> None:
+    """One search serves both rows; the published row is the pruned model's own test score."""
+    from agents.experiments.compare import compare
+
+    kw = {"preset": "tiny", "dataset_kwargs": TINY, "cache_dir": str(tmp_path)}
+    result = compare(
+        "CIESS-LightGCN-Synthetic-v1", ["magprune", "magprune-retrain"], budgets=[0.8, 0.9],
+        retrain_batches=4, env_kwargs=kw, progress_bar=False,
+        agent_kwargs={"magprune": {"min_item": "all"}},
+    )  # fmt: skip
+    table = result.table.set_index(["agent", "budget"])
+    masks = result.pruned["magprune"]
+    assert [m.budget for m in masks] == [0.8, 0.9]
+    for m in masks:
+        c = m.budget
+        assert table.loc[("magprune", c), "sparsity"] == pytest.approx(m.sparsity)
+        assert table.loc[("magprune-retrain", c), "sparsity"] == pytest.approx(m.sparsity)
+        assert table.loc[("magprune", c), "recall@20"] == m.published.recall_20
+        assert m.published.batches == 0
+        assert c <= m.sparsity
+    assert (
+        table.loc[("magprune", 0.8), "search_s"] == table.loc[("magprune-retrain", 0.8), "search_s"]
+    )
+    with pytest.raises(ValueError, match="min_item"):
+        compare("CIESS-LightGCN-Synthetic-v1", ["magprune"], env_kwargs=kw, progress_bar=False,
+                agent_kwargs={"magprune": {"min_itm": 1}})  # fmt: skip

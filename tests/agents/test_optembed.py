@@ -102,3 +102,21 @@ def test_bad_arguments_name_what_is_wrong(supernet, tiny_data) -> None:
         config_from_kwargs(OptEmbedConfig, {"generation": 3}, "OptEmbed")
     with pytest.raises(ValueError, match="need whole numbers 1 <= d_min <= d_max"):
         fit_alpha(0.8, 0, 128)
+
+
+def test_compare_retrains_optembeds_sizes(tmp_path) -> None:
+    from agents.experiments.compare import compare
+
+    kw = {"preset": "tiny", "dataset_kwargs": {"n_users": 40, "n_items": 30,
+          "mean_interactions": 8}, "cache_dir": str(tmp_path)}  # fmt: skip
+    small = {"generations": 1, "population": 4, "keep_top": 2, "n_crossover": 2, "n_mutation": 2}
+    result = compare(
+        "CIESS-LightGCN-Synthetic-v1", ["optembed"], budgets=[0.8, 0.9], retrain_batches=4,
+        env_kwargs=kw, progress_bar=False, agent_kwargs={"optembed": small},
+    )  # fmt: skip
+    table = result.table.set_index("budget")
+    for r in result.pruned["optembed"]:
+        assert table.loc[r.budget, "sparsity"] == pytest.approx(r.sparsity)
+        assert r.sparsity >= r.budget
+        assert 0.0 <= table.loc[r.budget, "recall@20"] <= 1.0
+    assert len(result.logs["optembed"]) == 2
