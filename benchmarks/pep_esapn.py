@@ -205,6 +205,11 @@ def _determinism(units: list[dict[str, Any]], filled: list[dict[str, Any]]) -> s
 
 def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int]) -> None:
     """Rewrite the markdown report from every unit in the JSONL cache."""
+    path.write_text(report_text(units, planned))
+
+
+def report_text(units: list[dict[str, Any]], planned: dict[str, int]) -> str:
+    """The markdown report of these units (``planned``: units per data set, for "partial")."""
     lines = [
         "# PEP and an ESAPN-style agent beside ES and RW-TD3 (LightGCN, issue 17)",
         "",
@@ -324,7 +329,7 @@ def write_report(units: list[dict[str, Any]], path: Path, planned: dict[str, int
             for u in mine
         ]
         lines.append("")
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -363,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One cache and report per data set, so data sets can run as separate jobs.
         cache = args.out / f"pep_esapn_{'quick' if args.quick else dataset}.jsonl"
         report = cache.with_suffix(".md")
+        if not args.quick and (args.out / cache.stem / "cells").is_dir():
+            from ciess_env.errors import InvalidArgumentError
+
+            msg = (f"{cache.stem} runs through its cells now: `python benchmarks/study.py run "
+                   f"{cache.stem}` (or pass another --out for a new study).")  # fmt: skip
+            raise InvalidArgumentError(msg)
         # Every method is planned (and a variant once asked for or cached), so a run of a
         # subset reports "(partial, ...)" honestly.
         variants = {m for m in args.methods if m in FILLED}

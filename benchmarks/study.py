@@ -167,11 +167,53 @@ def _budget_agents(study: Study, specs: list[SweepSpec], cells: list[FinishedCel
     return budget_agents.summary(_units(cells), args, n_cells, study.command)
 
 
+def _pep_esapn(study: Study, specs: list[SweepSpec], cells: list[FinishedCell]) -> str:
+    """``pep_esapn.py``'s report; a ``pep-prefix`` cell joins the unit of ``pep``, same seed.
+
+    ``pep_esapn.py`` ran PEP and PEP-as-prefix as one unit (one PEP search serves both); the
+    study runs them as two cells and reports them as that one unit again.
+    """
+    import pep_esapn
+
+    dataset = study.name.removeprefix("pep_esapn_")
+    units: list[dict[str, Any]] = []
+    for f in cells:
+        table = f.table.drop(columns=["env_id"]).rename(columns={"agent": "method"})
+        rows = [{k: v for k, v in r.items() if not (k == "unfilled_from" and v != v)}
+                for r in table.assign(method=f.label).to_dict("records")]  # fmt: skip
+        seconds = f.done.get("seconds") or 0.0
+        seed = f.cell.config["seed"]
+        if f.label == "pep-prefix":
+            pep = next(u for u in units if u["method"] == "pep" and u["seed"] == seed)
+            pep["rows"] += rows
+            pep["seconds"] += seconds
+            continue
+        load = f.done.get("load_average")
+        units.append({
+            "dataset": dataset, "method": f.label, "seed": seed, "rows": rows, "seconds": seconds,
+            "load": "n/a" if load is None else f"{load:.2f}",
+            "command": f.done.get("command") or study.command,
+        })  # fmt: skip
+    planned = sum(c.config["agent"] != "pep-prefix" for s in specs for c in s.cells())
+    return pep_esapn.report_text(units, {dataset: planned})
+
+
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
         Study("budget_agents_ml100k", _budget_agents),
         Study("budget_agents_ml1m_v1", _budget_agents),
+        Study(
+            "pep_esapn_ml-100k",
+            _pep_esapn,
+            variants=(
+                ("pep_esapn_ml-100k-rw-td3-fill", "rw-td3+fill"),
+                ("pep_esapn_ml-100k-esapn-fill", "esapn+fill"),
+            ),
+        ),
+        Study(
+            "pep_esapn_ml-1m", _pep_esapn, variants=(("pep_esapn_ml-1m-esapn-fill", "esapn+fill"),)
+        ),
         Study(
             "budget_agents_ml100k_v1",
             _budget_agents,
@@ -187,11 +229,12 @@ STUDIES: dict[str, Study] = {
 
 # ------------------------------------------------------------------ moving a JSONL study in
 def import_units(study: Study, units: Sequence[dict[str, Any]], source: str) -> int:
-    """Write JSONL units (``budget_agents.py``'s schema) into the study's cells; return how many.
+    """Write JSONL units (``budget_agents.py``'s or ``pep_esapn.py``'s) into the study's cells.
 
     A unit of all budgets fills every single-budget cell of its (agent, seed); its seconds then
-    belong to the unit, so each such cell records them in its note instead. A cell already
-    finished is left alone.
+    belong to the unit, so each such cell records them in its note instead (so does
+    PEP-as-prefix, whose rows come from PEP's unit). A cell already finished is left alone.
+    Returns the number of cells written.
     """
     cells = [(cell, label or cell.config["agent"]) for spec, label in study.specs
              for cell in spec.cells()]  # fmt: skip
@@ -199,18 +242,22 @@ def import_units(study: Study, units: Sequence[dict[str, Any]], source: str) -> 
     for cell, name in cells:
         config, folder = cell.config, study.folder / "cells" / cell.key
         budgets = config["budgets"]
-        unit = next((u for u in units if u["seed"] == config["seed"] and u["agent"] == name
+        unit = next((u for u in units if u["seed"] == config["seed"] and _name(u) in _owners(name)
                      and (u.get("budget") is None or [u["budget"]] == budgets)), None)  # fmt: skip
         if unit is None or cell_status(folder) == "done":
             continue
-        rows = [r for r in unit["rows"] if any(abs(r["budget"] - c) < 1e-9 for c in budgets)]
+        rows = [{**r, "agent": _name(r)} for r in unit["rows"] if _name(r) == name
+                and any(abs(r["budget"] - c) < 1e-9 for c in budgets)]  # fmt: skip
+        rows = [{k: v for k, v in r.items() if k != "method"} for r in rows]
+        load = float(unit.get("load_average", unit.get("load", "nan")))
         of_unit = {r["budget"] for r in unit["rows"]}
         shared = unit.get("budget") is None and len(budgets) < len(of_unit)
         note = unit.get("note")
-        if shared:
+        if shared or _name(unit) != name:  # the unit's seconds cover more than this cell
             seconds = "?" if unit["seconds"] is None else f"{unit['seconds']:.0f} s"
-            note = (f"one run of all budgets ({seconds}, load {unit['load_average']:.1f} at its "
-                    "start) gave this cell" + (f"; {note}" if note else ""))  # fmt: skip
+            what = "all budgets" if shared else f"{_name(unit)} and {name}"
+            note = (f"one run of {what} ({seconds}, load {load:.1f} at its start) gave this "
+                    "cell" + (f"; {note}" if note else ""))  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         _write_json(folder / "config.json", config)  # the files a sweep's cell holds
         table = pd.DataFrame(rows)
@@ -218,11 +265,23 @@ def import_units(study: Study, units: Sequence[dict[str, Any]], source: str) -> 
         table.to_csv(folder / "results.csv", index=False)
         _write_json(folder / "done.json", {
             "sweep": f"imported from {source}", "started": None,
-            "seconds": None if shared else unit["seconds"], "finished": unit["finished"],
-            "load_average": unit["load_average"], **({"note": note} if note else {}),
+            "seconds": None if shared or _name(unit) != name else unit["seconds"],
+            "finished": unit["finished"], "load_average": load,
+            **({"note": note} if note else {}),
+            **({"command": unit["command"]} if "command" in unit else {}),
         })  # fmt: skip
         written += 1
     return written
+
+
+def _name(unit_or_row: dict[str, Any]) -> str:
+    """The agent of a unit or row: ``agent`` (budget_agents.py) or ``method`` (pep_esapn.py)."""
+    return unit_or_row.get("agent", unit_or_row.get("method"))
+
+
+def _owners(name: str) -> tuple[str, ...]:
+    """The units that hold a cell's rows: its own, and PEP's for PEP-as-prefix (one search)."""
+    return (name, "pep") if name == "pep-prefix" else (name,)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

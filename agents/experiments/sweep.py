@@ -10,6 +10,7 @@ one agent with one seed (a search for RL agents, then selective retraining at ev
     top_l = 3
     budgets = [0.8, 0.9, 0.95]
     retrain_batches = 2000               # cap on each final retraining (optional)
+    fill_budget = true                   # grow each kept mask to its budget first (optional)
 
     [env_kwargs]                         # passed to gym.make in every cell
     retrain = "fast"
@@ -103,7 +104,7 @@ logger = logging.getLogger(__name__)
 
 _TOP_KEYS = {
     "description", "env_id", "agents", "seeds", "episodes", "top_l", "budgets",
-    "retrain_batches", "env_kwargs", "agent_kwargs", "grid", "resources",
+    "retrain_batches", "fill_budget", "env_kwargs", "agent_kwargs", "grid", "resources",
 }  # fmt: skip
 _AXES = ("env_id", "episodes", "top_l", "budgets", "retrain_batches")
 _RESOURCES = {"num_cpus", "num_gpus"}
@@ -408,6 +409,9 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> SweepSpec:
             msg = f"[agent_kwargs.{name}] must be a table of arguments, got {kwargs!r}."
             raise _fail(path, msg)
     _check_settings(raw, grid, path)
+    fill = raw.get("fill_budget", False)
+    if not isinstance(fill, bool):
+        raise _fail(path, f"`fill_budget` must be true or false; got {fill!r}.")
     num_cpus, num_gpus = _check_resources(raw, path)
     base = {
         "env_id": raw.get("env_id"),
@@ -417,6 +421,8 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> SweepSpec:
         "retrain_batches": raw.get("retrain_batches"),
         "env_kwargs": dict(raw.get("env_kwargs", {})),
         "agent_kwargs": {k: dict(v) for k, v in raw.get("agent_kwargs", {}).items()},
+        # Only when set: a cell without it hashes as before (its folder name is unchanged).
+        **({"fill_budget": True} if fill else {}),
     }
     spec = SweepSpec(
         path=path, base=base, agents=list(agents), seeds=_check_seeds(raw, path), grid=grid,
@@ -638,7 +644,7 @@ def _compare_cell(
         episodes=config.get("episodes", 1), top_l=config.get("top_l", 1), seed=config["seed"],
         env_kwargs=config["env_kwargs"], agent_kwargs={kwargs_key: config["agent_kwargs"]},
         retrain_batches=config.get("retrain_batches"), output_dir=folder / "compare",
-        progress_bar=progress_bar,
+        progress_bar=progress_bar, fill_budget=config.get("fill_budget", False),
     )  # fmt: skip
     table = result.table.copy()
     table.insert(0, "env_id", config["env_id"])

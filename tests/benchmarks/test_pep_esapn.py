@@ -46,3 +46,17 @@ def test_a_filled_unit_pairs_with_the_cached_plain_unit(tmp_path, monkeypatch) -
         assert f["unfilled_recall@20"] == p["recall@20"] or p["recall@20"] != p["recall@20"]
     report = (out / "pep_esapn_quick.md").read_text()
     assert "rows taken from the plain unit of the same seed" in report
+
+
+def test_a_study_moved_to_its_cells_is_not_forked_into_a_jsonl() -> None:
+    """The old command on a ported data set names study.py and leaves its frozen JSONL alone."""
+    import re
+    from pathlib import Path
+
+    from ciess_env.errors import InvalidArgumentError
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    before = (results / "pep_esapn_ml-1m.jsonl").read_bytes()
+    with pytest.raises(InvalidArgumentError, match=re.escape("study.py run pep_esapn_ml-1m")):
+        study.main(["--datasets", "ml-1m", "--out", str(results)])
+    assert (results / "pep_esapn_ml-1m.jsonl").read_bytes() == before
