@@ -150,7 +150,9 @@ class _StepCallback(BaseCallback):
         self.agent, self.n, self.done = agent, n, 0
         from tqdm import tqdm
 
-        self.bar = tqdm(total=n, desc=f"{agent.algorithm}-structured", disable=not progress_bar)
+        self.bar = tqdm(
+            total=n, desc=f"{agent.algorithm}-structured", unit="step", disable=not progress_bar
+        )
 
     def _on_step(self) -> bool:
         for info, reward in zip(self.locals["infos"], self.locals["rewards"], strict=True):

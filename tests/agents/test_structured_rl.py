@@ -87,3 +87,17 @@ def test_registered_agents_go_through_compare_and_selective_retraining(tmp_path)
     assert table.loc["sac-structured", "sparsity"] == pytest.approx(0.9)  # retrained at c
     assert table.loc["ppo-structured", "recall@20"] > 0
     assert len(result.curves["sac-structured"]) == len(result.curves["ppo-structured"]) == 10
+
+
+def test_the_demo_says_whether_each_search_learns(tmp_path) -> None:
+    import pandas as pd
+
+    from agents.experiments.cli import learning_lines
+
+    up = {"episode": [0, 0, 1, 1, 2, 2], "reward": [0.70, 0.72, 0.74, 0.75, 0.78, 0.80]}
+    pd.DataFrame(up).to_csv(tmp_path / "curve_sac-structured.csv", index=False)
+    down = {"episode": [0, 1, 2], "reward": [0.82, 0.54, 0.80]}  # the old demo's TD3
+    pd.DataFrame(down).to_csv(tmp_path / "curve_td3.csv", index=False)
+    text = "\n".join(learning_lines(tmp_path))
+    assert "sac-structured: 0.7100 in episode 0 -> 0.7900 in episode 2 (rises)" in text
+    assert "td3: 0.8200 in episode 0 -> 0.8000 in episode 2 (does not rise)" in text

@@ -1,0 +1,181 @@
+r"""Do SAC and PPO learn on the structured action? Reward curves and final test R@20 (issue 33).
+
+SAC and PPO from SB3 on :class:`~ciess_env.structured_action.StructuredAction`
+(``sac-structured``, ``ppo-structured``: :mod:`agents.structured_rl`) against structured TPE
+(the same four-number family searched by Optuna), ES and RW-TD3, each one search of
+``--episodes`` × 10 env steps per budget, then the same top-3 selective retraining and final
+retraining as every agent. The units are :mod:`budget_agents`'s (one per seed × agent × budget,
+one JSONL line each as it finishes, so the study resumes where it stopped; one torch thread; the
+load average recorded per unit), which also keep each search's per-step curve. This script adds
+the learning curves: per agent and budget, the mean reward of each episode, mean over seeds
+with its 95 % bootstrap band (``<out>_curves.png``), and a table of the first against the last
+episode, paired by seed, appended to ``<out>.md``.
+
+Run (from the repository root; ``--report`` only redraws from the JSONL)::
+
+    CIESS_DATA_DIR=../shared/data python benchmarks/structured_rl.py            # ML-100K
+    python benchmarks/structured_rl.py --env-id CIESS-LightGCN-Synthetic-v1 \
+        --budgets 0.9 --episodes 8 --agents sac-structured ppo-structured \
+        --out benchmarks/results/structured_rl_synthetic
+
+Every other option is :mod:`budget_agents`'s (``--seeds``, ``--agents``, ``--top-l``...); the
+defaults below come first, so an option given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jsonl_cache import read_units
+from report import md_table
+
+#: The study's defaults, given to budget_agents before the command line's own options.
+DEFAULTS = [
+    "--env-id", "CIESS-LightGCN-ML100K-v1",
+    "--env-kw", "",
+    "--seeds", "0", "1", "2",
+    "--episodes", "3",
+    "--agents", "es", "sac-structured", "ppo-structured", "structured-tpe",
+    "--out", "benchmarks/results/structured_rl_ml100k_v1",
+]  # fmt: skip
+
+
+def curves(units: list[dict]) -> pd.DataFrame:
+    """Per (agent, seed, budget, episode): the mean reward and q̄ of the episode's steps.
+
+    Units without a curve (heuristics) are skipped; a search for all budgets at once (budget
+    NaN in its curve) is kept under each budget of its rows.
+    """
+    parts = []
+    for u in units:
+        if not u.get("curve"):
+            continue
+        steps = pd.DataFrame(u["curve"]).assign(agent=u["agent"], seed=u["seed"])
+        if steps["budget"].isna().all():
+            budgets = sorted({r["budget"] for r in u["rows"]})
+            steps = pd.concat([steps.assign(budget=c) for c in budgets], ignore_index=True)
+        parts.append(steps)
+    if not parts:
+        columns = ["agent", "seed", "budget", "episode", "reward", "mean_quality"]
+        return pd.DataFrame(columns=columns)
+    steps = pd.concat(parts, ignore_index=True)
+    steps = steps.drop_duplicates(["agent", "seed", "budget", "episode", "step"], keep="first")
+    keys = ["agent", "seed", "budget", "episode"]
+    return steps.groupby(keys, as_index=False)[["reward", "mean_quality"]].mean()
+
+
+def _band(values: np.ndarray) -> tuple[float, float, float]:
+    from agents.experiments.stats import bootstrap_ci
+
+    iv = bootstrap_ci(values)
+    return iv.estimate, iv.low, iv.high
+
+
+def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward") -> None:
+    """One panel per budget: per agent the mean episode reward over seeds and its 95 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    budgets = sorted(frame["budget"].unique())
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.4), squeeze=False)
+    for ax, c in zip(axes[0], budgets, strict=True):
+        for agent, rows in frame[frame["budget"] == c].groupby("agent", sort=False):
+            wide = rows.pivot_table(index="episode", columns="seed", values=column)
+            stats = np.array([_band(wide.loc[e].to_numpy()) for e in wide.index])
+            label = f"{agent} ({wide.shape[1]})"
+            (line,) = ax.plot(wide.index, stats[:, 0], marker=".", label=label)
+            if np.isfinite(stats[:, 1]).any():
+                ax.fill_between(wide.index, stats[:, 1], stats[:, 2], alpha=0.2,
+                                color=line.get_color())  # fmt: skip
+        ax.set_title(f"{100 * c:g} % pruned")
+        ax.set_xlabel("episode (10 env steps)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"mean {column} per episode")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title + " (mean over seeds, 95 % bootstrap band; seeds in brackets)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def rise_table(frame: pd.DataFrame, column: str = "reward") -> list[str]:
+    """Per agent × budget: first and last episode's mean reward and their paired differences.
+
+    Also against episode 1: SAC's episode 0 is its uniform warm-up (``learning_starts`` = one
+    episode), so episode 0 is the family's random-search level and episode 1 the policy's first.
+    """
+    from agents.experiments.stats import bootstrap_ci, difference_ci
+
+    rows = []
+    for (agent, c), grp in frame.groupby(["agent", "budget"], sort=False):
+        wide = grp.pivot_table(index="seed", columns="episode", values=column)
+        if wide.shape[1] < 2:
+            continue
+        first, last = wide.iloc[:, 0].to_numpy(), wide.iloc[:, -1].to_numpy()
+        second = wide.iloc[:, 1].to_numpy()  # SAC's first policy episode (0 is uniform)
+        rows.append([
+            agent, f"{100 * c:g} %", str(wide.shape[0]), str(int(wide.columns[-1]) + 1),
+            bootstrap_ci(first).format(".4f", missing="—"),
+            bootstrap_ci(last).format(".4f", missing="—"),
+            difference_ci(last, first, paired=True).format("+.4f", star=True, missing="—"),
+            difference_ci(last, second, paired=True).format("+.4f", star=True, missing="—"),
+        ])  # fmt: skip
+    head = ["agent", "budget", "seeds", "episodes", "episode 0", "last episode",
+            "last − episode 0", "last − episode 1"]  # fmt: skip
+    return md_table(head, rows)
+
+
+def _option(argv: list[str], name: str) -> str:
+    """The last value given for ``name`` (argparse's rule: the last occurrence wins)."""
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == name][-1]
+
+
+def report(out: Path, env_id: str) -> None:
+    """Add the curves (png) and the first-vs-last table to the study's markdown."""
+    jsonl, md = out.with_suffix(".jsonl"), out.with_suffix(".md")
+    frame = curves(read_units(jsonl))
+    if frame.empty or not md.exists():
+        return
+    png = out.with_name(out.name + "_curves.png")
+    plot(frame, png, title=env_id)
+    text = md.read_text().split("\n## Learning curves", 1)[0].rstrip()
+    section = [
+        "",
+        "## Learning curves",
+        "",
+        f"![reward per episode]({png.name})",
+        "",
+        "Mean env reward of each search episode (the env's reward, `q̄ − λ·mean((d/d_max)²)`, as "
+        "the budget log records it, also for agents trained on q̄), mean over seeds [95 % "
+        "bootstrap interval]; differences paired by seed, `*` where the interval excludes 0. "
+        "Episode 0 of SAC is uniform sampling of the family (`learning_starts` = 10 steps): "
+        "`last − episode 0` compares the learnt policy with random search in the same family, "
+        "`last − episode 1` with the policy's own first episode. One-budget agents search "
+        "each budget on its own; RW-TD3 searches once for all budgets (its curve is repeated "
+        "under each budget).",
+        "",
+        *rise_table(frame),
+        "",
+    ]
+    md.write_text(text + "\n" + "\n".join(section))
+
+
+def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    import budget_agents
+
+    args = DEFAULTS + given
+    code = budget_agents.main(args)
+    report(Path(_option(args, "--out")), _option(args, "--env-id"))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

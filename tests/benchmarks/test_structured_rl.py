@@ -1,0 +1,49 @@
+"""benchmarks/structured_rl.py: learning curves from budget_agents units, bands, rise table."""
+
+from __future__ import annotations
+
+import json
+
+import structured_rl
+
+
+def _unit(agent: str, seed: int, rewards: list[float], budget: float | None = 0.9) -> dict:
+    curve = [
+        {"budget": budget, "episode": i // 2, "step": i % 2 + 1, "reward": r, "mean_quality": r}
+        for i, r in enumerate(rewards)
+    ]
+    rows = [{"agent": agent, "seed": seed, "budget": budget}]
+    return {"agent": agent, "seed": seed, "budget": budget, "rows": rows, "curve": curve}
+
+
+def test_curves_average_each_episode_and_skip_units_without_a_search() -> None:
+    units = [
+        _unit("sac-structured", 0, [0.70, 0.72, 0.76, 0.78]),
+        {"agent": "es", "seed": 0, "budget": 0.9, "rows": [], "curve": None},
+    ]
+    frame = structured_rl.curves(units)
+    assert frame["reward"].round(4).tolist() == [0.71, 0.77]
+    assert set(frame["agent"]) == {"sac-structured"}
+
+
+def test_rise_table_pairs_first_and_last_episode_by_seed() -> None:
+    units = [
+        _unit("sac-structured", s, [0.70 + d, 0.70 + d, 0.75 + d, 0.75 + d]) for s, d in
+        enumerate([0.0, 0.01, 0.02])
+    ]  # fmt: skip
+    table = "\n".join(structured_rl.rise_table(structured_rl.curves(units)))
+    assert "| sac-structured | 90 % | 3 | 2 | 0.7100 [0.7000, 0.7200] |" in table
+    # Every seed rose by 0.05 from episode 0; with two episodes, episode 1 is the last.
+    assert "| +0.0500 [+0.0500, +0.0500] * | +0.0000 [+0.0000, +0.0000] |" in table
+
+
+def test_report_draws_the_bands_and_appends_the_section(tmp_path) -> None:
+    out = tmp_path / "study"
+    units = [_unit("sac-structured", s, [0.70, 0.71, 0.74 + s / 100, 0.75]) for s in range(3)]
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(u) + "\n" for u in units))
+    out.with_suffix(".md").write_text("# study\n")
+    structured_rl.report(out, "CIESS-LightGCN-Synthetic-v1")
+    structured_rl.report(out, "CIESS-LightGCN-Synthetic-v1")  # rewritten, not appended twice
+    text = out.with_suffix(".md").read_text()
+    assert text.count("## Learning curves") == 1
+    assert (tmp_path / "study_curves.png").stat().st_size > 0
