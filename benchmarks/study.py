@@ -1,13 +1,15 @@
 """One way to run a study: a sweep spec (the grid) and a report, run by the sweep.
 
 A study is a TOML sweep spec in ``benchmarks/sweeps/<name>.toml`` (agents × seeds × settings;
-see :mod:`agents.experiments.sweep`) and a report function that turns its finished cells into
-``benchmarks/results/<name>.md``. Its cells are the sweep's own cell store, committed in
-``benchmarks/results/<name>/cells/``: ``run`` runs only the cells still missing (in this process
-or on Ray), and ``report`` rewrites the markdown from the cells alone, so every committed
-results file of a study regenerates from its committed cells (``tests/benchmarks/
-test_study.py``). Cells are reported in the order they finished (the spec's order breaks
-ties): the bootstrap intervals of :mod:`agents.experiments.stats` see the seeds in that order.
+see :mod:`agents.experiments.sweep`), optionally variant specs (an agent with settings of its
+own, ``sweeps/<name>-<variant>.toml``, whose rows carry a label such as ``td3:episodes=5``),
+and a report function that turns its finished cells into ``benchmarks/results/<name>.md``.
+Its cells are the sweep's own cell store, committed in ``benchmarks/results/<name>/cells/``:
+``run`` runs only the cells still missing (in this process or on Ray), and ``report`` rewrites
+the markdown from the cells alone, so every committed results file of a study regenerates from
+its committed cells (``tests/benchmarks/test_study.py``). Cells are reported in the order they
+finished (the spec's order breaks ties): the bootstrap intervals of
+:mod:`agents.experiments.stats` see the seeds in that order.
 
 Studies that began as a JSONL of units (``jsonl_cache.py``) move in with ``import``, which
 writes each unit's rows, seconds and load average into the cells the spec defines.
@@ -115,9 +117,20 @@ def finished_cells(
 
 
 def render(study: Study) -> str:
-    """The study's markdown, from its specs and its cells alone."""
+    """The study's markdown, from its specs and its cells alone.
+
+    Raises:
+        InvalidArgumentError: No cell of the study has finished yet (nothing to report).
+    """
     specs = study.specs
-    return study.render(study, [s for s, _ in specs], finished_cells(study, specs))
+    cells = finished_cells(study, specs)
+    if not cells:
+        from ciess_env.errors import InvalidArgumentError
+
+        msg = (f"{study.name} has no finished cell in {study.folder / 'cells'}; run "
+               f"`python benchmarks/study.py run {study.name}` first.")  # fmt: skip
+        raise InvalidArgumentError(msg)
+    return study.render(study, [s for s, _ in specs], cells)
 
 
 def run(study: Study, *, sequential: bool, address: str | None, num_cpus: int | None) -> Path:

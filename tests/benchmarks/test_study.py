@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import study
@@ -62,3 +63,15 @@ def test_a_spec_can_fill_masks_to_the_budget_without_renaming_other_cells():
     assert plain.key == "rw-td3-s0-" + plain.key.rsplit("-", 1)[1] != filled.key
     with pytest.raises(SpecError, match=r"`fill_budget` must be true or false; got 'yes'"):
         parse_spec({**base, "fill_budget": "yes"})
+
+
+def test_reporting_a_study_that_never_ran_says_how_to_run_it(tmp_path, monkeypatch):
+    """No finished cell: one line naming the run command, not a pandas KeyError."""
+    from ciess_env.errors import InvalidArgumentError
+
+    monkeypatch.setattr(study, "SWEEPS", tmp_path)
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    tiny = study.Study("tiny", study.STUDIES["budget_agents_ml100k"].render)
+    with pytest.raises(InvalidArgumentError, match=re.escape("benchmarks/study.py run tiny`")):
+        study.render(tiny)
