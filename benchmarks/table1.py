@@ -637,8 +637,12 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
         "one torch thread, CPU); the 1-minute load average at each measurement is listed, and "
         "each time is the fastest of the timed single batches after a warm-up (a loaded core "
         "only adds). GPU: one H200 measured about 10 s per scratch step on ML-1M and 21 s on "
-        "Yelp2018 for LightGCN (`REPRODUCING.md`), i.e. roughly 10-30× faster than one CPU "
-        "thread here.",
+        "Yelp2018 for LightGCN (`REPRODUCING.md`); the ratio to this machine's step is "
+        "below the cell-kind table.",
+        "",
+        "Measurements: "
+        + "; ".join(sorted({f"`{u['command']}`" for u in units if "command" in u}))
+        + ".",
         "",
         "## Measured",
         "",
@@ -688,6 +692,12 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
     ]
     for kind, label in kinds.items():
         lines.append(f"| {label} | " + " | ".join(_hours(costs[c][kind]) for c in cols) + " |")
+    gpu = {("ml-1m", "lightgcn"): 10.0, ("yelp2018", "lightgcn"): 21.0}  # H200, REPRODUCING.md
+    speedups = [f"{DATASET_LABELS[d]} {costs[(d, b)]['step_scratch'] / s_:.0f}×"
+                for (d, b), s_ in gpu.items() if (d, b) in costs]  # fmt: skip
+    if speedups:
+        lines += ["", "One H200's scratch step (LightGCN) against this table's: "
+                  + ", ".join(speedups) + " faster."]  # fmt: skip
     lines += [
         "",
         "## One cell (method × seed, all three budgets), one CPU thread",
