@@ -817,9 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--datasets", nargs="+", default=["ml-1m"], choices=DATASETS)
     u.add_argument("--backbones", nargs="+", default=["lightgcn"], choices=BACKBONES)
     u.add_argument(
-        "--methods", nargs="+", default=["es"],
+        "--methods", nargs="+", default=[m for m in METHODS if m != "pep-prefix"],
         choices=[m for m in METHODS if m != "pep-prefix"],
-        help="one unit per method ('pep' writes the PEP and PEP-as-prefix rows)",
+        help="one unit per method ('pep' writes the PEP and PEP-as-prefix rows; default: all)",
     )  # fmt: skip
     u.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     u.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
