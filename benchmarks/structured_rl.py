@@ -18,8 +18,8 @@ Run (from the repository root; ``--report`` only redraws from the JSONL)::
         --budgets 0.9 --episodes 8 --agents sac-structured ppo-structured \
         --out benchmarks/results/structured_rl_synthetic
 
-Every other option is :mod:`budget_agents`'s (``--seeds``, ``--agents``, ``--top-l``...); the
-defaults below come first, so an option given on the command line wins.
+Every other option is :mod:`budget_agents`'s (``--seeds``, ``--agents``, ``--top-l``...); an
+option given on the command line replaces its default below.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward")
     from matplotlib.ticker import MaxNLocator
 
     budgets = sorted(frame["budget"].unique())
-    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.4), squeeze=False)
+    width = max(5.0, 4.2 * len(budgets))
+    fig, axes = plt.subplots(1, len(budgets), figsize=(width, 3.6), squeeze=False)
     for ax, c in zip(axes[0], budgets, strict=True):
         for agent, rows in frame[frame["budget"] == c].groupby("agent", sort=False):
             wide = rows.pivot_table(index="episode", columns="seed", values=column)
@@ -99,7 +100,7 @@ def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"mean {column} per episode")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(title + " (mean over seeds, 95 % bootstrap band; seeds in brackets)")
+    fig.suptitle(f"{title}\nmean over seeds, 95 % bootstrap band (seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -130,6 +131,19 @@ def rise_table(frame: pd.DataFrame, column: str = "reward") -> list[str]:
     head = ["agent", "budget", "seeds", "episodes", "episode 0", "last episode",
             "last − episode 0", "last − episode 1"]  # fmt: skip
     return md_table(head, rows)
+
+
+def with_defaults(given: list[str], defaults: list[str] = DEFAULTS) -> list[str]:
+    """``given`` plus every default option it does not set (so the recorded command is short)."""
+    options: dict[str, list[str]] = {}
+    for token in defaults:
+        if token.startswith("--"):
+            key = token
+            options[key] = []
+        else:
+            options[key].append(token)
+    kept = [k for k in options if k not in given]
+    return [tok for k in kept for tok in (k, *options[k])] + given
 
 
 def _option(argv: list[str], name: str) -> str:
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     import budget_agents
 
-    args = DEFAULTS + given
+    args = with_defaults(given)
     code = budget_agents.main(args)
     report(Path(_option(args, "--out")), _option(args, "--env-id"))
     return code

@@ -47,3 +47,11 @@ def test_report_draws_the_bands_and_appends_the_section(tmp_path) -> None:
     text = out.with_suffix(".md").read_text()
     assert text.count("## Learning curves") == 1
     assert (tmp_path / "study_curves.png").stat().st_size > 0
+
+
+def test_an_option_given_replaces_its_default() -> None:
+    args = structured_rl.with_defaults(["--agents", "sac-structured", "--budgets", "0.9"])
+    assert args.count("--agents") == 1
+    assert args[-4:] == ["--agents", "sac-structured", "--budgets", "0.9"]
+    assert args[args.index("--seeds") + 1 : args.index("--seeds") + 4] == ["0", "1", "2"]
+    assert args[args.index("--env-kw") + 1] == ""
