@@ -277,8 +277,14 @@ def _gap(r: dict) -> float:
 
 
 def write_report(path: Path, rows: list[dict], args: argparse.Namespace, n_todo: int) -> None:
-    models = {r["digest"]: r for r in rows if r["unit"] == "model"}
-    arts = [r for r in rows if r["unit"] == "artefact"]
+    def order(r: dict) -> tuple:
+        family = r["mask"].split(" @")[0]
+        rank = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+        variant = VARIANTS.index(r["variant"]) if r.get("variant") in VARIANTS else 0
+        return r.get("budget", 0.0), rank, variant
+
+    models = {r["digest"]: r for r in sorted(rows, key=order) if r["unit"] == "model"}
+    arts = sorted((r for r in rows if r["unit"] == "artefact"), key=order)
     done = len(arts) + len(models)
     loads = [r["load"] for r in rows] or [float("nan")]
     cpu = next(
@@ -319,7 +325,8 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, n_todo:
         "tables (*input MiB*: the masked input tables written ragged, what retraining or "
         "fine-tuning needs).",
         "",
-        "Bytes on disk: the artefact folder's files (safetensors + manifest). RSS: the "
+        "Bytes on disk: the artefact's two files (safetensors + manifest); *× full*: over the "
+        "full table's in the same variant (int8 rows against the int8 full table). RSS: the "
         "resident-memory increase of `ciess_env.export.load` in a fresh process (after "
         "importing torch and safetensors and a first, discarded load, with every tensor read "
         "once so that pages mapped from the file count; it includes the "
