@@ -253,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": json.loads(table.to_json(orient="records")),
             # For learning curves (benchmarks/structured_rl.py plots them with bands).
-            "curve": None if curve is None else json.loads(
-                curve.reindex(columns=CURVE_COLUMNS).to_json(orient="records")
-            ),
+            "curve": None
+            if curve is None
+            else json.loads(curve.reindex(columns=CURVE_COLUMNS).to_json(orient="records")),
         }
         append_unit(jsonl, unit)
         out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, n_cells, command))

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from ciess_env.budget_log import BudgetEntry, BudgetLog
     from ciess_env.entity_vector import EntityVectorEnv
     from ciess_env.env import EmbeddingSizeEnv
-    from ciess_env.vector import EntityVecEnv
     from ciess_env.structured_action import StructuredAction
+    from ciess_env.vector import EntityVecEnv
     from ciess_env.wrappers import RecordBudgetLog
 
 __all__ = [
