@@ -390,8 +390,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         f"{args.version}`",
         f"- Env: `{_env_id(args.dataset, args.version)}`, search steps "
         f"{VERSIONS[args.version][1]}; RandomWalkTD3 paper defaults but `noise`; "
-        f"{', '.join(map(str, episodes))} episodes × T = 10 per search (not the paper's 30: "
-        "one core per job on this 2-core CPU; the wall times are in the JSONL)",
+        f"{', '.join(map(str, episodes))} episodes × T = 10 per search "
+        + ("(the paper's 30; " if episodes == [30] else "(not the paper's 30: ")
+        + "one core per job on this 2-core CPU; the wall times are in the JSONL)",
         f"- Seeds: {seeds} (each seeds the agent, the per-step training and the final "
         "retraining; the data split is fixed, split_seed 42). ES uses the same seeds.",
         "- Final retraining: `agents.experiments.selective.selective_retrain` as on main at "
