@@ -180,8 +180,8 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
     Raises:
         NonFiniteError: If a score is NaN (``torch.topk`` would rank it first).
     """
-    nan = torch.isnan(scores)
-    if nan.any():
+    if scores.numel() and torch.isnan(scores.max()):  # one pass; max propagates NaN
+        nan = torch.isnan(scores)
         rows = nan.any(dim=1).nonzero()[:, 0]
         msg = (
             f"`scores` must not be NaN, got {int(nan.sum())} NaN in {rows.numel()} row(s) "
@@ -324,9 +324,12 @@ def _check_finite(scores: torch.Tensor, users: np.ndarray) -> None:
 
     ``-inf`` passes: it skips an item, as in :func:`top_k_items`, and is never a hit.
     """
-    bad = torch.isnan(scores) | torch.isposinf(scores)
-    if not bool(bad.any()):
+    if not scores.numel():
         return
+    top = scores.max()  # one pass, no mask: max propagates NaN, and is +inf if any is
+    if not (torch.isnan(top) or torch.isposinf(top)):
+        return
+    bad = torch.isnan(scores) | torch.isposinf(scores)
     n_nan = int(torch.isnan(scores).sum())
     n_inf = int(bad.sum()) - n_nan
     first = int(users[int(bad.any(dim=1).nonzero()[0, 0])])

@@ -64,6 +64,20 @@ def test_plus_inf_model_scores_raise(tiny):
         evaluate_scores(scorer, tiny, ks=(1,))
 
 
+def test_nan_and_plus_inf_are_found_beside_minus_inf(tiny):
+    """The cheap check (one max per batch) still counts NaN and +inf mixed with -inf."""
+
+    def scorer(users: torch.Tensor) -> torch.Tensor:
+        out = torch.full((users.shape[0], 6), -INF)
+        out[0, 1], out[-1, 4] = NAN, INF
+        return out
+
+    with pytest.raises(NonFiniteError, match=re.escape("1 NaN and 1 +inf of 24")):
+        evaluate_scores(scorer, tiny, ks=(1,))
+    with pytest.raises(NonFiniteError, match=re.escape("got 1 NaN in 1 row(s) (first: row 1)")):
+        top_k_items(torch.tensor([[-INF, 1.0], [NAN, -INF]]), 1)
+
+
 def test_minus_inf_scores_skip_items_as_in_top_k_items(tiny):
     """-inf skips an item in evaluate_scores as top_k_items says: accepted, and never a hit."""
 
