@@ -67,6 +67,58 @@ def curves(units: list[dict]) -> pd.DataFrame:
     return steps.groupby(keys, as_index=False)[["reward", "mean_quality"]].mean()
 
 
+def step_curves(units: list[dict]) -> pd.DataFrame:
+    """Per (agent, seed, budget, step): q̄ and reward of each env step, steps counted from 0.
+
+    For one-episode searches (TPE's 10 steps per budget), where a per-episode curve is a single
+    point. ``step`` is the step's index in the whole search (``episode · T + step − 1``).
+    """
+    parts = []
+    for u in units:
+        if not u.get("curve"):
+            continue
+        steps = pd.DataFrame(u["curve"]).assign(agent=u["agent"], seed=u["seed"])
+        steps["step"] = steps["episode"] * steps["step"].max() + steps["step"] - 1
+        parts.append(steps[steps["budget"].notna()])
+    columns = ["agent", "seed", "budget", "step", "reward", "mean_quality"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(parts, ignore_index=True)[columns]
+    return frame.drop_duplicates(["agent", "seed", "budget", "step"], keep="first")
+
+
+def window_rise_table(
+    frame: pd.DataFrame,
+    windows: dict[str, list[int]],
+    column: str = "mean_quality",
+) -> list[str]:
+    """Per agent × budget: ``column``'s mean over three windows of steps, and differences.
+
+    ``windows`` names three windows in order, e.g. the warm start (steps 0–1, ES and MDE), the
+    policy's first steps and its last steps; the table gives the last window minus each of
+    the first two, paired by seed. A curve rises when the last window is above the policy's
+    first.
+    """
+    from agents.experiments.stats import bootstrap_ci, difference_ci
+
+    (warm_name, warm), (early_name, early), (late_name, late) = windows.items()
+    rows = []
+    for (agent, c), grp in frame.groupby(["agent", "budget"], sort=False):
+        wide = grp.pivot_table(index="seed", columns="step", values=column)
+        if not set(warm + early + late) <= set(wide.columns):
+            continue
+        means = [wide[w].mean(axis=1).to_numpy() for w in (warm, early, late)]
+        rows.append([
+            agent, f"{100 * c:g} %", str(wide.shape[0]),
+            *(bootstrap_ci(m).format(".4f", missing="—") for m in means),
+            difference_ci(means[2], means[1], paired=True).format("+.4f", star=True, missing="—"),
+            difference_ci(means[2], means[0], paired=True).format("+.4f", star=True, missing="—"),
+        ])  # fmt: skip
+    head = ["agent", "budget", "seeds", warm_name, early_name, late_name,
+            f"{late_name} − {early_name}", f"{late_name} − {warm_name}"]  # fmt: skip
+    return md_table(head, rows)
+
+
 def _band(values: np.ndarray) -> tuple[float, float, float]:
     from agents.experiments.stats import bootstrap_ci
 
@@ -74,8 +126,10 @@ def _band(values: np.ndarray) -> tuple[float, float, float]:
     return iv.estimate, iv.low, iv.high
 
 
-def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward") -> None:
-    """One panel per budget: per agent the mean episode reward over seeds and its 95 % band."""
+def plot(
+    frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward", x: str = "episode"
+) -> None:
+    """One panel per budget: per agent the mean ``column`` per ``x`` over seeds, 95 % band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +141,7 @@ def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward")
     fig, axes = plt.subplots(1, len(budgets), figsize=(width, 3.6), squeeze=False)
     for ax, c in zip(axes[0], budgets, strict=True):
         for agent, rows in frame[frame["budget"] == c].groupby("agent", sort=False):
-            wide = rows.pivot_table(index="episode", columns="seed", values=column)
+            wide = rows.pivot_table(index=x, columns="seed", values=column)
             stats = np.array([_band(wide.loc[e].to_numpy()) for e in wide.index])
             label = f"{agent} ({wide.shape[1]})"
             (line,) = ax.plot(wide.index, stats[:, 0], marker=".", label=label)
@@ -95,10 +149,10 @@ def plot(frame: pd.DataFrame, path: Path, *, title: str, column: str = "reward")
                 ax.fill_between(wide.index, stats[:, 1], stats[:, 2], alpha=0.2,
                                 color=line.get_color())  # fmt: skip
         ax.set_title(f"{100 * c:g} % pruned")
-        ax.set_xlabel("episode (10 env steps)")
+        ax.set_xlabel("episode (10 env steps)" if x == "episode" else "env step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"mean {column} per episode")
+    axes[0][0].set_ylabel(f"mean {column} per {x}")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{title}\nmean over seeds, 95 % bootstrap band (seeds)", fontsize=9)
     fig.tight_layout()
@@ -133,6 +187,32 @@ def rise_table(frame: pd.DataFrame, column: str = "reward") -> list[str]:
     return md_table(head, rows)
 
 
+#: The step windows of a 10-step search compared in the rise table (the warm start, the
+#: policy's first three steps, the last three).
+STEP_WINDOWS = {"steps 0–1": [0, 1], "steps 2–4": [2, 3, 4], "steps 7–9": [7, 8, 9]}
+
+
+def _step_section(steps: pd.DataFrame, png: str) -> list[str]:
+    return [
+        "",
+        "## Learning curves",
+        "",
+        f"![q̄ per env step]({png})",
+        "",
+        "One search episode of 10 env steps per budget, so the curve is over steps: q̄ (the "
+        "mean quality ratio, each step's validation score of a freshly trained model, the "
+        "reward `sac-structured` learns from) of each env step, mean over seeds [95 % "
+        "bootstrap interval]; differences paired by seed, `*` where the interval excludes 0. "
+        "With `sac-structured`'s `warm_start` (its default since issue 33's second session), "
+        "steps 0–1 are ES then MDE, the two masks structured TPE also tries first, and from "
+        "step 2 the policy acts, updated after every step (before that default, steps 0–9 "
+        "were all uniform warm-up).",
+        "",
+        *window_rise_table(steps, STEP_WINDOWS),
+        "",
+    ]
+
+
 def with_defaults(given: list[str], defaults: list[str] = DEFAULTS) -> list[str]:
     """``given`` plus every default option it does not set (so the recorded command is short)."""
     options: dict[str, list[str]] = {}
@@ -154,12 +234,18 @@ def _option(argv: list[str], name: str) -> str:
 def report(out: Path, env_id: str) -> None:
     """Add the curves (png) and the first-vs-last table to the study's markdown."""
     jsonl, md = out.with_suffix(".jsonl"), out.with_suffix(".md")
-    frame = curves(read_units(jsonl))
+    units = read_units(jsonl)
+    frame = curves(units)
     if frame.empty or not md.exists():
         return
     png = out.with_name(out.name + "_curves.png")
-    plot(frame, png, title=env_id)
     text = md.read_text().split("\n## Learning curves", 1)[0].rstrip()
+    if frame["episode"].max() == 0:  # one-episode searches: a curve over steps
+        steps = step_curves(units)
+        plot(steps, png, title=env_id, column="mean_quality", x="step")
+        md.write_text(text + "\n" + "\n".join(_step_section(steps, png.name)))
+        return
+    plot(frame, png, title=env_id)
     section = [
         "",
         "## Learning curves",

@@ -39,6 +39,7 @@ from ciess_env.checks import check_int
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
+    "ACTION_CENTRE",
     "PARAMETER_RANGES",
     "StructuredAction",
     "item_share",
@@ -53,6 +54,15 @@ PARAMETER_RANGES: dict[str, tuple[float, float]] = {
     "user_power": (-1.0, 1.5),
     "item_power": (-1.0, 1.5),
     "floor": (0.0, 1.0),
+}
+
+#: The parameters that action 0 maps to: ES's split with equal sizes within each side (ES's
+#: mask; with both powers 0 the floor changes nothing), the floor half-way.
+ACTION_CENTRE: dict[str, float] = {
+    "item_ratio": 0.0,
+    "user_power": 0.0,
+    "item_power": 0.0,
+    "floor": 0.5,
 }
 
 RewardKind = Literal["quality", "env"]
@@ -120,10 +130,13 @@ class StructuredAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Act with the structured family's 3–4 numbers; observe fixed-length popularity histograms.
 
     **Action:** ``Box(−1, 1, (4,))`` (``(3,)`` with ``floor=False``), in the order of
-    :data:`PARAMETER_RANGES`; each entry maps linearly onto its range (values outside [−1, 1]
-    are clipped). Every action becomes the mask :func:`structured_sizes` gives at the
-    wrapper's budget ``c``, so every step's mask keeps exactly ``⌊(1 − c)·d_max·N⌋`` sizes
-    (``info["sparsity"]`` is ``c`` up to one size unit) and every size is in ``[d_min, d_max]``.
+    :data:`PARAMETER_RANGES`; each entry maps piecewise linearly onto its range, −1 to the low
+    end, 0 to :data:`ACTION_CENTRE`, 1 to the high end (values outside [−1, 1] are clipped).
+    Action 0 is ES's mask, so an agent whose first actions are near 0 (an untrained Gaussian
+    policy) explores around ES rather than around an arbitrary mid-range mask. Every action
+    becomes the mask :func:`structured_sizes` gives at the wrapper's budget ``c``, so every
+    step's mask keeps exactly ``⌊(1 − c)·d_max·N⌋`` sizes (``info["sparsity"]`` is ``c`` up to
+    one size unit) and every size is in ``[d_min, d_max]``.
 
     **Observation:** ``Box(−1, 1, (4·G + P + 2,))``, whatever the number of users and items:
     users and items are each ranked by training frequency and cut into ``G`` equal-count
@@ -231,11 +244,12 @@ class StructuredAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if not np.all(np.isfinite(a)):
             msg = f"`action` must be finite, got {a.tolist()}."
             raise InvalidArgumentError(msg)
-        u = (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
+        a = np.clip(a, -1.0, 1.0)
         params = {"floor": 0.0}
-        for name, x in zip(self.names, u, strict=True):
+        for name, x in zip(self.names, a, strict=True):
             lo, hi = PARAMETER_RANGES[name]
-            params[name] = float(lo + x * (hi - lo))
+            mid = ACTION_CENTRE[name]
+            params[name] = float(mid + x * (mid - lo if x < 0 else hi - mid))
         return params
 
     def params_to_action(self, params: Mapping[str, float]) -> np.ndarray:
@@ -243,7 +257,8 @@ class StructuredAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
         out = []
         for name in self.names:
             lo, hi = PARAMETER_RANGES[name]
-            out.append(2.0 * (float(params.get(name, 0.0)) - lo) / (hi - lo) - 1.0)
+            mid, value = ACTION_CENTRE[name], float(params.get(name, 0.0))
+            out.append((value - mid) / (mid - lo if value < mid else hi - mid))
         return np.clip(np.asarray(out, dtype=np.float32), -1.0, 1.0)
 
     def sizes(self, action: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import ciess_env  # noqa: F401  (registers the env ids)
 from ciess_env.budget import kept_budget
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
-from ciess_env.structured_action import PARAMETER_RANGES, StructuredAction
+from ciess_env.structured_action import ACTION_CENTRE, PARAMETER_RANGES, StructuredAction
 
 TINY_DATA = {"n_users": 30, "n_items": 20, "mean_interactions": 6}
 
@@ -103,7 +103,7 @@ def test_a_step_applies_the_wrappers_mask_and_observes_fixed_length_histograms(t
     assert small.observation_space.contains(obs)
     # Group means: the rarest users' group reads the mean scaled size of its members.
     order = np.argsort(small.user_freq, kind="stable")
-    rarest = users[order[: len(order) // 4]]
+    rarest = users[order[np.arange(order.size) * 4 // order.size == 0]]  # ranks 0-7 of 30
     assert obs[0] == pytest.approx(np.mean((rarest - 1) / 127 * 2 - 1), abs=1e-6)
 
 
@@ -125,6 +125,16 @@ def test_action_maps_onto_the_parameter_ranges_and_back(tmp_path) -> None:
     assert high == {k: hi for k, (_, hi) in PARAMETER_RANGES.items()}
     a = np.array([0.1, -0.4, 0.7, -0.9], dtype=np.float32)
     np.testing.assert_allclose(env.params_to_action(env.action_to_params(a)), a, atol=1e-6)
+
+
+def test_action_zero_is_es_and_each_half_spans_its_side_of_the_range(tmp_path) -> None:
+    env = StructuredAction(_env(tmp_path), 0.9)
+    assert env.action_to_params(np.zeros(4)) == ACTION_CENTRE
+    users, items = env.sizes(np.zeros(4))
+    # ES: one size per entity (the cap 640 over 50 entities, rounded), the same on both sides.
+    assert set(np.r_[users, items]) <= {12, 13}
+    assert env.action_to_params(np.array([0.0, -0.5, 0.5, 0.0]))["user_power"] == -0.5
+    assert env.action_to_params(np.array([0.0, -0.5, 0.5, 0.0]))["item_power"] == 0.75
 
 
 def test_bad_input_is_named(tmp_path) -> None:

@@ -49,6 +49,27 @@ def test_report_draws_the_bands_and_appends_the_section(tmp_path) -> None:
     assert (tmp_path / "study_curves.png").stat().st_size > 0
 
 
+def test_one_episode_searches_get_a_curve_over_steps_and_window_differences(tmp_path) -> None:
+    # Ten steps in one episode; every seed gains 0.02 from steps 2–4 to steps 7–9.
+    q = [0.80, 0.81, 0.80, 0.80, 0.80, 0.81, 0.81, 0.82, 0.82, 0.82]
+    units = [
+        {"agent": "sac-structured", "seed": s, "budget": 0.9, "rows": [],
+         "curve": [{"budget": 0.9, "episode": 0, "step": i + 1, "reward": v,
+                    "mean_quality": v + s / 100} for i, v in enumerate(q)]}
+        for s in range(3)
+    ]  # fmt: skip
+    steps = structured_rl.step_curves(units)
+    assert steps["step"].tolist() == list(range(10)) * 3
+    table = "\n".join(structured_rl.window_rise_table(steps, structured_rl.STEP_WINDOWS))
+    assert "| sac-structured | 90 % | 3 | 0.8150 [0.8050, 0.8250] |" in table
+    assert "| +0.0200 [+0.0200, +0.0200] * | +0.0150 [+0.0150, +0.0150] * |" in table
+    out = tmp_path / "study"
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(u) + "\n" for u in units))
+    out.with_suffix(".md").write_text("# study\n")
+    structured_rl.report(out, "CIESS-LightGCN-ML100K-v1")
+    assert "| steps 0–1 | steps 2–4 | steps 7–9 |" in out.with_suffix(".md").read_text()
+
+
 def test_an_option_given_replaces_its_default() -> None:
     args = structured_rl.with_defaults(["--agents", "sac-structured", "--budgets", "0.9"])
     assert args.count("--agents") == 1
