@@ -1,6 +1,6 @@
 r"""Agents built for the budget vs ES: several seeds, one JSONL line per finished unit.
 
-A unit is one run of :func:`agents.experiments.compare.compare` (search, top-l selective
+A unit is one run of :func:`agents.experiments.comparison.compare` (search, top-l selective
 retraining, test metrics): per (seed, agent, budget) for the agents whose budgets are
 independent — the heuristics and the one-budget agents, each budget's search and retraining
 seeded on its own, so the numbers equal those of one run over all budgets (a test asserts it) —
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
     from agents.registry import agent_spec
 
     torch.set_num_threads(1)

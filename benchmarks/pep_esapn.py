@@ -11,7 +11,7 @@ LightGCN on ML-100K and ML-1M, budgets 80/90/95 %, test Recall@20 / NDCG@20 of
   to meet its budget exactly before the final retraining (``compare(..., fill_budget=True)``):
   how much of a search's gap to ES is budget left unspent,
 
-each through :func:`agents.experiments.compare.compare` (what ``ciess compare`` runs), all
+each through :func:`agents.experiments.comparison.compare` (what ``ciess compare`` runs), all
 under the **same final retraining**: the reduced protocol's (``benchmarks/reproduce.py
 reduced``): early stopping on validation capped at 2,000 batches for each candidate (top-3 per
 budget for the searches, the one mask for ES/PEP), the winner retrained on train + validation
@@ -47,7 +47,7 @@ from jsonl_cache import append_unit, command_line, load_average, read_units
 from report import ci, diff, md_table
 
 from agents.experiments import SearchSession
-from agents.experiments.compare import compare
+from agents.experiments.comparison import compare
 from agents.experiments.selective import PAPER_BUDGETS, selective_retrain
 
 logger = logging.getLogger("pep_esapn")

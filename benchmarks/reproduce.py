@@ -82,7 +82,7 @@ from jsonl_cache import command_line
 from report import machine, md_table
 
 from agents.experiments import PAPER_BUDGETS, SearchSession
-from agents.experiments.compare import seed_list
+from agents.experiments.comparison import seed_list
 from agents.experiments.stats import summarize, summary_markdown
 from agents.experiments.sweep import Cell, resolve_config, run_cell
 from agents.registry import agent_spec

@@ -13,7 +13,7 @@ Three commands (issue 31):
 ``run``
     Runs missing units (one data set × backbone × method × seed, all budgets) and appends each
     to ``table1_units.jsonl`` when it finishes (resumable; one torch thread by default),
-    every method through :func:`agents.experiments.compare.compare`, as ``ciess compare``
+    every method through :func:`agents.experiments.comparison.compare`, as ``ciess compare``
     (MagPrune and OptEmbed: :mod:`agents.magprune`, :mod:`agents.optembed`). Every row goes
     through the same final retraining (early stopping on validation, capped at
     ``--max-retrain-batches``, winner retrained on train + validation, scored on test) except
@@ -475,12 +475,12 @@ def _covered(units: list[dict[str, Any]]) -> set[tuple[str, str, str, int, float
 def unit_rows(eid: str, env_kwargs: dict, method: str, seed: int, cap: int,
               args: argparse.Namespace, budgets: Sequence[float] = BUDGETS,
               ) -> list[dict[str, Any]]:  # fmt: skip
-    """One unit's rows, through :func:`agents.experiments.compare.compare` (as ``ciess compare``).
+    """One unit's rows, through :func:`agents.experiments.comparison.compare` (``ciess compare``).
 
     MagPrune and OptEmbed keep their extra fields (``min_item``, index bytes, the supernet's
     validation score, ...) from ``Comparison.pruned`` / the budget log.
     """
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     names = list(UNIT_ROWS.get(method, (method,)))
     result = compare(

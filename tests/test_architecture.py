@@ -55,3 +55,22 @@ def test_import_contracts_fail_when_a_lower_layer_imports_a_higher_one(tmp_path)
         "ciess_env layers: data -> metrics -> recommenders -> MDP -> env BROKEN",
     ):
         assert name in result.stdout, result.stdout
+
+
+def test_package_exports_are_not_shadowed_by_submodules() -> None:
+    """Each lazy export of ``agents.experiments`` is the object, whatever was imported first.
+
+    A submodule named like an export (``compare`` once was both) replaces the export on the
+    package as soon as anything imports it, and the README's import then gives a module.
+    """
+    import importlib
+    import pkgutil
+
+    import agents.experiments as pkg
+
+    submodules = {m.name for m in pkgutil.iter_modules(pkg.__path__)}
+    assert not submodules & set(pkg.__all__), submodules & set(pkg.__all__)
+    for name in submodules:  # import every submodule first, then each export
+        importlib.import_module(f"agents.experiments.{name}")
+    assert callable(pkg.compare)
+    assert pkg.compare.__module__ == "agents.experiments.comparison"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ciess_env._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from agents.experiments.compare import Comparison, compare
+    from agents.experiments.comparison import Comparison, compare
     from agents.experiments.selective import PAPER_BUDGETS, BudgetResult, selective_retrain
     from agents.experiments.session import SearchSession, best_entry, search_curve
 
@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "Comparison": "agents.experiments.compare",
-    "compare": "agents.experiments.compare",
+    "Comparison": "agents.experiments.comparison",
+    "compare": "agents.experiments.comparison",
     "PAPER_BUDGETS": "agents.experiments.selective",
     "BudgetResult": "agents.experiments.selective",
     "selective_retrain": "agents.experiments.selective",

@@ -307,7 +307,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Selective retraining over a search run's budget log → Table 1 format."""
     import pandas as pd
 
-    from agents.experiments.compare import markdown_table, result_row
+    from agents.experiments.comparison import markdown_table, result_row
     from agents.experiments.rundir import read_config
     from agents.experiments.selective import selective_retrain
     from agents.experiments.session import SearchSession
@@ -441,7 +441,7 @@ def _merge_retrain(
     csv: Path, table: Any, args: argparse.Namespace, *, write: bool = True
 ) -> tuple[Any, list]:
     """Add this retrain's budgets to an earlier one's table in ``csv`` (same settings only)."""
-    from agents.experiments.compare import markdown_table
+    from agents.experiments.comparison import markdown_table
     from agents.experiments.rundir import merge_results, move_aside, write_text_atomic
 
     md = csv.with_suffix(".md")
@@ -472,7 +472,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, out: Path, env_kwargs: dict[str, Any]) -> Any:
     """Run the comparison of ``ciess compare`` and write its files to ``out``."""
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     result = compare(
         args.env_id,

@@ -632,7 +632,7 @@ def _compare_cell(
 ) -> pd.DataFrame:
     import torch
 
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
     from agents.registry import agent_spec
 
     torch.set_num_threads(max(1, int(threads)))

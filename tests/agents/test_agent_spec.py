@@ -167,7 +167,7 @@ METRICS = ["sparsity", "recall@5", "recall@20", "ndcg@5", "ndcg@20"]
 
 
 def _compare(names, tmp_path, budgets=(0.5, 0.9), **kw):
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     return compare(
         ENV_ID, names, budgets=list(budgets), episodes=1, top_l=1, seed=0, retrain_batches=8,

@@ -128,7 +128,7 @@ TINY = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
 def test_compare_reports_magprune_as_published_and_retrained(tmp_path) -> None:
     """One search serves both rows; the published row is the pruned model's own test score."""
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     kw = {"preset": "tiny", "dataset_kwargs": TINY, "cache_dir": str(tmp_path)}
     result = compare(

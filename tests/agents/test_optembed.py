@@ -105,7 +105,7 @@ def test_bad_arguments_name_what_is_wrong(supernet, tiny_data) -> None:
 
 
 def test_compare_retrains_optembeds_sizes(tmp_path) -> None:
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     kw = {"preset": "tiny", "dataset_kwargs": {"n_users": 40, "n_items": 30,
           "mean_interactions": 8}, "cache_dir": str(tmp_path)}  # fmt: skip

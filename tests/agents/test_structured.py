@@ -126,7 +126,7 @@ def test_search_rejects_bad_input(tiny_env) -> None:
 
 
 def test_compare_runs_one_search_per_budget(tmp_path) -> None:
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     small = {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}, "gradient_steps": 1}
     result = compare(
@@ -170,7 +170,7 @@ def test_a_budgets_result_does_not_depend_on_the_other_budgets(tmp_path) -> None
     Each budget's search and retraining is seeded on its own, so a study may cache one
     (seed, agent, budget) at a time and resume between budgets with the same numbers.
     """
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     kw = {
         "episodes": 1,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from agents.experiments.cli import main
-from agents.experiments.compare import compare, seed_list
+from agents.experiments.comparison import compare, seed_list
 
 ENV_ID = "CIESS-MF-Synthetic-v0"
 TD3 = {"td3": {"batch_size": 64, "policy_kwargs": {"net_arch": [16]}, "gradient_steps": 5}}
