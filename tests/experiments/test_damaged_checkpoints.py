@@ -40,6 +40,9 @@ CHECKPOINT_FILES = [
     "deterministic_log.npz", "deterministic_log.json", "rng.pkl", "state.json", "complete.json",
 ]  # fmt: skip
 
+# One worker builds the module's two runs (straight, killed) once, not one copy per worker.
+pytestmark = pytest.mark.xdist_group("damaged_checkpoints")
+
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, search_argv) -> Path:

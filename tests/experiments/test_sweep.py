@@ -231,7 +231,9 @@ def test_a_killed_sweep_reruns_exactly_the_missing_cells(tmp_path) -> None:
     before = {p.parent.name: p.read_text() for p in cells.glob("*/done.json")}
     assert 1 <= len(before) < 4, before
 
-    rerun = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=600)
+    # The rerun reads the same cell store; in this process it spares a second Ray start.
+    rerun_args = _sweep(str(spec), "--output", str(out), "--sequential", "--no-progress")
+    rerun = subprocess.run(rerun_args, env=_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"{4 - len(before)} cells run, {len(before)} already finished, 0 failed" in rerun.stdout
     after = {p.parent.name: json.loads(p.read_text()) for p in cells.glob("*/done.json")}
