@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ciess_env.budget import fit_to_budget, kept_budget
+from ciess_env.budget import fit_to_budget, kept_budget, sparsity_of_kept
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.spaces import sizes_to_action, validate_size_range
 
@@ -126,7 +126,7 @@ class SizeBaseline:
     @property
     def sparsity(self) -> float:
         """Achieved sparsity ``1 − Σd / (d_max · N)``, at least ``c``."""
-        return 1.0 - float(self._all_sizes().sum()) / (self.d_max * self.n_entities)
+        return sparsity_of_kept(int(self._all_sizes().sum()), self.n_entities, self.d_max)
 
     def predict(
         self,

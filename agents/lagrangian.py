@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 
 from agents.rw_td3 import RandomWalkTD3
+from ciess_env.budget import sparsity as table_sparsity
 from ciess_env.errors import InvalidArgumentError
-from ciess_env.metrics import sparsity as table_sparsity
 from ciess_env.spaces import action_to_sizes, size_penalty
 
 __all__ = ["LagrangianRWTD3"]

@@ -48,9 +48,9 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-from agents.baselines import kept_budget
 from agents.pep import PEPMask
 from agents.protocol import BudgetCandidates, Proposal
+from ciess_env.budget import kept_budget, sparsity_of_kept
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError, suggest
 from ciess_env.metrics import evaluate
@@ -311,7 +311,7 @@ def magprune(
         value = score(best)
         um, im, _ = cache[best]
         u, i = um.cpu().numpy(), im.cpu().numpy()
-        sparsity = 1.0 - float(u.sum() + i.sum()) / (u.size + i.size)
+        sparsity = sparsity_of_kept(int(u.sum() + i.sum()), u.shape[0] + i.shape[0], u.shape[1])
         out.append(
             MagPruneMask(
                 c, u, i, None, sparsity, model.d_min, min_item=best, validation_score=value,

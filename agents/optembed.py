@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.baselines import kept_budget
 from agents.magprune import _metric_reader, config_from_kwargs, trained_full_model
 from agents.protocol import BudgetCandidates, Proposal
+from ciess_env.budget import kept_budget, sparsity
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
@@ -142,8 +142,7 @@ class OptEmbedResult:
     @property
     def sparsity(self) -> float:
         """``1 − Σ sizes / (d_max · N)``."""
-        n = self.user_sizes.size + self.item_sizes.size
-        return 1.0 - float(self.user_sizes.sum() + self.item_sizes.sum()) / (self.d_max * n)
+        return sparsity(self.user_sizes, self.item_sizes, self.d_max)
 
 
 def _log_probs(alpha: float, d_min: int, d_max: int) -> np.ndarray:

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.baselines import fit_to_budget, kept_budget
+from ciess_env.budget import fit_to_budget, kept_budget, sparsity, sparsity_of_kept
 from ciess_env.budget_log import BudgetLog
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
@@ -171,7 +171,7 @@ class PEPMask:
     def sparsity(self) -> float:
         """``1 − nnz / (d_max · N)``, the prefix masks' accounting."""
         n = self.user_mask.shape[0] + self.item_mask.shape[0]
-        return 1.0 - self.kept / (self.d_max * n)
+        return sparsity_of_kept(self.kept, n, self.d_max)
 
     def row_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Surviving weights per user and per item."""
@@ -227,10 +227,9 @@ def pep_prefix_log(masks: Sequence[PEPMask]) -> BudgetLog:
     log = BudgetLog(first.user_mask.shape[0], first.item_mask.shape[0], d_max=first.d_max)
     for i, m in enumerate(masks):
         users, items = m.prefix_sizes()
-        n = (users.size + items.size) * m.d_max
         log.record(
             episode=0, step=i + 1, user_sizes=users, item_sizes=items,
-            sparsity=1.0 - float(users.sum() + items.sum()) / n, mean_quality=float("nan"),
+            sparsity=sparsity(users, items, m.d_max), mean_quality=float("nan"),
         )  # fmt: skip
     return log
 
@@ -322,7 +321,7 @@ def pep_search(
     found: dict[float, PEPMask] = {}
 
     def cut(c: float, margins: torch.Tensor, reached: int | None) -> None:
-        sp = 1.0 - float((margins > 0).sum()) / margins.numel()
+        sp = sparsity_of_kept(int((margins > 0).sum()), n, d_max)
         keep = _cut(margins, caps[c]).cpu().numpy()
         found[c] = PEPMask(c, keep[: data.n_users], keep[data.n_users :], reached, sp, d_min)
 
@@ -334,7 +333,7 @@ def pep_search(
             _set_offset(model, margins, kept_budget(min(target, c_max), n, d_max))
         kept = int((margins > float(_thresholds(model)[0][1].offset)).sum())
         logger.info(
-            "PEP: %d batches, sparsity %.4f", trainer.batches_done, 1 - kept / margins.numel()
+            "PEP: %d batches, sparsity %.4f", trainer.batches_done, sparsity_of_kept(kept, n, d_max)
         )
         for c, cap in caps.items():
             if c not in found and kept <= cap:

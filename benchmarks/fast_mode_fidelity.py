@@ -27,6 +27,7 @@ from report import md_table
 from scipy.stats import spearmanr
 
 from ciess_env import spaces
+from ciess_env.budget import sparsity
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
@@ -111,8 +112,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     masks = fidelity_masks(data.user_freq, data.item_freq, env.d_max, rng)
     rows = []
     for i, (name, users, items) in enumerate(masks):
-        row: dict = {"mask": name, "sparsity": 1 - (users.sum() + items.sum()) / (
-            env.d_max * (len(users) + len(items)))}  # fmt: skip
+        row: dict = {"mask": name, "sparsity": sparsity(users, items, env.d_max)}
         for design in designs:
             outcome = retrain_and_evaluate(
                 env.step_config.replace(train=config, retrain=str(design)), data=data,

@@ -47,7 +47,7 @@ from fidelity_masks import BUDGETS, Mask, load_masks, save_masks, structured_mas
 from fidelity_rules import DEFAULT, FIXED, RESULTS, RULES, rule_count
 from jsonl_cache import append_unit, read_units
 
-from agents.baselines import fit_to_budget, kept_budget
+from ciess_env.budget import fit_to_budget, kept_budget
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.metrics import evaluate
 from ciess_env.recommenders import BPRTrainer, make_backbone

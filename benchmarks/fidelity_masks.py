@@ -27,13 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.baselines import (
-    EqualSize,
-    MixedRandom,
-    PopularityProportional,
-    fit_to_budget,
-    kept_budget,
-)
+from agents.baselines import EqualSize, MixedRandom, PopularityProportional
+from ciess_env.budget import fit_to_budget, kept_budget, sparsity
 
 BUDGETS = (0.8, 0.9, 0.95)
 SPLITS = (0.2, 0.35, 0.5, 0.65, 0.8)
@@ -53,8 +48,7 @@ class Mask:
     @property
     def sparsity(self) -> float:
         """Achieved sparsity at d_max = 128."""
-        n = len(self.user_sizes) + len(self.item_sizes)
-        return 1.0 - float(self.user_sizes.sum() + self.item_sizes.sum()) / (128 * n)
+        return sparsity(self.user_sizes, self.item_sizes, 128)
 
     @property
     def digest(self) -> str:

@@ -15,9 +15,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ciess_env.budget import PAPER_BUDGETS
 from ciess_env.budget_log import BudgetLog
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
-from ciess_env.spaces import PAPER_BUDGETS
 
 __all__ = ["ESAPN_SIZES", "DiscreteSizes", "RecordBudgetLog"]
 

@@ -89,3 +89,25 @@ def test_fill_to_budget_grows_a_logged_mask_to_the_exact_cap() -> None:
     assert filled.mean_quality == 0.5  # the logged score stays
     with pytest.raises(InvalidArgumentError, match=r"more than budget 0\.9 allows"):
         budget.fill_to_budget(log[0], 0.9, d_max=8)
+
+
+def test_no_module_spells_the_sparsity_formula_itself() -> None:
+    """Backbones, masks, baselines and benchmarks call budget's functions (one formula).
+
+    A hand-written ``1 - kept / (d_max · N)`` drifts (a hard-coded 128, a forgotten table
+    count); this scan finds the shape ``1 - <sum or count> /`` outside ``ciess_env/budget.py``.
+    """
+    import re
+    from pathlib import Path
+
+    root = Path(budget.__file__).resolve().parents[1]
+    formula = re.compile(r"\b1(?:\.0)?\s*-\s*(?:float\()?\(?[\w.\[\]()]*(?:sum\(|kept|numel\()")
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for folder in ("ciess_env", "agents", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "budget.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if formula.search(line)
+    ]
+    assert found == []

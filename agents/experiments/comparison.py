@@ -34,8 +34,8 @@ import numpy as np
 
 from agents.protocol import AgentBuilder
 from agents.registry import agent_spec
+from ciess_env.budget import PAPER_BUDGETS
 from ciess_env.errors import InvalidArgumentError
-from ciess_env.spaces import PAPER_BUDGETS
 
 if TYPE_CHECKING:  # torch and pandas load with the first comparison: `ciess --help` imports
     import pandas as pd  # this module and must answer without them

@@ -25,11 +25,11 @@ import ciess_env  # noqa: F401  (registers the env ids)
 from agents.experiments.checkpoint import CheckpointError, CheckpointMeta, SearchRun, read_meta
 from agents.protocol import AgentBuilder, LearningAgent, Proposal, rollout
 from agents.registry import AgentSpec, agent_spec, make_agent, make_budget_search, wrap_env_for
+from ciess_env.budget import PAPER_BUDGETS
 from ciess_env.budget_log import BudgetEntry, BudgetLog
 from ciess_env.config import StepConfig
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.errors import InvalidArgumentError, InvalidTypeError
-from ciess_env.spaces import PAPER_BUDGETS
 from ciess_env.vector import EntityVecEnv
 from ciess_env.wrappers import RecordBudgetLog
 

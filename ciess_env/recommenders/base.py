@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ciess_env._size_range import validate_size_range
+from ciess_env.budget import sparsity_of_kept
 from ciess_env.errors import InvalidArgumentError
 
 __all__ = ["BPRLoss", "Backbone", "ElementMask"]
@@ -391,7 +392,9 @@ class Backbone(nn.Module, abc.ABC):
 
     def sparsity(self) -> float:
         """Fraction of embedding parameters the masks zero out (the budget ``c`` of paper Eq. 5)."""
-        return 1.0 - self.kept_embedding_parameters() / self.full_embedding_parameters()
+        return sparsity_of_kept(
+            self.kept_embedding_parameters(), self.n_users + self.n_items, self.d_max, self.n_tables
+        )
 
     def extra_parameters(self) -> int:
         """Parameters beyond the masked tables (GNN weights, MLP towers); 0 for MF/LightGCN."""

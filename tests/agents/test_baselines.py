@@ -3,7 +3,8 @@ import re
 import numpy as np
 import pytest
 
-from agents.baselines import EqualSize, MixedRandom, PopularityProportional, kept_budget
+from agents.baselines import EqualSize, MixedRandom, PopularityProportional
+from ciess_env.budget import kept_budget
 from ciess_env.spaces import action_to_sizes
 
 BUDGETS = [0.8, 0.9, 0.95]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines import kept_budget
 from agents.magprune import (
     MagPruneConfig,
     _peak_search,
@@ -15,6 +14,7 @@ from agents.magprune import (
     prune_table,
     published_result,
 )
+from ciess_env.budget import kept_budget
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import BPRTrainer, TrainConfig, make_backbone
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.baselines import kept_budget
 from agents.optembed import (
     OptEmbedConfig,
     _log_probs,
@@ -14,6 +13,7 @@ from agents.optembed import (
     optembed_log,
     sample_sizes,
 )
+from ciess_env.budget import kept_budget
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import BPRTrainer, TrainConfig, make_backbone
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines import kept_budget
 from agents.experiments.selective import retrain_pruned
 from agents.pep import PEPConfig, SoftThreshold, pep_prefix_log, pep_search
+from ciess_env.budget import kept_budget
 from ciess_env.config import StepConfig
 from ciess_env.data import InteractionData
 from ciess_env.recommenders import TrainConfig

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.baselines import kept_budget
 from agents.experiments import compare, selective_retrain
 from agents.experiments.cli import main
-from agents.experiments.selective import fill_to_budget
+from ciess_env.budget import fill_to_budget, kept_budget
 from ciess_env.budget_log import BudgetLog
 from ciess_env.config import StepConfig
 from ciess_env.data import make_synthetic

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import ciess_env  # noqa: F401  (registers the env ids)
-from agents.baselines import EqualSize, PopularityProportional, fit_to_budget, kept_budget
+from agents.baselines import EqualSize, PopularityProportional
 from agents.structured import PARAMETER_RANGES, StructuredSearch, StructuredSizes
+from ciess_env.budget import fit_to_budget, kept_budget
 
 TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 
