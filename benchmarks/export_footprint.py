@@ -389,6 +389,7 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, n_todo:
 
 # ------------------------------------------------------------------------------ main
 def main() -> None:
+    global RESULTS  # --results-dir
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", default="ml-1m", choices=sorted(ENV_IDS))
     p.add_argument("--data-dir", default=None)
@@ -399,9 +400,11 @@ def main() -> None:
     p.add_argument("--work", default=None, help="models and artefacts (default: the cache)")
     p.add_argument("--train-only", action="store_true", help="only the model units")
     p.add_argument("--report", action="store_true")
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="units, masks and report")
     p.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     p.add_argument("--against", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    RESULTS = args.results_dir
     args.argv = [a for a in sys.argv[1:] if a not in ("--report", "--train-only")]
     torch.set_num_threads(1)
     if args.measure and args.against:
@@ -416,10 +419,10 @@ def main() -> None:
     cache = Path(os.environ.get("CIESS_CACHE_DIR", REPO / ".cache" / "ciess"))
     work = Path(args.work) if args.work else cache / "export_footprint" / args.dataset
     path = RESULTS / f"export_footprint_{args.dataset}.jsonl"
-    env = EmbeddingSizeEnv(dataset=args.dataset, data_dir=args.data_dir)
     masks = chosen_masks()
     n_todo = len(masks) * (1 + len(args.variants))
-    if not args.report:
+    if not args.report:  # the report reads the units alone (no data set)
+        env = EmbeddingSizeEnv(dataset=args.dataset, data_dir=args.data_dir)
         merged = env.data.merge_train_validation()
         for mask in masks:
             done = {(r["unit"], r["digest"], r.get("variant")) for r in read_units(path)}

@@ -186,6 +186,7 @@ def write_report(units: list[dict]) -> Path:
 
 
 def main() -> None:
+    global RESULTS, UNITS  # --results-dir
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
@@ -194,7 +195,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--floors", action="store_true", help="re-measure the floors, then report")
     p.add_argument("--report", action="store_true")
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="units, masks and report")
     args = p.parse_args()
+    RESULTS, UNITS = args.results_dir, args.results_dir / UNITS.name
     torch.set_num_threads(1)
     if args.floors:
         measure_floors(read_units(UNITS), args.data_dir)
