@@ -120,8 +120,9 @@ INDEX: dict[str, Entry] = {
     "search_diagnosis_ml-1m_sprint150.md": Entry(
         "units",
         "python benchmarks/search_diagnosis.py report --dataset ml-1m --version sprint150",
-        "`search_diagnosis_ml-1m_sprint150.jsonl` (partial; its run appends to it)",
-        cache=("search_diagnosis_ml-1m_sprint150.jsonl",), cheap=True),
+        "`search_diagnosis_ml-1m_sprint150.jsonl` (partial: its run appends units to it and "
+        "leaves the report to this command, so the two differ while it runs)",
+        cache=("search_diagnosis_ml-1m_sprint150.jsonl",)),
     "structured_rl_synthetic.md": Entry(
         "units",
         "python benchmarks/structured_rl.py --env-kw '' --seeds 0 1 2 --env-id "
