@@ -169,12 +169,13 @@ def main() -> None:
     p.add_argument("--probed-only", action="store_true",
                    help="designs only on masks whose seed-0 ground truth exists")  # fmt: skip
     p.add_argument("--report", action="store_true")
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="masks, caches, reports")
     args = p.parse_args()
     torch.set_num_threads(1)
     tag = args.dataset
-    masks_path = RESULTS / f"fidelity_masks_{tag}.json"
-    probes_path = RESULTS / f"fidelity_probes_{tag}.jsonl"
-    designs_path = RESULTS / f"fidelity_designs_{tag}.jsonl"
+    masks_path = args.results_dir / f"fidelity_masks_{tag}.json"
+    probes_path = args.results_dir / f"fidelity_probes_{tag}.jsonl"
+    designs_path = args.results_dir / f"fidelity_designs_{tag}.jsonl"
     env_id = {"ml-100k": "CIESS-LightGCN-ML100K-v0", "ml-1m": "CIESS-LightGCN-ML1M-v0"}[tag]
     env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir, device=args.device)
     data = env.data
@@ -218,7 +219,8 @@ def main() -> None:
     if args.report:
         from fidelity_report import write_report
 
-        write_report(tag, env, masks, read_units(probes_path), read_units(designs_path))
+        write_report(tag, env, masks, read_units(probes_path), read_units(designs_path),
+                     results=args.results_dir)  # fmt: skip
 
 
 if __name__ == "__main__":

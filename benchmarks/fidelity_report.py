@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -230,7 +231,9 @@ def _add_design_runs(rows: list[dict], quality: dict, seconds: dict) -> None:
         seconds.setdefault(label, []).append(r["train_s"] + r["eval_s"])
 
 
-def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dict]) -> None:
+def write_report(
+    tag: str, env, masks, probes: list[dict], design_rows: list[dict], results: Path = RESULTS
+) -> None:
     data = env.data
     by_digest = {m.digest: m for m in masks}
     probes = [r for r in probes if r["digest"] in by_digest]
@@ -250,7 +253,7 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "",
     ]
 
-    _write_item0(tag, probes, data, header, cmd)
+    _write_item0(tag, probes, data, header, cmd, results)
 
     # ---------------------------------------------------------------- items 1, 2, 4
     gt = ground_truth(probes, data)
@@ -379,8 +382,8 @@ def write_report(tag: str, env, masks, probes: list[dict], design_rows: list[dic
         "ground-truth procedure itself on seed 1 (validation quality of its best state): the "
         "noise ceiling of any design on these masks.",
     ]
-    (RESULTS / f"fidelity_ground_truth_{tag}.md").write_text("\n".join(lines) + "\n")
-    _plot(tag, gt, design_q, masks, budgets)
+    (results / f"fidelity_ground_truth_{tag}.md").write_text("\n".join(lines) + "\n")
+    _plot(tag, gt, design_q, masks, budgets, results)
     print("\n".join(lines))
 
 
@@ -502,7 +505,9 @@ def _verdict_two_rules(probes: list[dict], data) -> list[str]:
     ]
 
 
-def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str) -> None:
+def _write_item0(
+    tag: str, probes: list[dict], data, header: list[str], cmd: str, results: Path = RESULTS
+) -> None:
     """final_retraining_<tag>.md: the seed-to-seed spread under each stopping rule."""
     spread = _seed_spread(probes, data)
     n_masks = len({r["digest"] for r in probes if r["seed"] != 0})
@@ -557,10 +562,10 @@ def _write_item0(tag: str, probes: list[dict], data, header: list[str], cmd: str
     lines += md_table(["mask", "seed", "legacy", "default"], table)
     secs = sum(r["seconds"] for r in probes)
     lines += ["", f"Compute: {secs:,.0f} s of one core over {len(probes)} probes."]
-    (RESULTS / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")
+    (results / f"final_retraining_{tag}.md").write_text("\n".join(lines) + "\n")
 
 
-def _plot(tag, gt, design_q, masks, budgets) -> None:
+def _plot(tag, gt, design_q, masks, budgets, results: Path = RESULTS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -584,7 +589,7 @@ def _plot(tag, gt, design_q, masks, budgets) -> None:
         ax.set_ylabel("design's step quality (standardised to the x scale)")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"fidelity_ground_truth_{tag}.png", dpi=110)
+    fig.savefig(results / f"fidelity_ground_truth_{tag}.png", dpi=110)
     plt.close(fig)
 
 

@@ -10,11 +10,21 @@ One entry per ``results/*.md``, of one of three kinds:
 - ``measurement``: a timing or a one-off run that kept no cache; ``command`` measures anew
   and ``why`` says why no cache exists.
 
-``python benchmarks/results_index.py`` prints the table that ``docs/reproducing.md`` shows.
+``python benchmarks/results_index.py`` prints the table that ``docs/reproducing.md`` shows;
+``python benchmarks/results_index.py check`` regenerates every study and units file into a
+temporary folder (the data sets from ``../shared/data`` where a report needs them) and lists
+the lines that differ from the committed file.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,17 +161,18 @@ INDEX: dict[str, Entry] = {
     "beats_es_ml-100k.md": Entry(
         "units", "python benchmarks/beats_es.py --dataset ml-100k --data-dir ../shared/data",
         "joins `budget_agents_ml100k_v1/cells`, `structured_rl_ml100k_v1.jsonl`, "
-        "`search_diagnosis_ml-100k_v1.jsonl`; the headroom row replays the fidelity probes "
-        "and needs the data set",
+        "`search_diagnosis_ml-100k_v1.jsonl` (their commands from their reports); the headroom "
+        "row replays the fidelity probes and needs the data set",
         cache=("budget_agents_ml100k_v1", "structured_rl_ml100k_v1.jsonl",
                "search_diagnosis_ml-100k_v1.jsonl", "fidelity_probes_ml-100k.jsonl",
-               "fidelity_masks_ml-100k.json")),
+               "fidelity_masks_ml-100k.json", "budget_agents_ml100k_v1.md",
+               "structured_rl_ml100k_v1.md", "search_diagnosis_ml-100k_v1.md")),
     "beats_es_ml-1m.md": Entry(
         "units", "python benchmarks/beats_es.py --dataset ml-1m --data-dir ../shared/data",
         "joins `budget_agents_ml1m_v1/cells`, `search_diagnosis_ml-1m_v1.jsonl` (none yet); the "
         "headroom row replays the fidelity probes and needs the data set",
-        cache=("budget_agents_ml1m_v1", "fidelity_probes_ml-1m.jsonl",
-               "fidelity_masks_ml-1m.json")),
+        cache=("budget_agents_ml1m_v1", "budget_agents_ml1m_v1.md",
+               "fidelity_probes_ml-1m.jsonl", "fidelity_masks_ml-1m.json")),
     "agents_ml100k.md": _measured(
         "ciess compare CIESS-LightGCN-ML100K-v0 --agents es mr mde rw-td3 --episodes 30 "
         "--env-kw retrain=fast --output runs/ml100k-fast",
@@ -215,5 +226,67 @@ def markdown() -> str:
     return "\n".join(md_table(["results file", "kind", "command", "reads / why not"], rows))
 
 
+def regenerate(name: str, folder: Path) -> str:
+    """The text the report of a study or units file writes now, from a copy of its cache.
+
+    A units report runs in this process on a ``folder`` holding only the entry's ``cache``
+    (a report that needs more fails); ``folder`` ends up holding what it wrote. The caller
+    runs from the repository root (the commands' paths are relative to it).
+    """
+    entry = INDEX[name]
+    if entry.kind == "study":
+        import study
+
+        return study.render(study.STUDIES[name.removesuffix(".md")])
+    if entry.kind != "units":
+        msg = f"{name} is a {entry.kind}: it has no cache to regenerate from."
+        raise ValueError(msg)
+    for item in entry.cache:
+        source = RESULTS / item
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, folder / item)
+    script, *args = shlex.split(entry.command)[1:]
+    saved = sys.argv
+    sys.argv = [script, *args, *(a.format(results=folder) for a in entry.redirect)]
+    try:
+        importlib.import_module(Path(script).stem).main()
+    finally:
+        sys.argv = saved
+    return (folder / name).read_text()
+
+
+def differences(name: str, text: str) -> list[tuple[str, str]]:
+    """(committed, regenerated) line pairs that differ, the entry's volatile text masked."""
+    volatile = INDEX[name].volatile
+
+    def masked(text: str) -> list[str]:
+        for pattern in volatile:
+            text = re.sub(pattern, "<volatile>", text)
+        return text.splitlines()
+
+    old, new = masked((RESULTS / name).read_text()), masked(text)
+    pairs = [(a, b) for a, b in zip(old, new, strict=False) if a != b]
+    if len(old) != len(new):
+        pairs.append((f"({len(old)} lines)", f"({len(new)} lines)"))
+    return pairs
+
+
+def check(names: list[str]) -> int:
+    """Regenerate each study / units file (all of them by default); 1 if any differs."""
+    os.chdir(RESULTS.parents[1])
+    sys.path.insert(0, str(RESULTS.parent))
+    names = names or [n for n, e in sorted(INDEX.items()) if e.kind != "measurement"]
+    failed = 0
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            pairs = differences(name, regenerate(name, Path(tmp)))
+        print(f"{'same' if not pairs else 'DIFFERS'}: {name}", flush=True)
+        for old, new in pairs[:5]:
+            print(f"  committed:   {old[:200]}\n  regenerated: {new[:200]}")
+        failed += bool(pairs)
+    return int(failed > 0)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(check(sys.argv[2:]))
     print(markdown())
