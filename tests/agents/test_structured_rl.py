@@ -13,7 +13,7 @@ from ciess_env.wrappers import RecordBudgetLog
 
 TINY_DATA = {"n_users": 40, "n_items": 30, "mean_interactions": 8}
 SMALL = {
-    "sac": {"learning_starts": 4, "batch_size": 8, "gradient_steps": 1},
+    "sac": {"learning_starts": 1, "batch_size": 8, "gradient_steps": 1},
     "ppo": {"n_steps": 5, "batch_size": 5, "n_epochs": 2},
 }
 
@@ -59,9 +59,30 @@ def test_best_is_the_best_trial_and_predict_reproduces_it(tiny_env) -> None:
     np.testing.assert_array_equal(np.r_[users, items], np.r_[agent.sizes()])
 
 
+def test_sac_starts_from_es_and_mde_and_learns_rewards_relative_to_es(tiny_env) -> None:
+    from agents.structured import _warm_starts, sizes_kwargs
+
+    agent = StructuredRL(tiny_env, 0.9, algorithm="sac", seed=0, **SMALL["sac"]).learn(4)
+    trials = agent.trials
+    es, mde = _warm_starts(0.9, **sizes_kwargs(tiny_env))
+    for name in ("item_ratio", "user_power", "item_power"):
+        assert trials.loc[0, name] == pytest.approx(es[name], abs=1e-6)
+        assert trials.loc[1, name] == pytest.approx(mde[name], abs=1e-6)
+    assert trials.loc[2:, "user_power"].nunique() == 2  # then its own actions
+    # The buffer holds q̄ in percent points over the first (ES) step; trials keep q̄ itself.
+    q = trials["mean_quality"].to_numpy()
+    np.testing.assert_allclose(trials["reward"], q)
+    stored = agent.model.replay_buffer.rewards[:4, 0]
+    np.testing.assert_allclose(stored, (q - q[0]) / 0.01, rtol=1e-4, atol=1e-3)
+
+
 def test_bad_input_is_named(tiny_env) -> None:
     with pytest.raises(InvalidArgumentError, match="`algorithm` must be one of"):
         StructuredRL(tiny_env, 0.9, algorithm="td3")
+    with pytest.raises(InvalidArgumentError, match="`warm_start` needs off-policy"):
+        StructuredRL(tiny_env, 0.9, algorithm="ppo", warm_start=True)
+    with pytest.raises(InvalidArgumentError, match="`reward_unit` must be a positive"):
+        StructuredRL(tiny_env, 0.9, algorithm="sac", reward_unit=0)
     agent = StructuredRL(tiny_env, 0.9, algorithm="ppo", **SMALL["ppo"])
     with pytest.raises(InvalidArgumentError, match="`n_trials` must be a positive"):
         agent.learn(0)
@@ -70,7 +91,7 @@ def test_bad_input_is_named(tiny_env) -> None:
 
 
 def test_registered_agents_go_through_compare_and_selective_retraining(tmp_path) -> None:
-    from agents.experiments.compare import compare
+    from agents.experiments.comparison import compare
 
     result = compare(
         "CIESS-MF-Synthetic-v0",
