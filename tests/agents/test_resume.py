@@ -72,8 +72,11 @@ def _assert_same_run(a: Path, b: Path) -> None:
 
 
 def test_interrupted_and_resumed_in_a_new_process_equals_a_straight_run(tmp_path, env_kwargs):
+    """Stopped in one process and resumed in another equals a straight run in this one."""
+    from agents.experiments.cli import main
+
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    _cli(*_search_args(straight, env_kwargs))
+    assert main(_search_args(straight, env_kwargs)) == 0  # this (long-lived) process
     out = _cli(*_search_args(resumed, env_kwargs, "--stop-after", "1"))
     assert "stopped after 1 episodes" in out
     assert not (resumed / "budget_log.npz").exists()
@@ -90,8 +93,8 @@ def test_interrupted_and_resumed_in_a_new_process_equals_a_straight_run(tmp_path
     explored = {row.tobytes() for row in log["item_sizes"]}
     assert not any(row.tobytes() in explored for row in masks["item_sizes"])
     # ... and selective retraining runs on them as on the explored ones.
-    _cli("retrain", str(straight), "--log", "deterministic_log", "--budgets", "0.3",
-         "--batches", "8")  # fmt: skip
+    assert main(["retrain", str(straight), "--log", "deterministic_log", "--budgets", "0.3",
+                 "--batches", "8"]) == 0  # fmt: skip
     table = (straight / "retrain_deterministic_log.md").read_text()
     assert "0.3" in table
     assert "recall@20" in table
