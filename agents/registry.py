@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENT_KINDS",
     "AGENT_SPECS",
+    "PLUGIN_ERRORS",
+    "PLUGIN_GROUP",
     "AgentKind",
     "AgentSpec",
     "BudgetCandidates",
@@ -61,6 +63,7 @@ __all__ = [
     "agents_markdown",
     "check_agent_kwargs",
     "kinds_help",
+    "load_plugins",
     "make_agent",
     "make_budget_search",
     "register_agent",
@@ -264,6 +267,8 @@ def agent_spec(name: str, *, kinds: Sequence[str] | None = None, what: str = "ag
     """
     choices = agent_names(*(kinds or ()))
     spec = AGENT_SPECS.get(name) if isinstance(name, str) else None
+    if spec is None and name in PLUGIN_ERRORS:
+        raise UnknownNameError(f"Agent {name!r} is not available: {PLUGIN_ERRORS[name]}.")
     if spec is None:
         raise suggest(str(name), choices, what=what)
     if name not in choices:
@@ -591,6 +596,50 @@ for _spec in (
 ):  # fmt: skip
     register_agent(_spec)
 del _spec
+
+
+# --------------------------------------------------------------------------- plugins
+#: The entry-point group through which an installed package adds agents (see docs/agents.md).
+PLUGIN_GROUP = "ciess_env.agents"
+#: Entry points that failed to load: ``{entry point name: why}`` (each was warned about once).
+PLUGIN_ERRORS: dict[str, str] = {}
+
+
+def load_plugins(group: str = PLUGIN_GROUP) -> list[str]:
+    """Register the agents that installed packages declare in the ``group`` entry points.
+
+    An entry point names an :class:`AgentSpec`, a sequence of them, or a callable returning
+    either; its agents then work wherever a built-in one does — ``compare``, the CLI and the
+    workers of a Ray sweep, which import this module afresh and so load the plugins too. A
+    plugin that fails to load is skipped with a warning (one broken package must not disable
+    every agent), and asking for its entry point's name afterwards raises an error that says
+    why (:data:`PLUGIN_ERRORS`).
+
+    Returns:
+        The names registered.
+    """
+    import warnings
+    from importlib.metadata import entry_points
+
+    added: list[str] = []
+    for ep in entry_points(group=group):
+        where = f"entry point {ep.name!r} ({ep.value}) of {getattr(ep.dist, 'name', '?')}"
+        try:
+            obj = ep.load()
+            obj = obj() if callable(obj) and not isinstance(obj, AgentSpec) else obj
+            specs = [obj] if isinstance(obj, AgentSpec) else list(obj)
+            for spec in specs:
+                if AGENT_SPECS.get(spec.name) is spec:
+                    continue  # the plugin module registered it itself on import
+                added.append(register_agent(spec).name)
+        except Exception as err:  # any error of a plugin is reported, not raised
+            why = f"{where} failed to load: {type(err).__name__}: {err}"
+            PLUGIN_ERRORS[ep.name] = why
+            warnings.warn(why, stacklevel=2)
+    return added
+
+
+load_plugins()
 
 
 if __name__ == "__main__":  # the table of docs/agents.md

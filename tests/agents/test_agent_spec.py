@@ -220,3 +220,67 @@ def test_the_cli_help_and_the_sweep_read_an_agent_registered_later(registered, t
     assert cells["td3"]["episodes"] == 3
     with pytest.raises(ValueError, match=r"`agents`: Unknown agent 'toy-rar'.*'toy-rare'"):
         parse_spec({**raw, "agents": ["toy-rar"]})
+
+
+# ------------------------------------------------------------- agents shipped by other packages
+PLUGIN_MODULE = """
+from agents.baselines import PopularityProportional
+from agents.registry import AgentSpec
+
+
+def _rare_first(c, env, **kw):
+    return PopularityProportional.from_env(c, env, alpha=-0.5)
+
+
+SPEC = AgentSpec("plugin-rare", "heuristic", _rare_first, "rare entities first (a plugin)")
+"""
+
+
+def _install_plugin(root, entry_points: str) -> None:
+    """A package installed the way pip leaves it: a module and its dist-info with entry points."""
+    (root / "my_ciess_plugin.py").write_text(PLUGIN_MODULE)
+    info = root / "my_ciess_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-ciess-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_an_installed_package_adds_an_agent_through_its_entry_point(tmp_path) -> None:
+    """A fresh interpreter (the CLI, a Ray sweep's worker) finds the plugin's agent by name."""
+    import os
+    import subprocess
+    import sys
+
+    _install_plugin(tmp_path, "[ciess_env.agents]\nplugin-rare = my_ciess_plugin:SPEC\n")
+    code = (
+        "from agents.registry import agent_spec, agents_help\n"
+        "spec = agent_spec('plugin-rare')\n"
+        "print(spec.kind, spec.builder.__module__, 'plugin-rare' in agents_help())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split() == ["heuristic", "my_ciess_plugin", "True"]
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning_and_named_when_asked_for(
+    tmp_path, monkeypatch
+) -> None:
+    """One package that fails to import disables only its own agent, with the reason."""
+    import sys
+
+    from agents import registry
+
+    _install_plugin(tmp_path, "[ciess_env.agents]\nplugin-rare = my_ciess_plugin:SPEC\n"
+                    "plugin-gone = my_missing_module:SPEC\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
+    monkeypatch.setattr(registry, "AGENT_SPECS", dict(registry.AGENT_SPECS))
+    with pytest.warns(UserWarning, match="'plugin-gone' .* of my-ciess-plugin failed to load"):
+        assert registry.load_plugins() == ["plugin-rare"]
+    assert registry.agent_spec("plugin-rare").kind == "heuristic"
+    with pytest.raises(
+        ValueError, match="ModuleNotFoundError: No module named 'my_missing_module'"
+    ):
+        registry.agent_spec("plugin-gone")
+    sys.modules.pop("my_ciess_plugin", None)
