@@ -49,10 +49,11 @@ from torch import nn
 
 from ciess_env.budget import fit_to_budget, kept_budget, sparsity, sparsity_of_kept
 from ciess_env.budget_log import BudgetLog
+from ciess_env.config import StepConfig, check_step
 from ciess_env.data import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.metrics import ragged_storage_bytes
-from ciess_env.recommenders import Backbone, BPRTrainer, TrainConfig, make_backbone
+from ciess_env.recommenders import Backbone, BPRTrainer, make_backbone
 
 __all__ = ["PEPConfig", "PEPMask", "SoftThreshold", "pep_prefix_log", "pep_search"]
 
@@ -264,31 +265,24 @@ def _cut(margins: torch.Tensor, k: int) -> torch.Tensor:
 
 def pep_search(
     data: InteractionData,
+    step: StepConfig,
     *,
-    backbone: str,
-    train_config: TrainConfig,
     budgets: Sequence[float],
     config: PEPConfig | None = None,
     seed: int = 0,
-    d_max: int = 128,
-    d_min: int = 1,
-    device: str = "cpu",
-    backbone_kwargs: dict | None = None,
 ) -> list[PEPMask]:
     """Train the soft-threshold model once and cut one mask per budget (steps 1–2).
 
     Args:
         data: The data set (training split).
-        backbone: Backbone name (one table per side: LightGCN, MF, NGCF).
-        train_config: Learning-rate schedule and batch size; ``n_batches`` is the default cap.
+        step: Backbone (one table per side: LightGCN, MF, NGCF), schedule (learning rate and
+            batch size; its ``n_batches`` is the default cap), table width ``d_max``, the
+            prefix projection's smallest size ``d_min``, device and backbone hyperparameters
+            (e.g. an env's ``step_config``; its ``retrain`` design is not used).
         budgets: Target sparsities c.
         config: PEP settings.
         seed: Seeds the initialisation and the sampling; the lottery-ticket retraining must
             use the same seed to start from the same weights.
-        d_max: Table width.
-        d_min: Smallest size of the prefix projection.
-        device: Torch device.
-        backbone_kwargs: Backbone hyperparameters.
 
     Returns:
         One :class:`PEPMask` per budget, in the order of ``budgets``.
@@ -297,10 +291,12 @@ def pep_search(
         ValueError: for a backbone with more than one table per side, or a budget outside
             [0, 1).
     """
+    step = check_step(step, "pep_search")
     config = config or PEPConfig()
+    backbone, train_config, d_min, d_max = step.backbone, step.train, step.d_min, step.d_max
     model = make_backbone(
-        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=device,
-        **(backbone_kwargs or {}),
+        backbone, data, d_max=d_max, d_min=d_min, seed=seed, device=step.device,
+        **step.backbone_kwargs,
     )  # fmt: skip
     if model.n_tables != 1:
         msg = (

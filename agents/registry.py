@@ -531,9 +531,7 @@ def _pep(env: gym.Env, budgets: Sequence[float], *, seed: int, **kw: Any) -> lis
 
     base = env.unwrapped
     return pep_search(
-        base.data, backbone=base.backbone, train_config=base.train_config, budgets=budgets,
-        config=PEPConfig(**kw), seed=seed, d_max=base.d_max, d_min=base.d_min,
-        device=str(base.device), backbone_kwargs=base.backbone_kwargs,
+        base.data, base.step_config, budgets=budgets, config=PEPConfig(**kw), seed=seed,
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ BUDGETS = (0.8, 0.9, 0.95)
 @pytest.fixture(scope="module")
 def masks(tiny_data: InteractionData):
     return pep_search(
-        tiny_data, backbone="lightgcn", train_config=CFG, budgets=BUDGETS, d_max=32,
+        tiny_data, StepConfig("lightgcn", CFG, d_max=32), budgets=BUDGETS,
         config=PEPConfig(check_every=10),
     )  # fmt: skip
 
@@ -73,7 +73,7 @@ def test_prefix_projection_meets_the_budget(masks, tiny_data: InteractionData) -
 
 def test_search_is_deterministic(masks, tiny_data: InteractionData) -> None:
     again = pep_search(
-        tiny_data, backbone="lightgcn", train_config=CFG, budgets=BUDGETS, d_max=32,
+        tiny_data, StepConfig("lightgcn", CFG, d_max=32), budgets=BUDGETS,
         config=PEPConfig(check_every=10),
     )  # fmt: skip
     for a, b in zip(masks, again, strict=True):
@@ -84,8 +84,8 @@ def test_search_is_deterministic(masks, tiny_data: InteractionData) -> None:
 def test_without_annealing_the_final_cut_still_meets_the_budget(tiny_data) -> None:
     """Plain PEP thresholds stay far below 80 % here; the cut at max_batches does the rest."""
     (m,) = pep_search(
-        tiny_data, backbone="mf", train_config=CFG.replace(n_batches=20), budgets=(0.9,),
-        d_max=32, config=PEPConfig(anneal=False),
+        tiny_data, StepConfig("mf", CFG.replace(n_batches=20), d_max=32), budgets=(0.9,),
+        config=PEPConfig(anneal=False),
     )  # fmt: skip
     assert m.reached_at_batch is None
     assert m.threshold_sparsity < 0.9
@@ -109,7 +109,7 @@ def test_retrain_scores_the_pruned_structure(masks, tiny_data: InteractionData) 
 
 def test_two_table_backbones_are_refused(tiny_data: InteractionData) -> None:
     with pytest.raises(ValueError, match=r"PEP here prunes one table per side.*NCF"):
-        pep_search(tiny_data, backbone="ncf", train_config=CFG, budgets=(0.9,), d_max=16)
+        pep_search(tiny_data, StepConfig("ncf", CFG, d_max=16), budgets=(0.9,))
 
 
 def test_prefix_log_holds_one_projection_per_budget(masks) -> None:
@@ -121,3 +121,9 @@ def test_prefix_log_holds_one_projection_per_budget(masks) -> None:
         np.testing.assert_array_equal(entry.item_sizes, items)
         assert entry.sparsity == pytest.approx(m.budget, abs=1e-3)
         assert entry.sparsity >= m.budget - 1e-12
+
+
+def test_the_old_loose_keywords_are_a_clear_error(tiny_data: InteractionData) -> None:
+    """pep_search takes the step's settings as one StepConfig (issue 30), and says so."""
+    with pytest.raises(TypeError, match=r"pep_search takes a StepConfig .* got str"):
+        pep_search(tiny_data, "lightgcn", budgets=(0.9,))
