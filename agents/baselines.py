@@ -99,10 +99,8 @@ class SizeBaseline:
         baselines that draw random numbers (:meth:`MixedRandom.from_env` passes it on).
         """
         base = env.unwrapped
-        return cls(
-            c, n_users=base.n_users, n_items=base.n_items, d_min=base.d_min, d_max=base.d_max,
-            **kwargs,
-        )  # fmt: skip
+        sizes = {"d_min": base.d_min, "d_max": base.d_max, **kwargs}  # an override wins
+        return cls(c, n_users=base.n_users, n_items=base.n_items, **sizes)
 
     @property
     def n_entities(self) -> int:
@@ -251,10 +249,8 @@ class MixedRandom(SizeBaseline):
         none, so it must reach the constructor here.)
         """
         base = env.unwrapped
-        return cls(
-            c, n_users=base.n_users, n_items=base.n_items, d_min=base.d_min, d_max=base.d_max,
-            seed=seed, **kwargs,
-        )  # fmt: skip
+        settings = {"d_min": base.d_min, "d_max": base.d_max, "seed": seed, **kwargs}
+        return cls(c, n_users=base.n_users, n_items=base.n_items, **settings)
 
     def _assign(self) -> np.ndarray:
         weights = 1.0 - self._rng.random(self.n_entities)  # in (0, 1]
@@ -304,10 +300,8 @@ class FrequencyBaseline(SizeBaseline):
     def from_env(cls, c: float, env: Any, *, seed: int = 0, **kwargs: Any) -> SizeBaseline:
         """As :meth:`SizeBaseline.from_env`, with the env's training frequencies."""
         base = env.unwrapped
-        return cls(
-            c, user_freq=base.data.user_freq, item_freq=base.data.item_freq, d_min=base.d_min,
-            d_max=base.d_max, **kwargs,
-        )  # fmt: skip
+        sizes = {"d_min": base.d_min, "d_max": base.d_max, **kwargs}  # an override wins
+        return cls(c, user_freq=base.data.user_freq, item_freq=base.data.item_freq, **sizes)
 
 
 class PopularityProportional(FrequencyBaseline):

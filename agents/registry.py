@@ -62,6 +62,7 @@ __all__ = [
     "agents_help",
     "agents_markdown",
     "check_agent_kwargs",
+    "check_user_kwargs",
     "kinds_help",
     "load_plugins",
     "make_agent",
@@ -209,7 +210,8 @@ class AgentSpec:
         """The keyword arguments it takes (from ``constructors``); ``None``: unchecked."""
         if not self.constructors:
             return None
-        accepted = {"d_min", "d_max"}
+        # The searches take the size range too; heuristics and pruners only what they name.
+        accepted = set() if self.kind in ("heuristic", "pruner") else {"d_min", "d_max"}
         for path in self.constructors:
             module, _, attr = path.partition(":")
             params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
@@ -221,8 +223,11 @@ class AgentSpec:
         return accepted - _NOT_OVERRIDABLE
 
 
-#: Arguments the builders set themselves (the env, the policy, the budget, the method).
-_NOT_OVERRIDABLE = frozenset({"self", "policy", "env", "c", "method"})
+#: Arguments the builders set themselves (the env, the policy, the budget, the method, and
+#: the data a heuristic reads off the env).
+_NOT_OVERRIDABLE = frozenset(
+    {"self", "policy", "env", "c", "method", "n_users", "n_items", "user_freq", "item_freq"}
+)
 
 #: Every registered agent by name, in registration order.
 AGENT_SPECS: dict[str, AgentSpec] = {}
@@ -322,6 +327,23 @@ def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     for key in kwargs:
         if key not in accepted:
             raise suggest(key, accepted, what=f"argument of agent {name!r}:")
+
+
+def check_user_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """:func:`check_agent_kwargs` for settings a user gave (``agent_kwargs``, ``--agent-kw``).
+
+    They may not set ``seed``: the run seeds every agent itself (and passes it on).
+
+    Raises:
+        InvalidArgumentError: for ``seed``; UnknownNameError: as :func:`check_agent_kwargs`.
+    """
+    if "seed" in kwargs:
+        msg = (
+            f"The settings of agent {name!r} may not set 'seed': every agent is seeded by the "
+            "run's own seed (compare(seed=...), --seed, a sweep's seeds)."
+        )
+        raise InvalidArgumentError(msg)
+    check_agent_kwargs(name, kwargs)
 
 
 def make_budget_search(name: str, env: gym.Env, c: float, **kwargs: Any) -> StructuredSearch:
@@ -549,9 +571,12 @@ def _lazy(path: str) -> Callable[..., Any]:
 _SB3 = "stable_baselines3:"
 _STRUCTURED = ("agents.structured:StructuredSearch",)
 for _spec in (
-    AgentSpec("es", "heuristic", EqualSize.from_env, "ES: one size for everyone"),
-    AgentSpec("mr", "heuristic", MixedRandom.from_env, "MR: uniformly random sizes"),
-    AgentSpec("mde", "heuristic", PopularityProportional.from_env, "MDE: d ∝ frequency^α"),
+    AgentSpec("es", "heuristic", EqualSize.from_env, "ES: one size for everyone",
+              constructors=("agents.baselines:EqualSize",)),
+    AgentSpec("mr", "heuristic", MixedRandom.from_env, "MR: uniformly random sizes",
+              constructors=("agents.baselines:MixedRandom",)),
+    AgentSpec("mde", "heuristic", PopularityProportional.from_env, "MDE: d ∝ frequency^α",
+              constructors=("agents.baselines:PopularityProportional",)),
     AgentSpec("rw-td3", "rl", _make_rw_td3, "CIESS: TD3 with random-walk exploration",
               constructors=("agents.rw_td3:RandomWalkTD3",)),
     AgentSpec("td3", "rl", _make_td3, "SB3 TD3, per-entity Gaussian noise",
@@ -576,9 +601,10 @@ for _spec in (
     AgentSpec("ppo-structured", "budget-search", _structured_rl("ppo"),
               "SB3 PPO on the structured action (StructuredAction: 4 numbers, budget-exact)",
               constructors=("agents.structured_rl:StructuredRL", _SB3 + "PPO")),
-    AgentSpec("pep", "pruner", _pep, "PEP: learnable soft thresholds, lottery-ticket retraining"),
+    AgentSpec("pep", "pruner", _pep, "PEP: learnable soft thresholds, lottery-ticket retraining",
+              constructors=("agents.pep:PEPConfig",)),
     AgentSpec("pep-prefix", "pruner", _pep, "PEP's masks projected onto prefix sizes",
-              search_of="pep", propose=pep_prefix_proposal),
+              search_of="pep", propose=pep_prefix_proposal, constructors=("agents.pep:PEPConfig",)),
     AgentSpec("magprune", "pruner", _lazy("agents.magprune:magprune_masks"),
               "MagPrune as published (Tran et al. 2024): smallest weights of the trained "
               "table zeroed per table, no retraining",

@@ -609,7 +609,7 @@ def _check_env(env_id: str, env_kwargs: dict[str, Any]) -> None:
 
 def _check_search_agent(agent: str, agent_kwargs: dict[str, Any]) -> None:
     """Refuse an agent ``ciess search`` cannot run, or an argument it does not take."""
-    from agents.registry import AGENT_SPECS, agent_spec, check_agent_kwargs
+    from agents.registry import AGENT_SPECS, agent_spec, check_user_kwargs
     from ciess_env.errors import UnknownNameError
 
     try:
@@ -619,7 +619,7 @@ def _check_search_agent(agent: str, agent_kwargs: dict[str, Any]) -> None:
             raise
         msg = f"{err} Instead, run it with `ciess compare` (every kind runs there)."
         raise UnknownNameError(msg) from None
-    check_agent_kwargs(agent, agent_kwargs)
+    check_user_kwargs(agent, agent_kwargs)
 
 
 def _write_config(out: Path, command: str, args: argparse.Namespace, **extra: Any) -> None:

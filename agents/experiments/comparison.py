@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.protocol import AgentBuilder
-from agents.registry import agent_spec
+from agents.registry import agent_spec, check_user_kwargs
 from ciess_env.budget import PAPER_BUDGETS
 from ciess_env.errors import InvalidArgumentError
 
@@ -237,7 +237,8 @@ def _compare_one_seed(
 
     for entry in agents:  # fail before any agent has spent minutes
         if isinstance(entry, str):
-            agent_spec(entry)
+            spec = agent_spec(entry)
+            check_user_kwargs(spec.kwargs_key, (agent_kwargs or {}).get(spec.kwargs_key, {}))
     session = SearchSession(
         env_id, seed=seed, env_kwargs=env_kwargs, progress_bar=progress_bar,
         log_budgets=budgets, log_top_l=top_l,

@@ -336,7 +336,7 @@ def _check_cells(spec: SweepSpec) -> None:
     Uses the checks of ``ciess search`` (gym.make would fail too, but in every cell, late).
     """
     from agents.experiments.cli import _check_env
-    from agents.registry import check_agent_kwargs
+    from agents.registry import check_user_kwargs
 
     seen_env, seen_agent = set(), set()
     for cell in spec.cells():
@@ -354,7 +354,7 @@ def _check_cells(spec: SweepSpec) -> None:
         if key not in seen_agent:  # agents whose spec names no constructors pass unchecked
             seen_agent.add(key)
             try:
-                check_agent_kwargs(agent, kwargs)
+                check_user_kwargs(agent, kwargs)
             except CIESSError as err:
                 raise _fail(spec.path, f"[agent_kwargs.{agent}]: {err}") from None
 

@@ -284,3 +284,28 @@ def test_a_broken_plugin_is_skipped_with_a_warning_and_named_when_asked_for(
     ):
         registry.agent_spec("plugin-gone")
     sys.modules.pop("my_ciess_plugin", None)
+
+
+def test_heuristic_and_pruner_arguments_are_checked_before_any_work(tmp_path) -> None:
+    """A misspelt MDE or PEP setting is named with the valid ones, before any work.
+
+    It was a TypeError from inside the constructor, after the pretraining. A size-range
+    override reaches the heuristic.
+    """
+    with pytest.raises(ValueError, match=r"argument of agent 'mde': 'alhpa'.*Did you mean 'alpha'"):
+        _compare(["es", "mde"], tmp_path, budgets=[0.9], agent_kwargs={"mde": {"alhpa": 0.5}})
+    with pytest.raises(ValueError, match=r"agent 'pep': 'max_batchez'.*'max_batches'"):
+        _compare(["pep-prefix"], tmp_path, budgets=[0.9], agent_kwargs={"pep": {"max_batchez": 5}})
+    with pytest.raises(
+        ValueError,
+        match=r"settings of agent 'mr' may not set 'seed': every agent is seeded by the run",
+    ):
+        _compare(["mr"], tmp_path, budgets=[0.9], agent_kwargs={"mr": {"seed": 3}})
+    assert list(tmp_path.iterdir()) == []  # refused before any env was built or pretrained
+    import gymnasium as gym
+
+    import ciess_env  # noqa: F401
+
+    env = gym.make(ENV_ID, cache_dir=str(tmp_path), **TINY)
+    users, items = agent_spec("es").builder(0.5, env, seed=0, d_min=8).sizes()
+    assert min(users.min(), items.min()) >= 8
