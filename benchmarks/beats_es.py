@@ -42,7 +42,12 @@ STUDIES = {
 _METRICS = {"recall_20": "recall@20", "ndcg_20": "ndcg@20", "sparsity": "sparsity"}
 #: Data set → further studies in budget_agents' JSONL format, joined when present (issue 33's
 #: SAC/PPO on the structured action, ``structured_rl.py``); an ES row already in is kept once.
-EXTRA_STUDIES = {"ml-100k": ("structured_rl_ml100k_v1",), "ml-1m": ("structured_rl_ml1m_v1",)}
+#: ML-100K: ``_warm``, sac-structured's current defaults (ES/MDE warm start), which supersede
+#: ``structured_rl_ml100k_v1`` (its uniform warm-up; still committed, not joined).
+EXTRA_STUDIES = {
+    "ml-100k": ("structured_rl_ml100k_v1_warm",),
+    "ml-1m": ("structured_rl_ml1m_v1",),
+}
 
 
 def budget_agents_rows(units: list[dict]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ option given on the command line replaces its default below.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -213,6 +214,71 @@ def _step_section(steps: pd.DataFrame, png: str) -> list[str]:
     ]
 
 
+#: Env id → (the study holding structured TPE's cells, the agent): the reference the issue
+#: asks SAC to reach ("TPE's test R@20 within its interval, with at most its env steps").
+REFERENCE = {"CIESS-LightGCN-ML100K-v1": ("budget_agents_ml100k_v1", "structured-tpe")}
+
+
+def reference_table(units: list[dict], reference: pd.DataFrame, ref_agent: str) -> list[str]:
+    """Per budget and searching agent: its mean test R@20 against the reference agent's.
+
+    ``reference``: rows (agent, seed, budget, recall@20) of the reference study. Says whether
+    the agent's mean lies inside the reference's 95 % interval, and the paired difference.
+    """
+    from agents.experiments.stats import bootstrap_ci, difference_ci
+
+    ours = pd.DataFrame([r for u in units if u.get("curve") for r in u["rows"]])
+    ref = reference[reference["agent"] == ref_agent]
+    if ours.empty or ref.empty:
+        return []
+    ours = ours.drop_duplicates(["agent", "seed", "budget"], keep="first")
+    rows = []
+    for (agent, c), grp in ours.groupby(["agent", "budget"]):
+        theirs = ref[ref["budget"] == c].set_index("seed")["recall@20"]
+        mine = grp.set_index("seed")["recall@20"]
+        seeds = sorted(set(mine.index) & set(theirs.index))
+        if not seeds:
+            continue
+        ref_iv, our_iv = bootstrap_ci(theirs.to_numpy()), bootstrap_ci(mine.to_numpy())
+        inside = "—" if math.isnan(ref_iv.low) else (
+            "yes" if ref_iv.low <= our_iv.estimate <= ref_iv.high else
+            ("above" if our_iv.estimate > ref_iv.high else "below"))  # fmt: skip
+        diff = difference_ci(mine[seeds].to_numpy(), theirs[seeds].to_numpy(), paired=True)
+        rows.append([
+            agent, f"{100 * c:g} %", str(len(seeds)), our_iv.format(".4f", missing="—"),
+            ref_iv.format(".4f", missing="—"), inside, diff.format("+.4f", star=True, missing="—"),
+        ])  # fmt: skip
+    head = ["agent", "budget", "seeds", "test R@20", f"{ref_agent} test R@20",
+            f"mean inside {ref_agent}'s interval", f"− {ref_agent} (paired)"]  # fmt: skip
+    return md_table(head, rows)
+
+
+def _reference_section(units: list[dict], env_id: str, results: Path) -> list[str]:
+    if env_id not in REFERENCE:
+        return []
+    from beats_es import _study_units, budget_agents_rows
+
+    stem, agent = REFERENCE[env_id]
+    try:
+        reference = budget_agents_rows(_study_units(results, stem))
+    except FileNotFoundError:
+        return []
+    table = reference_table(units, reference, agent)
+    if not table:
+        return []
+    return [
+        "",
+        f"## Against {agent}",
+        "",
+        f"Test R@20 of each search agent against `{agent}` (`{stem}`: the same env, seeds, "
+        "search length per budget and top-3 selective + final retraining), mean over seeds "
+        "[95 % bootstrap interval]; the difference is paired by seed, `*` where its interval "
+        "excludes 0.",
+        "",
+        *table,
+    ]
+
+
 def with_defaults(given: list[str], defaults: list[str] = DEFAULTS) -> list[str]:
     """``given`` plus every default option it does not set (so the recorded command is short)."""
     options: dict[str, list[str]] = {}
@@ -240,10 +306,12 @@ def report(out: Path, env_id: str) -> None:
         return
     png = out.with_name(out.name + "_curves.png")
     text = md.read_text().split("\n## Learning curves", 1)[0].rstrip()
+    reference = _reference_section(units, env_id, out.parent)
     if frame["episode"].max() == 0:  # one-episode searches: a curve over steps
         steps = step_curves(units)
         plot(steps, png, title=env_id, column="mean_quality", x="step")
-        md.write_text(text + "\n" + "\n".join(_step_section(steps, png.name)))
+        section = _step_section(steps, png.name)
+        md.write_text(text + "\n" + "\n".join([*section[:-1], *reference, ""]))
         return
     plot(frame, png, title=env_id)
     section = [
@@ -255,13 +323,15 @@ def report(out: Path, env_id: str) -> None:
         "Mean env reward of each search episode (the env's reward, `q̄ − λ·mean((d/d_max)²)`, as "
         "the budget log records it, also for agents trained on q̄), mean over seeds [95 % "
         "bootstrap interval]; differences paired by seed, `*` where the interval excludes 0. "
-        "Episode 0 of SAC is uniform sampling of the family (`learning_starts` = 10 steps): "
-        "`last − episode 0` compares the learnt policy with random search in the same family, "
-        "`last − episode 1` with the policy's own first episode. One-budget agents search "
+        "With `sac-structured`'s `warm_start` (its default since issue 33's second session), "
+        "SAC's episode 0 is ES, MDE, then 8 policy steps; before that default it was uniform "
+        "sampling of the family (`learning_starts` = 10 steps). `last − episode 1` compares "
+        "the last episode with the policy's own first full episode. One-budget agents search "
         "each budget on its own; RW-TD3 searches once for all budgets (its curve is repeated "
         "under each budget).",
         "",
         *rise_table(frame),
+        *reference,
         "",
     ]
     md.write_text(text + "\n" + "\n".join(section))

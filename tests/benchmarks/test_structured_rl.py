@@ -70,6 +70,29 @@ def test_one_episode_searches_get_a_curve_over_steps_and_window_differences(tmp_
     assert "| steps 0–1 | steps 2–4 | steps 7–9 |" in out.with_suffix(".md").read_text()
 
 
+def test_reference_table_says_whether_the_mean_is_inside_tpes_interval() -> None:
+    import pandas as pd
+
+    units = [
+        {"agent": "sac-structured", "seed": s, "budget": c, "curve": [{}],
+         "rows": [{"agent": "sac-structured", "seed": s, "budget": c, "recall@20": v}]}
+        for c, values in ((0.8, [0.30, 0.31, 0.32]), (0.9, [0.20, 0.21, 0.22]))
+        for s, v in enumerate(values)
+    ]  # fmt: skip
+    es = [{"agent": "es", "seed": 0, "budget": 0.8, "rows": [], "curve": None}]
+    tpe = pd.DataFrame(
+        [{"agent": "structured-tpe", "seed": s, "budget": c, "recall@20": v}
+         for c in (0.8, 0.9) for s, v in enumerate([0.305, 0.31, 0.315])]
+    )  # fmt: skip
+    table = "\n".join(structured_rl.reference_table(units + es, tpe, "structured-tpe"))
+    tpe_cell = "0.3100 [0.3050, 0.3150]"
+    assert f"| 80 % | 3 | 0.3100 [0.3000, 0.3200] | {tpe_cell} | yes |" in table
+    assert (
+        f"| 0.2100 [0.2000, 0.2200] | {tpe_cell} | below | -0.1000 [-0.1050, -0.0950] * |" in table
+    )
+    assert "| es |" not in table
+
+
 def test_an_option_given_replaces_its_default() -> None:
     args = structured_rl.with_defaults(["--agents", "sac-structured", "--budgets", "0.9"])
     assert args.count("--agents") == 1
