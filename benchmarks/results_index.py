@@ -133,23 +133,26 @@ INDEX: dict[str, Entry] = {
         "`search_diagnosis_ml-1m_sprint150.jsonl` (partial: its run appends units to it and "
         "leaves the report to this command, so the two differ while it runs)",
         cache=("search_diagnosis_ml-1m_sprint150.jsonl",)),
-    "structured_rl_synthetic.md": Entry(
+    **{f"structured_rl_synthetic{tail}.md": Entry(
         "units",
         "python benchmarks/structured_rl.py --env-kw '' --seeds 0 1 2 --env-id "
         "CIESS-LightGCN-Synthetic-v1 --budgets 0.9 --episodes 8 --agents es sac-structured "
-        "--out benchmarks/results/structured_rl_synthetic --report",
-        "`structured_rl_synthetic.jsonl` (`budget_agents.py --report`, then the curves)",
-        cache=("structured_rl_synthetic.jsonl",),
-        redirect=("--out", "{results}/structured_rl_synthetic"), volatile=(COMMAND,), cheap=True),
+        f"--out benchmarks/results/structured_rl_synthetic{tail} --report",
+        f"`structured_rl_synthetic{tail}.jsonl` (`budget_agents.py --report`, then the curves)",
+        cache=(f"structured_rl_synthetic{tail}.jsonl",),
+        redirect=("--out", f"{{results}}/structured_rl_synthetic{tail}"), volatile=(COMMAND,),
+        cheap=True)
+       for tail in ("", "_warm")},  # _warm: sac-structured's defaults since issue 33's 2nd session
     **{f"structured_rl_ml100k_v1{tail}.md": Entry(
         "units",
         "python benchmarks/structured_rl.py --env-id CIESS-LightGCN-ML100K-v1 --env-kw '' "
         f"--seeds 0 1 2 --agents es sac-structured --episodes 1{budgets} "
         f"--out benchmarks/results/structured_rl_ml100k_v1{tail} --report",
         f"`structured_rl_ml100k_v1{tail}.jsonl`",
-        cache=(f"structured_rl_ml100k_v1{tail}.jsonl",),
+        # budget_agents_ml100k_v1: structured TPE's cells, the "Against structured-tpe" table.
+        cache=(f"structured_rl_ml100k_v1{tail}.jsonl", "budget_agents_ml100k_v1"),
         redirect=("--out", f"{{results}}/structured_rl_ml100k_v1{tail}"), volatile=(COMMAND,))
-       for tail, budgets in (("", ""), ("_warm", " --budgets 0.9"))},
+       for tail, budgets in (("", ""), ("_warm", ""))},
     **{f"{stem}_{d}.md": Entry(
         "units", f"{_FIDELITY} {d}",
         f"`fidelity_probes_{d}.jsonl`, `fidelity_designs_{d}.jsonl`, `fidelity_masks_{d}.json`; "
@@ -160,13 +163,13 @@ INDEX: dict[str, Entry] = {
        for stem in ("fidelity_ground_truth", "final_retraining") for d in ("ml-100k", "ml-1m")},
     "beats_es_ml-100k.md": Entry(
         "units", "python benchmarks/beats_es.py --dataset ml-100k --data-dir ../shared/data",
-        "joins `budget_agents_ml100k_v1/cells`, `structured_rl_ml100k_v1.jsonl`, "
+        "joins `budget_agents_ml100k_v1/cells`, `structured_rl_ml100k_v1_warm.jsonl`, "
         "`search_diagnosis_ml-100k_v1.jsonl` (their commands from their reports); the headroom "
         "row replays the fidelity probes and needs the data set",
-        cache=("budget_agents_ml100k_v1", "structured_rl_ml100k_v1.jsonl",
+        cache=("budget_agents_ml100k_v1", "structured_rl_ml100k_v1_warm.jsonl",
                "search_diagnosis_ml-100k_v1.jsonl", "fidelity_probes_ml-100k.jsonl",
                "fidelity_masks_ml-100k.json", "budget_agents_ml100k_v1.md",
-               "structured_rl_ml100k_v1.md", "search_diagnosis_ml-100k_v1.md")),
+               "structured_rl_ml100k_v1_warm.md", "search_diagnosis_ml-100k_v1.md")),
     "beats_es_ml-1m.md": Entry(
         "units", "python benchmarks/beats_es.py --dataset ml-1m --data-dir ../shared/data",
         "joins `budget_agents_ml1m_v1/cells`, `search_diagnosis_ml-1m_v1.jsonl` (none yet); the "
