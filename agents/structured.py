@@ -53,7 +53,14 @@ from ciess_env.structured_action import (
     structured_sizes,
 )
 
-__all__ = ["PARAMETER_RANGES", "StructuredSearch", "StructuredSizes", "TrialLog", "item_share"]
+__all__ = [
+    "PARAMETER_RANGES",
+    "StructuredSearch",
+    "StructuredSizes",
+    "TrialLog",
+    "item_share",
+    "warm_starts",
+]
 
 Method = Literal["tpe", "cem"]
 
@@ -155,8 +162,11 @@ def sizes_kwargs(env: gym.Env) -> dict[str, Any]:
     }
 
 
-def _warm_starts(c: float, user_freq: np.ndarray, item_freq: np.ndarray, **kw: Any) -> list[dict]:
-    """ES and MDE as points of the family (the search's first two trials)."""
+def warm_starts(c: float, user_freq: np.ndarray, item_freq: np.ndarray, **kw: Any) -> list[dict]:
+    """ES and MDE as points of the family: every budget search's first two trials.
+
+    The searches here and ``sac-structured`` (:mod:`agents.structured_rl`) start alike.
+    """
     es = {"item_ratio": 0.0, "user_power": 0.0, "item_power": 0.0, "floor": 0.0}
     mde = PopularityProportional(c, user_freq=user_freq, item_freq=item_freq, **kw)
     users, items = mde.sizes()
@@ -314,7 +324,7 @@ class StructuredSearch(TrialLog):
         self._names = list(PARAMETER_RANGES)
         self._start_log()
         self._needs_reset = True
-        starts = _warm_starts(self.c, **self._kw) if warm_start else []
+        starts = warm_starts(self.c, **self._kw) if warm_start else []
         if method == "tpe":
             self._study = _tpe_study(seed, n_startup_trials)
             for params in starts:

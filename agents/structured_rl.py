@@ -40,7 +40,7 @@ import numpy as np
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.structured import StructuredSizes, TrialLog, _warm_starts, sizes_kwargs
+from agents.structured import StructuredSizes, TrialLog, sizes_kwargs, warm_starts
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.structured_action import StructuredAction
 
@@ -174,7 +174,7 @@ class StructuredRL(TrialLog):
         self._mask_kw = sizes_kwargs(env)
         self.model = _build(algorithm, self.env, seed=seed, **params)
         if warm:
-            starts = _warm_starts(self.c, **self._mask_kw)
+            starts = warm_starts(self.c, **self._mask_kw)
             self.model.warm_actions = tuple(
                 self.structured.params_to_action(p)[None, :] for p in starts
             )

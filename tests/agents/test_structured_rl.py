@@ -60,11 +60,11 @@ def test_best_is_the_best_trial_and_predict_reproduces_it(tiny_env) -> None:
 
 
 def test_sac_starts_from_es_and_mde_and_learns_rewards_relative_to_es(tiny_env) -> None:
-    from agents.structured import _warm_starts, sizes_kwargs
+    from agents.structured import sizes_kwargs, warm_starts
 
     agent = StructuredRL(tiny_env, 0.9, algorithm="sac", seed=0, **SMALL["sac"]).learn(4)
     trials = agent.trials
-    es, mde = _warm_starts(0.9, **sizes_kwargs(tiny_env))
+    es, mde = warm_starts(0.9, **sizes_kwargs(tiny_env))
     for name in ("item_ratio", "user_power", "item_power"):
         assert trials.loc[0, name] == pytest.approx(es[name], abs=1e-6)
         assert trials.loc[1, name] == pytest.approx(mde[name], abs=1e-6)
