@@ -48,6 +48,16 @@ __all__ = ["ALGORITHMS", "RelativeReward", "StructuredRL", "WarmStartSAC"]
 
 Algorithm = Literal["sac", "ppo"]
 
+
+class _Default:
+    """The type of :data:`_DEFAULT`: "not given", where ``None`` is a value (no reward unit)."""
+
+    def __repr__(self) -> str:
+        return "<the algorithm's default>"
+
+
+_DEFAULT = _Default()
+
 #: Algorithm → its defaults on the structured action (overridable by keyword).
 ALGORITHMS: dict[str, dict[str, Any]] = {
     "sac": {
@@ -132,10 +142,12 @@ class StructuredRL(TrialLog):
         floor: Act on the floor parameter too (four numbers; else three).
         groups: Popularity groups per side in the observation.
         reward: The wrapper's reward: ``"quality"`` (q̄, the selection score) or ``"env"``.
-        **kwargs: Overrides of the algorithm's defaults (:data:`ALGORITHMS`), passed to SB3,
-            except ``warm_start`` (SAC only: its first actions are ES's and MDE's) and
-            ``reward_unit`` (learn from ``(reward − first step's reward) / reward_unit``;
-            ``None``: the wrapper's reward itself).
+        warm_start: SAC only: its first actions are ES's and MDE's (default: the
+            algorithm's, :data:`ALGORITHMS`).
+        reward_unit: Learn from ``(reward − first step's reward) / reward_unit``; ``None``: the
+            wrapper's reward itself (default: the algorithm's).
+        **kwargs: Overrides of the algorithm's other defaults (:data:`ALGORITHMS`), passed to
+            SB3.
 
     Raises:
         InvalidArgumentError: on an unknown algorithm, a budget the env cannot meet,
@@ -152,14 +164,19 @@ class StructuredRL(TrialLog):
         floor: bool = True,
         groups: int = 8,
         reward: Literal["quality", "env"] = "quality",
+        warm_start: bool | None = None,
+        reward_unit: float | _Default | None = _DEFAULT,
         **kwargs: Any,
     ) -> None:
         if algorithm not in ALGORITHMS:
             msg = f"`algorithm` must be one of {sorted(ALGORITHMS)}, got {algorithm!r}."
             raise InvalidArgumentError(msg)
         params = {**ALGORITHMS[algorithm], **kwargs}
-        warm = bool(params.pop("warm_start", False))
-        unit = params.pop("reward_unit", None)
+        # Named parameters (so a sweep or compare checks them up front); unset: the defaults.
+        default_warm = params.pop("warm_start", False)
+        default_unit = params.pop("reward_unit", None)
+        warm = bool(default_warm if warm_start is None else warm_start)
+        unit = default_unit if reward_unit is _DEFAULT else reward_unit
         if warm and algorithm != "sac":
             msg = "`warm_start` needs off-policy learning: use it with algorithm='sac'."
             raise InvalidArgumentError(msg)

@@ -122,3 +122,16 @@ def test_the_demo_says_whether_each_search_learns(tmp_path) -> None:
     text = "\n".join(learning_lines(tmp_path))
     assert "sac-structured: 0.7100 in episode 0 -> 0.7900 in episode 2 (rises)" in text
     assert "td3: 0.8200 in episode 0 -> 0.8000 in episode 2 (does not rise)" in text
+
+
+def test_warm_start_and_reward_unit_pass_the_up_front_check_and_reach_the_agent(tiny_env) -> None:
+    """Both are named settings: a sweep spec or compare may set them (they were refused)."""
+    from agents.registry import check_user_kwargs
+    from agents.structured_rl import RelativeReward, StructuredRL
+
+    check_user_kwargs("sac-structured", {"warm_start": False, "reward_unit": None})
+    plain = StructuredRL(tiny_env, 0.9, warm_start=False, reward_unit=None)
+    assert not isinstance(plain.env, RelativeReward)
+    default = StructuredRL(tiny_env, 0.9)
+    assert isinstance(default.env, RelativeReward)
+    assert default.env.unit == 0.01
