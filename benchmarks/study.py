@@ -215,7 +215,11 @@ STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
         Study("budget_agents_ml100k", _budget_agents),
-        Study("budget_agents_ml1m_v1", _budget_agents),
+        Study(
+            "budget_agents_ml1m_v1",
+            _budget_agents,
+            variants=(("budget_agents_ml1m_v1-sac", "sac-structured"),),
+        ),
         Study(
             "pep_esapn_ml-100k",
             _pep_esapn,
