@@ -188,6 +188,11 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
             f"(first: row {int(rows[0])}); mark items to skip with -inf instead."
         )
         raise NonFiniteError(msg)
+    return _top_k(scores, k)
+
+
+def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`top_k_items` on scores already known to hold no NaN (no second scan)."""
     n = scores.shape[1]
     k = min(k, n)
     # One extra place tells whether the k-th score is tied with one left out.
@@ -282,7 +287,7 @@ def evaluate_scores(
         scores[
             torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)
         ] = float("-inf")
-        top_t = top_k_items(scores, max_k)
+        top_t = _top_k(scores, max_k)  # _check_finite refused NaN; -inf adds none
         # A row with fewer than max_k scored items is padded with -inf ones: never hits.
         scored = torch.isfinite(scores.gather(1, top_t)).cpu().numpy()
         top = top_t.cpu().numpy()
