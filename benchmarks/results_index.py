@@ -153,6 +153,14 @@ INDEX: dict[str, Entry] = {
         cache=(f"structured_rl_ml100k_v1{tail}.jsonl", "budget_agents_ml100k_v1"),
         redirect=("--out", f"{{results}}/structured_rl_ml100k_v1{tail}"), volatile=(COMMAND,))
        for tail, budgets in (("", ""), ("_warm", ""))},
+    "structured_rl_ml1m_v1.md": Entry(
+        "units",
+        "python benchmarks/structured_rl.py --study budget_agents_ml1m_v1 "
+        "--out benchmarks/results/structured_rl_ml1m_v1",
+        "the per-step curves and test rows in `budget_agents_ml1m_v1/cells` (its "
+        "`sac-structured` variant and structured TPE)",
+        cache=("budget_agents_ml1m_v1",),
+        redirect=("--out", "{results}/structured_rl_ml1m_v1"), volatile=(COMMAND,)),
     **{f"{stem}_{d}.md": Entry(
         "units", f"{_FIDELITY} {d}",
         f"`fidelity_probes_{d}.jsonl`, `fidelity_designs_{d}.jsonl`, `fidelity_masks_{d}.json`; "

@@ -33,6 +33,8 @@ import pandas as pd
 from jsonl_cache import read_units
 from report import md_table
 
+RESULTS_REL = "benchmarks/results"
+
 #: The study's defaults, given to budget_agents before the command line's own options.
 DEFAULTS = [
     "--env-id", "CIESS-LightGCN-ML100K-v1",
@@ -216,7 +218,10 @@ def _step_section(steps: pd.DataFrame, png: str) -> list[str]:
 
 #: Env id → (the study holding structured TPE's cells, the agent): the reference the issue
 #: asks SAC to reach ("TPE's test R@20 within its interval, with at most its env steps").
-REFERENCE = {"CIESS-LightGCN-ML100K-v1": ("budget_agents_ml100k_v1", "structured-tpe")}
+REFERENCE = {
+    "CIESS-LightGCN-ML100K-v1": ("budget_agents_ml100k_v1", "structured-tpe"),
+    "CIESS-LightGCN-ML1M-v1": ("budget_agents_ml1m_v1", "structured-tpe"),
+}
 
 
 def reference_table(units: list[dict], reference: pd.DataFrame, ref_agent: str) -> list[str]:
@@ -227,7 +232,8 @@ def reference_table(units: list[dict], reference: pd.DataFrame, ref_agent: str) 
     """
     from agents.experiments.stats import bootstrap_ci, difference_ci
 
-    ours = pd.DataFrame([r for u in units if u.get("curve") for r in u["rows"]])
+    searches = [u for u in units if u.get("curve") and u["agent"] != ref_agent]
+    ours = pd.DataFrame([r for u in searches for r in u["rows"]])
     ref = reference[reference["agent"] == ref_agent]
     if ours.empty or ref.empty:
         return []
@@ -337,8 +343,70 @@ def report(out: Path, env_id: str) -> None:
     md.write_text(text + "\n" + "\n".join(section))
 
 
+def study_report(name: str, out: Path) -> Path:
+    """Learning curves and the against-TPE table of a study's one-episode searches.
+
+    For studies run through ``study.py`` (ML-1M on ``-v1``: ``budget_agents_ml1m_v1`` with its
+    ``sac-structured`` variant), whose cells keep each search's per-step curve. The cells are
+    read next to ``out`` (``<out's folder>/<name>/cells``), so a copy of ``results/`` reports on
+    its own. Budgets where an agent has fewer seeds than its spec asks are labelled partial.
+    """
+    import study as studies
+
+    st = studies.STUDIES[name]
+    units = studies.units(st, out.parent / name)
+    searches = [u for u in units if u.get("curve")]
+    steps = step_curves(searches)
+    if steps.empty:
+        msg = f"{name} has no finished search cell with a curve in {out.parent / name}."
+        raise SystemExit(msg)
+    env_id = st.specs[0][0].base["env_id"]
+    expected: dict[tuple[str, float], int] = {}
+    for spec, label in st.specs:
+        for cell in spec.cells():
+            for c in cell.config["budgets"]:
+                key = (label or cell.config["agent"], c)
+                expected[key] = expected.get(key, 0) + 1
+    done = steps.groupby(["agent", "budget"], sort=False)["seed"].nunique()
+    coverage = [
+        f"`{agent}` at {100 * c:g} %: {n} of {expected.get((agent, c), n)} seeds"
+        + (" (partial)" if n < expected.get((agent, c), n) else "")
+        for (agent, c), n in done.items()
+    ]
+    png = out.with_name(out.name + "_curves.png")
+    plot(steps, png, title=env_id, column="mean_quality", x="step")
+    command = (
+        f"python benchmarks/structured_rl.py --study {name} --out benchmarks/results/{out.name}"
+    )
+    lines = [
+        f"# Do the searches on the structured action learn? {env_id}",
+        "",
+        f"Command: `{command}` (reads the cells of `{name}`; run or resume them with "
+        f"`{st.command} --sequential`).",
+        "",
+        "Searches with a per-step curve: " + "; ".join(coverage) + ". Every search is one "
+        "episode of 10 env steps per budget, then top-3 selective and final retraining "
+        f"(test numbers: [`{name}.md`]({name}.md)).",
+        *_step_section(steps, png.name)[:-1],
+        *_reference_section(units, env_id, out.parent),
+        "",
+    ]
+    md = out.with_suffix(".md")
+    md.write_text("\n".join(lines))
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    if "--study" in given:
+        import argparse
+
+        p = argparse.ArgumentParser(description="learning curves of a study's searches")
+        p.add_argument("--study", required=True)
+        p.add_argument("--out", type=Path, required=True)
+        args = p.parse_args(given)
+        print(f"wrote {study_report(args.study, args.out)}")
+        return 0
     import budget_agents
 
     args = with_defaults(given)

@@ -51,12 +51,13 @@ RESULTS = HERE / "results"
 
 @dataclass(frozen=True)
 class FinishedCell:
-    """One finished cell: its configuration, row label, ``done.json`` and results table."""
+    """One finished cell: its configuration, row label, ``done.json``, results and folder."""
 
     cell: Cell
     label: str
     done: dict[str, Any]
     table: pd.DataFrame
+    folder: Path
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def finished_cells(
             if cell_status(folder_of) == "done":
                 done = json.loads((folder_of / "done.json").read_text())
                 name = label or cell.config["agent"]
-                out.append(FinishedCell(cell, name, done, read_cell(folder_of)))
+                out.append(FinishedCell(cell, name, done, read_cell(folder_of), folder_of))
     return sorted(out, key=lambda f: f.done.get("finished") or "")  # stable: spec order
 
 
@@ -159,8 +160,24 @@ def _units(cells: list[FinishedCell]) -> list[dict[str, Any]]:
             "load_average": f.done.get("load_average") or math.nan,  # None: not recorded
             "note": f.done.get("note"),
             "rows": f.table.drop(columns=["env_id"]).assign(agent=f.label).to_dict("records"),
+            "curve": _curve(f),
         })  # fmt: skip
     return units
+
+
+def _curve(f: FinishedCell) -> list[dict[str, Any]] | None:
+    """The search's per-step curve, as ``budget_agents.py`` keeps it (None: a heuristic).
+
+    ``compare`` writes ``curve_<agent>.csv`` into the cell's ``compare/`` folder for every
+    agent that steps the env; cells imported from a JSONL have no such folder.
+    """
+    from budget_agents import CURVE_COLUMNS
+
+    path = f.folder / "compare" / f"curve_{f.cell.config['agent']}.csv"
+    if not path.exists():
+        return None
+    curve = pd.read_csv(path).reindex(columns=list(CURVE_COLUMNS))
+    return json.loads(curve.to_json(orient="records"))
 
 
 def _budget_agents(study: Study, specs: list[SweepSpec], cells: list[FinishedCell]) -> str:

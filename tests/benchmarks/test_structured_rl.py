@@ -99,3 +99,34 @@ def test_an_option_given_replaces_its_default() -> None:
     assert args[-4:] == ["--agents", "sac-structured", "--budgets", "0.9"]
     assert args[args.index("--seeds") + 1 : args.index("--seeds") + 4] == ["0", "1", "2"]
     assert args[args.index("--env-kw") + 1] == ""
+
+
+def test_a_study_reports_its_searches_curves_and_labels_missing_seeds(tmp_path, monkeypatch):
+    """`--study`: the cells' own per-step curves (compare/curve_<agent>.csv), partial labels."""
+    import shutil
+
+    import study
+
+    monkeypatch.setenv("CIESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(study, "SWEEPS", tmp_path)
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    (tmp_path / "tiny.toml").write_text(
+        'description = "tiny"\nenv_id = "CIESS-MF-Synthetic-v0"\n'
+        'agents = ["structured-tpe"]\nseeds = 2\nbudgets = [0.9]\nretrain_batches = 4\n'
+        'episodes = 1\n\n[env_kwargs]\npreset = "tiny"\n'
+        "dataset_kwargs = { n_users = 40, n_items = 30, mean_interactions = 8 }\n"
+    )
+    tiny = study.Study("tiny", study.STUDIES["budget_agents_ml100k"].render)
+    monkeypatch.setitem(study.STUDIES, "tiny", tiny)
+    study.run(tiny, sequential=True, address=None, num_cpus=None)
+    units = study.units(tiny)
+    assert [len(u["curve"]) for u in units] == [10, 10]  # one episode of T = 10 env steps
+    assert {"budget", "step", "mean_quality", "recall@20"} <= set(units[0]["curve"][0])
+    md = structured_rl.study_report("tiny", tmp_path / "results" / "curves")
+    text = md.read_text()
+    assert "`structured-tpe` at 90 %: 2 of 2 seeds." in text
+    assert "| structured-tpe | 90 % | 2 |" in text  # the window table, over both seeds
+    assert (tmp_path / "results" / "curves_curves.png").stat().st_size > 0
+    shutil.rmtree(next((tmp_path / "results" / "tiny" / "cells").iterdir()))
+    text = structured_rl.study_report("tiny", tmp_path / "results" / "curves").read_text()
+    assert "`structured-tpe` at 90 %: 1 of 2 seeds (partial)" in text
