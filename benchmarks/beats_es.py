@@ -39,6 +39,8 @@ STUDIES = {
     "ml-100k": ("budget_agents_ml100k_v1", "search_diagnosis_ml-100k_v1"),
     "ml-1m": ("budget_agents_ml1m_v1", "search_diagnosis_ml-1m_v1"),
 }
+#: Seeds a comparison needs before it is quoted (the project's rule); fewer is partial.
+MIN_SEEDS = 3
 _METRICS = {"recall_20": "recall@20", "ndcg_20": "ndcg@20", "sparsity": "sparsity"}
 #: Data set → further studies in budget_agents' JSONL format, joined when present (issue 33's
 #: SAC/PPO on the structured action, ``structured_rl.py``); an ES row already in is kept once.
@@ -251,11 +253,11 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
     summary = summarize(table, baseline="es")
     room = headroom(dataset, results, data_dir)
     written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    n_seeds = table["seed"].nunique()
-    n_cells = summary["agent"].nunique() * summary["budget"].nunique()  # absent cells count too
-    full = int((summary["seeds"] >= n_seeds).sum())
+    # Cells an agent has: a one-budget variant (SAC at 90 % on ML-1M) is not missing elsewhere.
+    n_cells = len(summary)
+    full = int((summary["seeds"] >= MIN_SEEDS).sum())
     label = "" if full == n_cells else (
-        f" (partial: {full} of {n_cells} agent × budget cells have all {n_seeds} seeds)"
+        f" (partial: {full} of {n_cells} agent × budget cells have {MIN_SEEDS} or more seeds)"
     )  # fmt: skip
     lines = [
         f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
