@@ -37,6 +37,11 @@ DEFAULT_AGENTS = ("es", "mde", "structured-tpe", "rw-td3-lagrange", "rw-td3")
 CURVE_COLUMNS = ("budget", "episode", "step", "reward", "mean_quality", "recall@20")
 
 
+def curve_records(curve: pd.DataFrame) -> list[dict]:
+    """A search's per-step curve as the JSON records a unit keeps (:data:`CURVE_COLUMNS`)."""
+    return json.loads(curve.reindex(columns=list(CURVE_COLUMNS)).to_json(orient="records"))
+
+
 def parse_agent(spec: str) -> tuple[str, dict, dict]:
     """``AGENT[:k=v,...]`` → (agent name, its constructor kwargs, env kwargs).
 
@@ -253,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": json.loads(table.to_json(orient="records")),
             # For learning curves (benchmarks/structured_rl.py plots them with bands).
-            "curve": None
-            if curve is None
-            else json.loads(curve.reindex(columns=CURVE_COLUMNS).to_json(orient="records")),
+            "curve": None if curve is None else curve_records(curve),
         }
         append_unit(jsonl, unit)
         out.with_suffix(".md").write_text(_summary(read_units(jsonl), args, n_cells, command))

@@ -33,8 +33,6 @@ import pandas as pd
 from jsonl_cache import read_units
 from report import md_table
 
-RESULTS_REL = "benchmarks/results"
-
 #: The study's defaults, given to budget_agents before the command line's own options.
 DEFAULTS = [
     "--env-id", "CIESS-LightGCN-ML100K-v1",

@@ -171,13 +171,10 @@ def _curve(f: FinishedCell) -> list[dict[str, Any]] | None:
     ``compare`` writes ``curve_<agent>.csv`` into the cell's ``compare/`` folder for every
     agent that steps the env; cells imported from a JSONL have no such folder.
     """
-    from budget_agents import CURVE_COLUMNS
+    from budget_agents import curve_records
 
     path = f.folder / "compare" / f"curve_{f.cell.config['agent']}.csv"
-    if not path.exists():
-        return None
-    curve = pd.read_csv(path).reindex(columns=list(CURVE_COLUMNS))
-    return json.loads(curve.to_json(orient="records"))
+    return curve_records(pd.read_csv(path)) if path.exists() else None
 
 
 def _budget_agents(study: Study, specs: list[SweepSpec], cells: list[FinishedCell]) -> str:
