@@ -73,3 +73,50 @@ def test_converge_read_off_a_probe_is_the_env_step(tmp_path):
         assert seconds > 0
         stopped_early.append(step["batches"] < 600)
     assert any(stopped_early)  # the rule really stopped a run, so the replay was exercised
+
+
+def test_two_seed_truth_ranks_seed_2_designs_against_the_mean_of_seeds_0_and_1(tiny_data):
+    """The truth is the mean of two seeds; a design that follows it gets ρ 1, its reverse −1.
+
+    Seed 1 alone reverses two masks of each budget, so only the mean of seeds 0 and 1 gives the
+    order the "follows" design was built from; a mask without seed 1 is left out.
+    """
+    masks, probes, rows = [], [], []
+    for c in (0.8, 0.9):
+        for k in range(5):
+            sizes = np.full(tiny_data.n_users, 10 + k + (20 if c == 0.9 else 0))
+            masks.append(study.Mask(f"m{k} @{c}", "x", c, sizes, np.full(tiny_data.n_items, 4)))
+    for i, m in enumerate(masks):
+        k = i % 5
+        t0, t1 = 0.10 + 0.01 * k, 0.10 + 0.01 * k + (0.015 if k in (0, 2) else 0.0)
+        for seed, q in ((0, t0), (1, t1)):
+            if k == 4 and seed == 1 and m.budget == 0.9:
+                continue  # one mask with only one truth seed
+            hist = [[50, q - 0.01, q, q, 1.0, 0.1], [100, q, q, q, 2.0, 0.1]]
+            probes.append({"digest": m.digest, "seed": seed, "history": hist})
+        mean = t0 + (t1 - t0) / 2
+        for design, q, s in (("converge:50/4", mean, 10.0), ("follows", mean, 1.5),
+                             ("reverse", -mean, 2.0)):  # fmt: skip
+            rows.append({"digest": m.digest, "design": design, "seed": 2, "quality": q,
+                         "train_s": s - 0.5, "eval_s": 0.5})  # fmt: skip
+    rows.append(
+        {
+            "digest": masks[0].digest,
+            "design": "follows",
+            "seed": 1,
+            "quality": -1.0,
+            "train_s": 1.0,
+            "eval_s": 0.5,
+        }
+    )  # another seed: not part of this table
+    got = fidelity_report.two_seed_truth(probes, tiny_data, rows, masks)
+    assert got["n"] == 9
+    follows, reverse = got["rows"]["follows"], got["rows"]["reverse"]
+    assert follows["rho"] == {0.8: pytest.approx(1.0), 0.9: pytest.approx(1.0)}
+    assert reverse["mean"] == pytest.approx(-1.0)
+    assert (follows["top1"], reverse["top1"], reverse["top3"]) == (2, 0, 0)
+    assert follows["ratio"] == pytest.approx(10.0 / 1.5)
+    assert follows["ci"][0] <= 1.0 <= follows["ci"][1] + 1e-12
+    lines = fidelity_report._two_seed_truth_lines(probes, tiny_data, rows, masks, 0.9)
+    assert any(line.startswith("| follows | 1.00 | 1.00 | 1.00 [") for line in lines)
+    assert "√0.95 = 0.97" in "\n".join(lines)
