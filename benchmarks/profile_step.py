@@ -58,21 +58,32 @@ def masks_for(tag: str, env: EmbeddingSizeEnv) -> list[Mask]:
     return [by_name[name] for name in MASKS]
 
 
-def sparse_floor_ms(data, width: int, n_layers: int, reps: int = 7) -> float:
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock interval covers it (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sparse_floor_ms(
+    data, width: int, n_layers: int, reps: int = 7, device: str | torch.device = "cpu"
+) -> float:
     """Fastest ms of ``n_layers`` propagations forward and backward at ``width`` columns.
 
     The minimum after one warm-up: the floor is what the products cost at best; a shared core
     only ever adds to it.
     """
-    adj = cached_adjacency(data)
-    x = torch.randn(data.n_users + data.n_items, width, requires_grad=True)
+    device = torch.device(device)
+    adj = cached_adjacency(data).to(device)
+    x = torch.randn(data.n_users + data.n_items, width, device=device, requires_grad=True)
     times = []
     for _ in range(reps + 1):
+        _sync(device)
         t0 = time.perf_counter()
         h = x
         for _ in range(n_layers):
             h = propagate(adj, h)
         h.sum().backward()
+        _sync(device)
         times.append(time.perf_counter() - t0)
         x.grad = None
     return 1000 * float(np.min(times[1:]))
@@ -103,6 +114,7 @@ def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int)
             step, data=env.data, user_sizes=mask.user_sizes, item_sizes=mask.item_sizes,
             init_seed=seed, train_seed=seed,
         )  # fmt: skip
+        _sync(env.device)
         total = time.perf_counter() - start
     finally:
         pretraining.evaluate = timed.inner
@@ -118,33 +130,41 @@ def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int)
         "batch_size": config.batch_size,
         "active_width": width, "total_s": round(total, 2),
         "train_s": round(train_s, 2), "batch_ms": round(1000 * train_s / max(ran, 1), 1),
-        "floor_ms": round(sparse_floor_ms(env.data, width, n_layers), 1),
+        "floor_ms": round(sparse_floor_ms(env.data, width, n_layers, device=env.device), 1),
         "evals": evals, "eval_s": round(eval_s, 2), "quality": round(out.eval.mean_user_quality, 5),
         "load": round(load_average(), 2), "torch_threads": torch.get_num_threads(),
+        "device": str(env.device),
         "command": command_line("benchmarks/profile_step.py", sys.argv[1:]),
     }  # fmt: skip
 
 
-def floors(units: list[dict]) -> dict[tuple[str, int], float]:
-    """Fastest floor measured per (data set, width), in step units and ``--floors`` units."""
-    out: dict[tuple[str, int], float] = {}
+def _device(unit: dict) -> str:
+    """The unit's torch device type (units written before devices were recorded ran on CPU)."""
+    return torch.device(unit.get("device", "cpu")).type
+
+
+def floors(units: list[dict]) -> dict[tuple[str, int, str], float]:
+    """Fastest floor per (data set, width, device), in step units and ``--floors`` units."""
+    out: dict[tuple[str, int, str], float] = {}
     for u in units:
-        key = (u["dataset"], u["active_width"])
+        key = (u["dataset"], u["active_width"], _device(u))
         out[key] = min(out.get(key, np.inf), u["floor_ms"])
     return out
 
 
-def measure_floors(units: list[dict], data_dir: str | None) -> None:
-    """Re-measure the floor of every (data set, width) profiled, on a quiet core."""
+def measure_floors(units: list[dict], data_dir: str | None, device: str = "cpu") -> None:
+    """Re-measure the floor of every (data set, width) profiled on ``device``, when it is quiet."""
     from ciess_env.data import load_dataset
 
+    kind = torch.device(device).type
+    units = [u for u in units if _device(u) == kind]
     for tag in sorted({u["dataset"] for u in units if "design" in u}):
         data = load_dataset(tag, data_dir=data_dir)
         for width in sorted({u["active_width"] for u in units if u["dataset"] == tag}):
-            ms = sparse_floor_ms(data, width, n_layers=3)
+            ms = sparse_floor_ms(data, width, n_layers=3, device=device)
             append_unit(UNITS, {"dataset": tag, "active_width": width, "floor_ms": round(ms, 1),
-                                "load": round(load_average(), 2)})  # fmt: skip
-            print(f"floor {tag} width {width}: {ms:.1f} ms", flush=True)
+                                "load": round(load_average(), 2), "device": kind})  # fmt: skip
+            print(f"floor {tag} width {width} ({kind}): {ms:.1f} ms", flush=True)
 
 
 def write_report(units: list[dict]) -> Path:
@@ -167,9 +187,10 @@ def write_report(units: list[dict]) -> Path:
     floor, table = floors(units), []
     for r in (u for u in units if "design" in u):
         total = r["train_s"] + r["eval_s"]
-        r = {**r, "floor_ms": floor[r["dataset"], r["active_width"]]}
+        r = {**r, "floor_ms": floor[r["dataset"], r["active_width"], _device(r)]}
+        where = "" if _device(r) == "cpu" else f" ({_device(r)})"
         table.append([
-            r["dataset"], r["mask"], r["design"], f"{r['total_s']:.1f}",
+            r["dataset"] + where, r["mask"], r["design"], f"{r['total_s']:.1f}",
             f"{r['batches_run']} ({r['best_batches']})", f"{r['batch_size']:,}", r["active_width"],
             f"{r['batch_ms']:.0f}", f"{r['floor_ms']:.0f}",
             f"{r['floor_ms'] / max(r['batch_ms'], 1e-9):.0%}", r["evals"], f"{r['eval_s']:.1f}",
@@ -193,6 +214,7 @@ def main() -> None:
     p.add_argument("--designs", nargs="+", default=["converge:50/4"])
     p.add_argument("--masks", nargs="+", default=list(MASKS), choices=MASKS)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device (cuda: GPU rows beside CPU's)")
     p.add_argument("--floors", action="store_true", help="re-measure the floors, then report")
     p.add_argument("--report", action="store_true")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="units, masks and report")
@@ -200,17 +222,18 @@ def main() -> None:
     RESULTS, UNITS = args.results_dir, args.results_dir / UNITS.name
     torch.set_num_threads(1)
     if args.floors:
-        measure_floors(read_units(UNITS), args.data_dir)
+        measure_floors(read_units(UNITS), args.data_dir, args.device)
     elif not args.report:
-        done = {(u["dataset"], u["mask"], u["design"], u["seed"])
+        done = {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
                 for u in read_units(UNITS) if "design" in u}  # fmt: skip
         for tag in args.datasets:
-            env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir)
+            env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir, device=args.device)
+            device = env.device.type
             for mask in masks_for(tag, env):
                 if mask.name not in args.masks:
                     continue
                 for design in args.designs:
-                    if (tag, mask.name, design, args.seed) in done:
+                    if (tag, mask.name, design, args.seed, device) in done:
                         continue
                     row = profile(env, tag, mask, design, args.seed)
                     append_unit(UNITS, row)

@@ -60,3 +60,25 @@ def test_a_search_and_its_final_retraining_run_on_the_gpu(tmp_path) -> None:
     table = result.table.set_index("agent")
     assert table.loc["sac-structured", "sparsity"] == pytest.approx(0.9)
     assert np.isfinite(table["recall@20"]).all()
+
+
+def test_the_step_profile_times_a_step_on_the_gpu(tmp_path) -> None:
+    """benchmarks/profile_step.py with --device cuda: the unit and its floor run on the GPU."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import profile_step
+
+    from ciess_env.env import EmbeddingSizeEnv
+
+    env = EmbeddingSizeEnv(
+        dataset="synthetic", preset="tiny", batches_per_step=20, device="cuda",
+        dataset_kwargs=TINY, cache_dir=str(tmp_path),
+    )  # fmt: skip
+    sizes = (np.full(env.data.n_users, 4), np.full(env.data.n_items, 4))
+    mask = profile_step.Mask("ES", "ES", 0.5, *sizes)
+    unit = profile_step.profile(env, "synthetic", mask, "converge:5/2", seed=1)
+    assert unit["device"].startswith("cuda")
+    assert unit["floor_ms"] > 0
+    assert unit["evals"] >= 1

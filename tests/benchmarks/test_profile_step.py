@@ -25,12 +25,16 @@ def test_a_profiled_step_accounts_for_its_batches_and_validation_passes() -> Non
     assert bench.pretraining.evaluate.__module__ == "ciess_env.metrics"
 
 
+#: A converge:50/4 unit as profile() writes it (ML-1M figures, rounded).
+UNIT = {"dataset": "ml-1m", "mask": "ES @90%", "design": "converge:50/4", "total_s": 40.0,
+        "batches_run": 1350, "best_batches": 1150, "batch_size": 10_000, "active_width": 13,
+        "batch_ms": 25.0, "floor_ms": 10.0, "evals": 27, "eval_s": 8.0, "train_s": 32.0,
+        "quality": 0.18, "load": 1.0}  # fmt: skip
+
+
 def test_report_has_one_row_per_unit_with_shares(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    unit = {"dataset": "ml-1m", "mask": "ES @90%", "design": "converge:50/4", "total_s": 40.0,
-            "batches_run": 1350, "best_batches": 1150, "batch_size": 10_000, "active_width": 13,
-            "batch_ms": 25.0, "floor_ms": 10.0, "evals": 27, "eval_s": 8.0, "train_s": 32.0,
-            "quality": 0.18, "load": 1.0}  # fmt: skip
+    unit = dict(UNIT)
     text = bench.write_report([unit]).read_text()
     assert "| ml-1m | ES @90% | converge:50/4 | 40.0 | 1350 (1150) | 10,000 | 13 | 25 | 10 | 40% " \
            "| 27 | 8.0 | 20% |" in text  # fmt: skip
@@ -40,3 +44,27 @@ def test_report_has_one_row_per_unit_with_shares(tmp_path, monkeypatch) -> None:
     text = bench.write_report([unit, quiet, other]).read_text()
     assert "| 13 | 25 | 5 | 20% | 27 |" in text
     assert text.count("| ml-1m |") == 1
+
+
+def test_gpu_units_get_their_own_rows_and_floors(tmp_path, monkeypatch) -> None:
+    """A CUDA unit is labelled and keeps its own floor; a faster GPU floor never lowers CPU's."""
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    cpu = {**UNIT, "design": "sprint:150", "total_s": 9.0, "batches_run": 150,
+           "best_batches": 150, "batch_size": 50_000, "batch_ms": 50.0, "floor_ms": 20.0,
+           "evals": 1, "eval_s": 0.5, "train_s": 7.5}  # fmt: skip
+    gpu = {**cpu, "total_s": 1.0, "batch_ms": 5.0, "floor_ms": 1.0, "train_s": 0.75,
+           "eval_s": 0.1, "device": "cuda:0"}  # fmt: skip
+    text = bench.write_report([cpu, gpu]).read_text()
+    assert (
+        "| ml-1m | ES @90% | sprint:150 | 9.0 | 150 (150) | 50,000 | 13 | 50 | 20 | 40% |" in text
+    )
+    assert "| ml-1m (cuda) | ES @90% | sprint:150 | 1.0 | 150 (150) | 50,000 | 13 | 5 | 1 | 20% |" \
+        in text  # fmt: skip
+
+
+def test_a_step_profiles_on_the_requested_device() -> None:
+    env = EmbeddingSizeEnv(dataset="synthetic", preset="tiny", batches_per_step=20, device="cpu")
+    mask = bench.Mask("ES", "ES", 0.5, np.full(env.data.n_users, 4), np.full(env.data.n_items, 4))
+    unit = bench.profile(env, "synthetic", mask, "sprint:4", seed=1)
+    assert unit["device"] == "cpu"
+    assert bench.sparse_floor_ms(env.data, 4, 3, reps=2, device="cpu") > 0
