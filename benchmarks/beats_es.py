@@ -50,6 +50,12 @@ EXTRA_STUDIES = {
     "ml-100k": ("structured_rl_ml100k_v1_warm",),
     "ml-1m": ("structured_rl_ml1m_v1",),
 }
+#: Data set → search_diagnosis studies whose searches stepped with another design than `-v1`'s
+#: (issue 29's paper protocol, 30 episodes of RW-TD3 on the ``sprint:150`` step), joined when
+#: present; their agents carry ``step=<design>``. The final retraining is the same for all.
+EXTRA_DIAGNOSES = {
+    "ml-1m": {"search_diagnosis_ml-1m_sprint150": "sprint:150"},
+}
 
 
 def budget_agents_rows(units: list[dict]) -> pd.DataFrame:
@@ -61,19 +67,20 @@ def budget_agents_rows(units: list[dict]) -> pd.DataFrame:
     return table.drop_duplicates(["agent", "seed", "budget"], keep="first")
 
 
-def diagnosis_rows(units: list[dict]) -> pd.DataFrame:
+def diagnosis_rows(units: list[dict], step: str | None = None) -> pd.DataFrame:
     """The retraining units of a search_diagnosis JSONL as rows; ES under the name ``es``.
 
     The explored masks of the ``noise=X`` search are ``rw-td3:noise=X`` (the spelling of
-    budget_agents' variants); the policy's noise-free masks are ``... (noise-free policy)``.
-    A search that logged no mask within the budget gives NaN metrics (not reached).
+    budget_agents' variants; ``rw-td3:noise=X,step=S`` when the search stepped with design S);
+    the policy's noise-free masks are ``... (noise-free policy)``. A search that logged no mask
+    within the budget gives NaN metrics (not reached).
     """
     rows = []
     for u in units:
         if u["kind"] == "es":
             agent = "es"
         elif u["kind"] == "retrain":
-            agent = f"rw-td3:noise={u['noise']}"
+            agent = f"rw-td3:noise={u['noise']}" + (f",step={step}" if step else "")
             if u["pool"] != "explored":
                 agent += " (noise-free policy)"
         else:
@@ -240,7 +247,13 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
         [budget_agents_rows(_study_units(results, s)) for s in (stem_a, *extras)],
         ignore_index=True,
     ).drop_duplicates(["agent", "seed", "budget"], keep="first")
-    diagnosis = diagnosis_rows(read_units(b))
+    steps = {s: d for s, d in EXTRA_DIAGNOSES.get(dataset, {}).items()
+             if (results / f"{s}.jsonl").exists()}  # fmt: skip
+    diagnosis = pd.concat(
+        [diagnosis_rows(read_units(b)),
+         *(diagnosis_rows(read_units(results / f"{s}.jsonl"), d) for s, d in steps.items())],
+        ignore_index=True,
+    ).drop_duplicates(["agent", "seed", "budget"], keep="first")  # fmt: skip
     table, check = join(studies, diagnosis)
     if table.empty or "es" not in set(table["agent"]):
         from ciess_env.errors import InvalidArgumentError
@@ -263,17 +276,24 @@ def write(dataset: str, results: Path = RESULTS, data_dir: str | None = None) ->
         f"# Does a searched size assignment beat ES? {dataset}, LightGCN, `-v1` step{label}",
         "",
         f"Joined from {', '.join(_source(results, s) for s in (stem_a, *extras))} ({len(studies)} "
-        f"cells) and `{b.name}` ({len(diagnosis)} cells) "
+        f"cells) and {', '.join(f'`{n}.jsonl`' for n in (stem_b, *steps))} "
+        f"({len(diagnosis)} cells) "
         f"by `python benchmarks/beats_es.py --dataset {dataset}`, {written}. Nothing is rerun "
         "here; the studies' commands:",
         "",
-        *(_study_line(results, s) for s in (stem_a, stem_b, *extras)),
+        *(_study_line(results, s) for s in (stem_a, stem_b, *extras, *steps)),
         "",
         "Both use the `-v1` search step, top-3 selective retraining and the default final "
         "retraining (early-stopped on validation, two seeds), the same seeds for every agent "
         "and ES (a seed drives the agent, the per-step training and the final retraining; the "
         "data split is fixed). Test metrics. Search lengths differ by agent (see each study's "
-        "report). " + check,
+        "report). "
+        + "".join(
+            f"Rows with `step={d}` searched with the `{d}` step instead (`{s}.md`); their "
+            "final retraining is the same. "
+            for s, d in steps.items()
+        )
+        + check,
         "",
         "## Verdict: test R@20 against ES, paired by seed",
         "",

@@ -365,13 +365,29 @@ def _episode_lines(rows, noises) -> list[str]:
     return [*lines, *md_table(head, table)]
 
 
+def _asked(rows: list[dict[str, Any]], flag: str, kind: type) -> set:
+    """Values the units' recorded run commands gave ``flag`` (``--seeds 0 1 2`` → {0, 1, 2})."""
+    out: set = set()
+    for r in rows:
+        words = str(r.get("command", "")).split()
+        if flag in words:
+            for w in words[words.index(flag) + 1 :]:
+                if w.startswith("--"):
+                    break
+                out.add(kind(w))
+    return out
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     ledger = Ledger(_ledger_path(args))
     rows = ledger.rows
     if not rows:
         sys.exit(f"no results in {ledger.path}; run `search_diagnosis.py run` first")
-    seeds = sorted({r["seed"] for r in rows})
-    noises = [n for n in NOISES if any(r.get("noise") == n for r in rows)]
+    # The plan is what the run commands asked for, not only what has finished: a search still
+    # running (or not started) must count as missing.
+    seeds = sorted({r["seed"] for r in rows} | _asked(rows, "--seeds", int))
+    asked_noise = _asked(rows, "--noise", str)
+    noises = [n for n in NOISES if n in asked_noise or any(r.get("noise") == n for r in rows)]
     n_units = len(seeds) * (len(noises) * (1 + len(POOLS) * len(BUDGETS)) + len(BUDGETS))
     status = "complete" if len(rows) >= n_units else f"partial, {len(rows)} of {n_units} units"
     episodes = sorted({r["episodes"] for r in rows})
@@ -380,6 +396,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     command = (f"python benchmarks/search_diagnosis.py run --dataset {args.dataset} --version "
                f"{args.version} --seeds {' '.join(map(str, seeds))} --episodes "
                f"{' '.join(map(str, episodes))}")  # fmt: skip
+    if noises != list(NOISES):
+        command += f" --noise {' '.join(noises)}"
     total = sum(r["seconds"] for r in rows)
     lines = [
         f"# Search diagnosis on {args.dataset}, {args.version} step ({status})",

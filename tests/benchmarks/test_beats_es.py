@@ -81,3 +81,20 @@ def test_a_study_that_has_not_run_is_named_as_such(tmp_path) -> None:
     text = study.write("ml-1m", tmp_path).read_text()
     assert "- `search_diagnosis_ml-1m_v1`: not run (no `search_diagnosis_ml-1m_v1.jsonl`" in text
     assert "(no report yet)" in text  # the budget_agents JSONL exists, its report does not
+
+
+def test_a_search_on_another_step_is_joined_under_its_own_name(tmp_path) -> None:
+    """Issue 29's RW-TD3 on the sprint:150 step sits beside the -v1 rows, named by its step."""
+    es = {0: 0.20, 1: 0.22, 2: 0.18}
+    _write(tmp_path / "budget_agents_ml1m_v1.jsonl",
+           [_budget_agents_unit("es", s, 0.9, v) for s, v in es.items()])  # fmt: skip
+    _write(tmp_path / "search_diagnosis_ml-1m_sprint150.jsonl",
+           [_diagnosis_unit("es", s, 0.9, v) for s, v in es.items()]
+           + [_diagnosis_unit("retrain", s, 0.9, v - 0.02, noise="per_entity", pool=pool)
+              for s, v in es.items() for pool in ("explored", "deterministic")])  # fmt: skip
+    text = study.write("ml-1m", tmp_path).read_text()
+    verdict = text.split("## Verdict")[1].split("## Per budget")[0]
+    assert "| rw-td3:noise=per_entity,step=sprint:150 | -10.0% (below ES; 3 seeds) |" in verdict
+    assert "| rw-td3:noise=per_entity,step=sprint:150 (noise-free policy) | -10.0%" in verdict
+    assert "Rows with `step=sprint:150` searched with the `sprint:150` step instead" in text
+    assert "ES check: the two studies' ES agree on 3 of 3 common (seed, budget) cells" in text

@@ -77,3 +77,15 @@ def test_per_episode_curves_average_over_seeds(tmp_path, capsys) -> None:
     episodes = text.split("## Per episode, mean over seeds")[1]
     # explored q̄ of episode 2: 0.2 + seed, mean over seeds 0–2 = 1.2
     assert "| none | 3 | 2 | 1.2000 | 6.0 | 0.900 | 0.2000 | 4.0 | 0.950 |" in episodes
+
+
+def test_a_seed_asked_for_but_not_yet_run_counts_as_missing(tmp_path, capsys) -> None:
+    """The plan comes from the run commands: seed 2's search has no row yet but is planned."""
+    asked = {**_COMMON, "command": "python benchmarks/search_diagnosis.py run --seeds 0 1 2 "
+             "--episodes 30 --noise per_entity --shard 1/2"}  # fmt: skip
+    rows = [{**_search("per_entity", s, 5.0), **asked} for s in (0, 1)]
+    text = _report(study, tmp_path, rows)
+    capsys.readouterr()
+    # 3 seeds × (1 noise × (1 search + 2 pools × 3 budgets) + 3 ES budgets) = 30 units
+    assert "(partial, 2 of 30 units)" in text
+    assert "--seeds 0 1 2 --episodes 2 --noise per_entity`" in text
