@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 from jsonl_cache import append_unit, command_line, load_average, read_units
+from report import md_table
 
 logger = logging.getLogger("table1")
 
@@ -727,7 +728,7 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)} (resume: `python "
                   "benchmarks/table1.py costs --data-dir ../shared/data --measure`)."]  # fmt: skip
-    lines += ["", *_calibration(costs)]
+    lines += ["", *_calibration(costs), *_measured_units(read_units(UNITS))]
     grand = sum(totals.values())
     lines += [
         "",
@@ -738,6 +739,42 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
         "time / G, one such cell's time).",
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _measured_units(units: list[dict[str, Any]]) -> list[str]:
+    """The wall seconds of this study's own finished units, per cell kind (what a cell costs).
+
+    A unit is one method × seed on all budgets, or on one budget with ``--per-budget``; a
+    method's first unit of a seed may also train what later ones reuse from the cache (the
+    full-size model, OptEmbed's supernet), so the range is given, not a mean.
+    """
+    groups: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}
+    for u in units:
+        n = len(u.get("budgets") or BUDGETS)
+        groups.setdefault((u["dataset"], u["backbone"], u["method"], n), []).append(u)
+    if not groups:
+        return []
+    table = []
+    for (dataset, backbone, method, n), us in sorted(groups.items()):
+        sec = [u["seconds"] for u in us]
+        load = [u["load_average"] for u in us]
+        table.append([
+            f"{DATASET_LABELS.get(dataset, dataset)} {BACKBONE_IDS[backbone]}",
+            METHODS.get(method, method), n, len(us),
+            f"{_hours(min(sec))} – {_hours(max(sec))}", f"{min(load):.1f}–{max(load):.1f}",
+        ])  # fmt: skip
+    head = ["column", "method", "budgets per unit", "units", "wall time (min – max)", "load"]
+    return [
+        "",
+        "## Whole units of this study (measured)",
+        "",
+        "Wall time of each finished unit of `table1_units.jsonl` (one method × seed, on the "
+        "budgets counted; one torch thread, the 1-minute load average when it started). A "
+        "method's first unit of a seed may include training that its later units reuse from "
+        "the cache (the full-size model, OptEmbed's supernet).",
+        "",
+        *md_table(head, table),
+    ]
 
 
 def _calibration(costs: dict[tuple[str, str], dict[str, float]]) -> list[str]:

@@ -120,6 +120,37 @@ def test_cell_costs_follow_the_stated_counts() -> None:
     assert row in text
 
 
+def test_measured_units_give_each_cell_kinds_wall_time(tmp_path: Path) -> None:
+    """The costs file lists what finished units took, per column, method and budgets per unit."""
+    units = tmp_path / "units.jsonl"
+    rows = [("optembed", [0.8], 1830.0, 1.4), ("optembed", [0.9], 900.0, 2.0),
+            ("magprune", None, 60.0, 8.0)]  # fmt: skip
+    units.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "dataset": "ml-1m",
+                    "backbone": "lightgcn",
+                    "method": m,
+                    "seed": 0,
+                    "budgets": b,
+                    "rows": [],
+                    "seconds": s,
+                    "load_average": load,
+                }
+            )
+            + "\n"
+            for m, b, s, load in rows
+        )
+    )
+    text = "\n".join(table1._measured_units(table1.read_units(units)))
+    assert "| ML-1M LightGCN | OptEmbed | 1 | 2 | 15 min – 30 min | 1.4–2.0 |" in text
+    assert (
+        "| ML-1M LightGCN | MagPrune (published: no retraining) | 3 | 1 | 1 min – 1 min |" in text
+    )
+    assert table1._measured_units([]) == []
+
+
 @pytest.mark.parametrize("name", ["table1_ml1m", "table1_yelp2018"])
 def test_sweep_specs_load_with_every_table1_method(name: str) -> None:
     from agents.experiments.sweep import load_spec
