@@ -376,8 +376,8 @@ def _add_seed_means(quality: dict, seconds: dict) -> None:
         design = label.removesuffix(" (seed 1)")
         one, two = quality[label], quality.get(f"{design} (seed 2)", {})
         both = sorted(set(one) & set(two))
-        if len(both) < 3 or design == "final retraining":
-            continue
+        if len(both) < 3 or set(both) != set(one) or design == "final retraining":
+            continue  # only where seed 2 covers every mask of seed 1: the same table
         quality[f"{design} (mean of seeds 1, 2)"] = {d: (one[d] + two[d]) / 2 for d in both}
         seconds[f"{design} (mean of seeds 1, 2)"] = [
             float(np.mean(seconds[label])) + float(np.mean(seconds[f"{design} (seed 2)"]))

@@ -123,11 +123,15 @@ def test_two_seed_truth_ranks_seed_2_designs_against_the_mean_of_seeds_0_and_1(t
 
 
 def test_seed_means_average_two_independent_runs_at_twice_the_cost():
-    quality = {"d (seed 1)": {"a": 0.1, "b": 0.2, "c": 0.3, "x": 0.5},
+    quality = {"d (seed 1)": {"a": 0.1, "b": 0.2, "c": 0.3},
                "d (seed 2)": {"a": 0.3, "b": 0.2, "c": 0.1},
+               "e (seed 1)": {"a": 0.1, "b": 0.2, "c": 0.3, "x": 0.5},
+               "e (seed 2)": {"a": 0.3, "b": 0.2, "c": 0.1},
                "final retraining (seed 1)": {"a": 1.0, "b": 1.0, "c": 1.0}}  # fmt: skip
-    seconds = {"d (seed 1)": [2.0, 4.0], "d (seed 2)": [5.0], "final retraining (seed 1)": [9.0]}
+    seconds = {"d (seed 1)": [2.0, 4.0], "d (seed 2)": [5.0], "final retraining (seed 1)": [9.0],
+               "e (seed 1)": [1.0], "e (seed 2)": [1.0]}  # fmt: skip
     fidelity_report._add_seed_means(quality, seconds)
     assert quality["d (mean of seeds 1, 2)"] == pytest.approx({"a": 0.2, "b": 0.2, "c": 0.2})
     assert seconds["d (mean of seeds 1, 2)"] == [8.0]
     assert "final retraining (mean of seeds 1, 2)" not in quality  # no seed-2 run of it
+    assert "e (mean of seeds 1, 2)" not in quality  # seed 2 misses a mask of seed 1
