@@ -74,6 +74,9 @@ def measure_rss(folder: str) -> dict:
     # load uses is not counted as the artefact's memory.
     del_me = load(folder)
     del del_me
+    # Collect pending garbage first: a collection during the measured load would free memory
+    # that is not the artefact's and could make the increase negative.
+    gc.collect()
     before = _rss()
     start = time.perf_counter()
     served = load(folder)
