@@ -22,9 +22,9 @@ mkdir -p "$out"
     || echo "nvidia-smi: not found"
   "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
 'available', torch.cuda.is_available())"
-} | tee "$out/device.txt"
+} | tee -a "$out/device.txt"  # -a: a rerun keeps the earlier runs' records
 
-"$py" -m pytest -m gpu tests/test_gpu.py -q -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.txt"
+"$py" -m pytest -m gpu tests/test_gpu.py -q -p no:cacheprovider 2>&1 | tee -a "$out/pytest_gpu.txt"
 
 datasets=(synthetic)
 data_dir="${CIESS_DATA_DIR:-}"
