@@ -181,9 +181,11 @@ INDEX: dict[str, Entry] = {
                "structured_rl_ml100k_v1_warm.md", "search_diagnosis_ml-100k_v1.md")),
     "beats_es_ml-1m.md": Entry(
         "units", "python benchmarks/beats_es.py --dataset ml-1m --data-dir ../shared/data",
-        "joins `budget_agents_ml1m_v1/cells`, `search_diagnosis_ml-1m_v1.jsonl` (none yet); the "
-        "headroom row replays the fidelity probes and needs the data set",
+        "joins `budget_agents_ml1m_v1/cells`, `search_diagnosis_ml-1m_v1.jsonl` (none yet) and "
+        "`search_diagnosis_ml-1m_sprint150.jsonl` (issue 29's RW-TD3 on the sprint:150 step); "
+        "the headroom row replays the fidelity probes and needs the data set",
         cache=("budget_agents_ml1m_v1", "budget_agents_ml1m_v1.md",
+               "search_diagnosis_ml-1m_sprint150.jsonl", "search_diagnosis_ml-1m_sprint150.md",
                "fidelity_probes_ml-1m.jsonl", "fidelity_masks_ml-1m.json")),
     "agents_ml100k.md": _measured(
         "ciess compare CIESS-LightGCN-ML100K-v0 --agents es mr mde rw-td3 --episodes 30 "
