@@ -250,8 +250,10 @@ def two_seed_truth(probes: list[dict], data, design_rows: list[dict], masks) -> 
     The default final-retraining rule reports the mean of two seeds, so that mean is the truth a
     search is judged by; a one-seed truth caps any design at its own seed-to-seed noise. Seed-2
     runs share nothing with either truth seed. Returns ``{"n", "budgets", "rows": {label:
-    {"rho": {c: ρ}, "mean", "ci", "top1", "top3", "seconds", "ratio"}}}`` over the masks that
-    have both truth seeds and every seed-2 design.
+    {"rho": {c: ρ}, "mean", "ci", "top1", "top3", "seconds", "ratio", "load"}}}`` over the masks
+    that have both truth seeds and every seed-2 design; ``load`` is the mean 1-minute load
+    average its units recorded (NaN if none), since designs scored by separate jobs may have
+    shared their core with different neighbours.
     """
     vals: dict[str, dict[int, float]] = {}
     for r in probes:
@@ -279,12 +281,14 @@ def two_seed_truth(probes: list[dict], data, design_rows: list[dict], masks) -> 
         best_t = [max(g, key=truth.get) for g in groups]
         order = [sorted(g, key=q.get, reverse=True) for g in groups]
         secs = float(np.mean([rows[d]["train_s"] + rows[d]["eval_s"] for d in common]))
+        loads = [rows[d]["load"] for d in common if rows[d].get("load") is not None]
         out[design] = {
             "rho": rho, "mean": float(np.mean(list(rho.values()))),
             "ci": _rho_interval(truth, q, groups),
             "top1": sum(o[0] == b for o, b in zip(order, best_t, strict=True)),
             "top3": sum(b in o[:3] for o, b in zip(order, best_t, strict=True)),
             "seconds": secs, "ratio": ref_s / secs,
+            "load": float(np.mean(loads)) if loads else math.nan,
         }  # fmt: skip
     return {"n": len(common), "budgets": budgets, "rows": out}
 
@@ -305,8 +309,10 @@ def _two_seed_truth_lines(probes: list[dict], data, design_rows: list[dict], mas
         f"2, which shares nothing with either ({got['n']} masks with both truth seeds and every "
         "seed-2 design). ρ in brackets: 95 % interval of the mean within-budget ρ, resampling "
         "the masks of each budget (2,000 resamples). Cost: mean seconds per step, and "
-        "converge:50/4's seconds over the design's, both from the same run (mask by mask, one "
-        "after the other, on the same core).",
+        "converge:50/4's seconds over the design's; designs listed in one run command ran mask "
+        "by mask, one after the other, on the same core, and the load column (mean 1-minute "
+        "load average of the design's units, 2 cores) shows where a design ran beside more "
+        "jobs than converge:50/4, which makes its seconds an upper bound.",
         "",
     ]
     head = [
@@ -317,6 +323,7 @@ def _two_seed_truth_lines(probes: list[dict], data, design_rows: list[dict], mas
         "top-3",
         "s / step",
         "cheaper than converge:50/4",
+        "load",
     ]
     nb = len(got["budgets"])
     table = [
@@ -328,6 +335,7 @@ def _two_seed_truth_lines(probes: list[dict], data, design_rows: list[dict], mas
             f"{v['top3']}/{nb}",
             f"{v['seconds']:.1f}",
             f"{v['ratio']:.1f}×",
+            f"{v['load']:.1f}" if math.isfinite(v["load"]) else "—",
         ]
         for d, v in sorted(got["rows"].items(), key=lambda kv: -kv[1]["seconds"])
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import fidelity_ground_truth as study
 import fidelity_report
 import fidelity_rules
@@ -98,7 +100,8 @@ def test_two_seed_truth_ranks_seed_2_designs_against_the_mean_of_seeds_0_and_1(t
         for design, q, s in (("converge:50/4", mean, 10.0), ("follows", mean, 1.5),
                              ("reverse", -mean, 2.0)):  # fmt: skip
             rows.append({"digest": m.digest, "design": design, "seed": 2, "quality": q,
-                         "train_s": s - 0.5, "eval_s": 0.5})  # fmt: skip
+                         "train_s": s - 0.5, "eval_s": 0.5,
+                         **({"load": 1.0 + i % 2} if design == "follows" else {})})  # fmt: skip
     rows.append(
         {
             "digest": masks[0].digest,
@@ -117,8 +120,11 @@ def test_two_seed_truth_ranks_seed_2_designs_against_the_mean_of_seeds_0_and_1(t
     assert (follows["top1"], reverse["top1"], reverse["top3"]) == (2, 0, 0)
     assert follows["ratio"] == pytest.approx(10.0 / 1.5)
     assert follows["ci"][0] <= 1.0 <= follows["ci"][1] + 1e-12
+    assert 1.0 < follows["load"] < 2.0
+    assert math.isnan(reverse["load"])
     lines = fidelity_report._two_seed_truth_lines(probes, tiny_data, rows, masks, 0.9)
     assert any(line.startswith("| follows | 1.00 | 1.00 | 1.00 [") for line in lines)
+    assert any(line.startswith("| reverse |") and line.endswith("| — |") for line in lines)
     assert "√0.95 = 0.97" in "\n".join(lines)
 
 
