@@ -16,10 +16,16 @@ from the committed fidelity sets (``fidelity_masks_<data>.json``; built the same
 to ``results/profile_step.jsonl`` as it finishes, so the study resumes; a Yelp2018 ``-v1`` step
 can take an hour on one core.
 
+``--sampling`` times BPR triple sampling alone per data set and batch size: the sampler's
+membership test (a hash index of the training pairs) against the binary search over the sorted
+pair keys it replaced, on identical draws.
+
 Run (one torch thread; ``--report`` writes ``results/profile_step.md``)::
 
     python benchmarks/profile_step.py --data-dir ../shared/data --datasets ml-100k ml-1m \
         --designs converge:50/4 sprint:150
+    python benchmarks/profile_step.py --data-dir ../shared/data --sampling \
+        --datasets ml-100k ml-1m yelp2018
     python benchmarks/profile_step.py --report
 """
 
@@ -29,6 +35,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +49,7 @@ from report import md_table
 import ciess_env.recommenders.pretraining as pretraining
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.recommenders.graph import cached_adjacency, propagate
+from ciess_env.recommenders.sampling import BPRSampler
 from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
 RESULTS = Path(__file__).parent / "results"
@@ -87,6 +95,60 @@ def sparse_floor_ms(
         times.append(time.perf_counter() - t0)
         x.grad = None
     return 1000 * float(np.min(times[1:]))
+
+
+def _sorted_key_search(data) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The membership test BPRSampler used before its hash index: a binary search per pair."""
+    keys = data.train.users.astype(np.int64) * data.n_items + data.train.items.astype(np.int64)
+    keys = np.unique(keys)
+
+    def is_positive(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        query = np.asarray(users, dtype=np.int64) * data.n_items + np.asarray(items, np.int64)
+        idx = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+        return keys[idx] == query
+
+    return is_positive
+
+
+def sampling_ms(data, batch_size: int, reps: int = 7) -> dict[str, float]:
+    """Fastest ms of one ``BPRSampler.sample(batch_size)``: hash index vs sorted-key search.
+
+    Both samplers start from the same seed and must draw identical batches (checked), so the
+    difference is the membership test alone.
+    """
+    out: dict[str, float] = {}
+    batches = {}
+    for name in ("hash_ms", "sorted_ms"):
+        sampler = BPRSampler(data, np.random.default_rng(0))
+        if name == "sorted_ms":
+            sampler.is_positive = _sorted_key_search(data)
+        sampler.sample(batch_size)  # warm-up: builds the hash index, touches the arrays
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            batch = sampler.sample(batch_size)
+            times.append(time.perf_counter() - t0)
+        batches[name] = batch
+        out[name] = 1000 * float(np.min(times))
+    if not all(np.array_equal(a, b) for a, b in zip(*batches.values(), strict=True)):
+        raise AssertionError("the two membership tests drew different batches")
+    return out
+
+
+def measure_sampling(data_dir: str | None, datasets: list[str], sizes=(10_000, 50_000)) -> None:
+    """Append one sampling unit per (data set, batch size) to the units file."""
+    from ciess_env.data import load_dataset
+
+    for tag in datasets:
+        data = load_dataset(tag, data_dir=data_dir)
+        for n in sizes:
+            ms = sampling_ms(data, n)
+            append_unit(UNITS, {
+                "dataset": tag, "sampling_batch": n, **{k: round(v, 2) for k, v in ms.items()},
+                "load": round(load_average(), 2), "device": "cpu",
+                "command": command_line("benchmarks/profile_step.py", sys.argv[1:]),
+            })  # fmt: skip
+            print(f"sampling {tag} {n:,}: {ms}", flush=True)
 
 
 class _TimedEvaluate:
@@ -146,7 +208,7 @@ def _device(unit: dict) -> str:
 def floors(units: list[dict]) -> dict[tuple[str, int, str], float]:
     """Fastest floor per (data set, width, device), in step units and ``--floors`` units."""
     out: dict[tuple[str, int, str], float] = {}
-    for u in units:
+    for u in (u for u in units if "floor_ms" in u):
         key = (u["dataset"], u["active_width"], _device(u))
         out[key] = min(out.get(key, np.inf), u["floor_ms"])
     return out
@@ -157,7 +219,7 @@ def measure_floors(units: list[dict], data_dir: str | None, device: str = "cpu")
     from ciess_env.data import load_dataset
 
     kind = torch.device(device).type
-    units = [u for u in units if _device(u) == kind]
+    units = [u for u in units if _device(u) == kind and "floor_ms" in u]
     for tag in sorted({u["dataset"] for u in units if "design" in u}):
         data = load_dataset(tag, data_dir=data_dir)
         for width in sorted({u["active_width"] for u in units if u["dataset"] == tag}):
@@ -201,9 +263,39 @@ def write_report(units: list[dict]) -> Path:
          "ms / batch", "floor ms", "floor share", "evals", "eval s", "eval share", "quality",
          "load"], table,
     )  # fmt: skip
+    lines += _sampling_lines(units)
     path = RESULTS / "profile_step.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _sampling_lines(units: list[dict]) -> list[str]:
+    """The ``--sampling`` section: the latest unit per (data set, batch size)."""
+    latest = {(u["dataset"], u["sampling_batch"]): u for u in units if "sampling_batch" in u}
+    if not latest:
+        return []
+    rows = [
+        [tag, f"{n:,}", f"{u['hash_ms']:.1f}", f"{u['sorted_ms']:.1f}",
+         f"{u['sorted_ms'] / max(u['hash_ms'], 1e-9):.1f}×", f"{u['load']:.1f}"]
+        for (tag, n), u in sorted(latest.items())
+    ]  # fmt: skip
+    return [
+        "",
+        "## BPR sampling per batch",
+        "",
+        "`python benchmarks/profile_step.py --data-dir ../shared/data --sampling --datasets "
+        "<data sets>`: one `BPRSampler.sample` (users, positives, negatives with redraws of "
+        "the collisions), fastest of 7 after a warm-up, with the sampler's hash-index "
+        "membership test and with the binary search over sorted pair keys it replaced; both "
+        "draw identical batches from the same seed (checked), so the steps' results are "
+        "unchanged. The step rows above ran with the binary search unless written after "
+        "this section's units.",
+        "",
+        *md_table(
+            ["data", "batch size", "ms, hash index", "ms, sorted-key search", "faster", "load"],
+            rows,
+        ),
+    ]
 
 
 def main() -> None:
@@ -216,6 +308,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cpu", help="torch device (cuda: GPU rows beside CPU's)")
     p.add_argument("--floors", action="store_true", help="re-measure the floors, then report")
+    p.add_argument("--sampling", action="store_true",
+                   help="time BPR sampling per data set and batch size, then report")  # fmt: skip
     p.add_argument("--report", action="store_true")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="units, masks and report")
     args = p.parse_args()
@@ -223,6 +317,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.floors:
         measure_floors(read_units(UNITS), args.data_dir, args.device)
+    elif args.sampling:
+        measure_sampling(args.data_dir, args.datasets)
     elif not args.report:
         done = {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
                 for u in read_units(UNITS) if "design" in u}  # fmt: skip

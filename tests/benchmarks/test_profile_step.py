@@ -68,3 +68,30 @@ def test_a_step_profiles_on_the_requested_device() -> None:
     unit = bench.profile(env, "synthetic", mask, "sprint:4", seed=1)
     assert unit["device"] == "cpu"
     assert bench.sparse_floor_ms(env.data, 4, 3, reps=2, device="cpu") > 0
+
+
+def test_sampling_compares_both_membership_tests_on_identical_draws(tmp_path, monkeypatch):
+    """Both tests draw the same batch; units get their own section and never a floor row."""
+    env = EmbeddingSizeEnv(dataset="synthetic", preset="tiny")
+    ms = bench.sampling_ms(env.data, 2000, reps=2)
+    assert set(ms) == {"hash_ms", "sorted_ms"}
+    assert min(ms.values()) > 0
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    older = {"dataset": "ml-1m", "sampling_batch": 10_000, "hash_ms": 9.0, "sorted_ms": 9.0,
+             "load": 2.0}  # fmt: skip
+    unit = {**older, "hash_ms": 0.5, "sorted_ms": 2.0, "load": 1.0}
+    text = bench.write_report([UNIT, older, unit]).read_text()
+    assert "## BPR sampling per batch" in text
+    assert "| ml-1m | 10,000 | 0.5 | 2.0 | 4.0× | 1.0 |" in text  # the latest unit only
+    assert "| 9.0 |" not in text
+    assert bench.floors([UNIT, unit]) == {("ml-1m", 13, "cpu"): 10.0}
+
+
+def test_sorted_key_search_agrees_with_the_sampler(small_data):
+    sampler = bench.BPRSampler(small_data, np.random.default_rng(0))
+    batch = sampler.sample(3000)
+    users = np.concatenate([batch.users, batch.users])
+    items = np.concatenate([batch.pos, batch.neg])
+    search = bench._sorted_key_search(small_data)
+    np.testing.assert_array_equal(search(users, items), sampler.is_positive(users, items))
+    assert search(batch.users, batch.pos).all()

@@ -77,3 +77,19 @@ def test_no_eligible_user_is_a_clear_error():
     data = InteractionData("e", 2, 3, empty, empty, empty, np.arange(2), np.arange(3))
     with pytest.raises(ValueError, match=r"data\.train must give at least one user"):
         BPRSampler(data, np.random.default_rng(0))
+
+
+def test_membership_matches_the_training_pairs_exactly(clustered_data):
+    """The hash lookup answers like a set of the training pairs, on hits, misses and repeats."""
+    sampler = BPRSampler(clustered_data, np.random.default_rng(3))
+    train = clustered_data.train
+    pairs = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+    rng = np.random.default_rng(4)
+    users = np.concatenate([train.users, rng.integers(clustered_data.n_users, size=5000)])
+    items = np.concatenate([train.items, rng.integers(clustered_data.n_items, size=5000)])
+    expected = np.array([(u, i) in pairs for u, i in zip(users.tolist(), items.tolist(),
+                                                          strict=True)])  # fmt: skip
+    got = sampler.is_positive(users, items)
+    np.testing.assert_array_equal(got, expected)
+    assert got[: len(train)].all()
+    assert 0 < got[len(train) :].sum() < 5000  # random pairs: some hits, mostly misses
