@@ -55,6 +55,11 @@ from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 RESULTS = Path(__file__).parent / "results"
 UNITS = RESULTS / "profile_step.jsonl"
 MASKS = ("ES @90%", "MR @90%", "split 0.2 @90%")
+#: The step's code revision a unit measured; units of another revision are profiled again.
+#: Bump it when a change alters a step's speed (never its results: those stay bit-identical).
+#: ``None``: units written before revisions were recorded.
+STEP_CODE = "hash-sampling+index_add"
+STEP_CODES = {None: "before", STEP_CODE: "hash-index sampling and index_add_ gathers (issue 29)"}
 
 
 def masks_for(tag: str, env: EmbeddingSizeEnv) -> list[Mask]:
@@ -195,7 +200,7 @@ def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int)
         "floor_ms": round(sparse_floor_ms(env.data, width, n_layers, device=env.device), 1),
         "evals": evals, "eval_s": round(eval_s, 2), "quality": round(out.eval.mean_user_quality, 5),
         "load": round(load_average(), 2), "torch_threads": torch.get_num_threads(),
-        "device": str(env.device),
+        "device": str(env.device), "step_code": STEP_CODE,
         "command": command_line("benchmarks/profile_step.py", sys.argv[1:]),
     }  # fmt: skip
 
@@ -246,8 +251,44 @@ def write_report(units: list[dict]) -> Path:
         f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
     ]
-    floor, table = floors(units), []
-    for r in (u for u in units if "design" in u):
+    floor = floors(units)
+    steps = [u for u in units if "design" in u]
+    for code, label in STEP_CODES.items():
+        rows = [u for u in steps if u.get("step_code") == code]
+        if rows and code is not None:
+            lines += ["", f"## After: {label}", "", *_speedup_lines(steps, rows), ""]
+        lines += _step_table(rows, floor) if rows else []
+    lines += _sampling_lines(units)
+    path = RESULTS / "profile_step.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _speedup_lines(steps: list[dict], after: list[dict]) -> list[str]:
+    """One line per profiled step that exists before and after: its seconds and their ratio."""
+    before = {(u["dataset"], u["mask"], u["design"], _device(u)): u for u in steps
+              if u.get("step_code") is None}  # fmt: skip
+    out = []
+    for u in after:
+        old = before.get((u["dataset"], u["mask"], u["design"], _device(u)))
+        if old is not None:
+            out.append(
+                f"- {u['dataset']}, {u['mask']}, {u['design']}: {old['total_s']:.1f} s → "
+                f"{u['total_s']:.1f} s ({old['total_s'] / max(u['total_s'], 1e-9):.2f}×; "
+                f"{old['batch_ms']:.0f} → {u['batch_ms']:.0f} ms a batch; load "
+                f"{old['load']:.1f} → {u['load']:.1f}; quality {old['quality']:.4f} → "
+                f"{u['quality']:.4f})"
+            )
+    head = (
+        "The same steps with the step code of this section (the results are "
+        "bit-identical by construction, so a quality that differs means a different seed):"
+    )
+    return [head, "", *out] if out else []
+
+
+def _step_table(units: list[dict], floor: dict) -> list[str]:
+    table = []
+    for r in units:
         total = r["train_s"] + r["eval_s"]
         r = {**r, "floor_ms": floor[r["dataset"], r["active_width"], _device(r)]}
         where = "" if _device(r) == "cpu" else f" ({_device(r)})"
@@ -258,15 +299,11 @@ def write_report(units: list[dict]) -> Path:
             f"{r['floor_ms'] / max(r['batch_ms'], 1e-9):.0%}", r["evals"], f"{r['eval_s']:.1f}",
             f"{r['eval_s'] / max(total, 1e-9):.0%}", f"{r['quality']:.4f}", f"{r['load']:.1f}",
         ])  # fmt: skip
-    lines += md_table(
+    return md_table(
         ["data", "mask", "design", "step s", "batches run (best)", "batch size", "width",
          "ms / batch", "floor ms", "floor share", "evals", "eval s", "eval share", "quality",
          "load"], table,
     )  # fmt: skip
-    lines += _sampling_lines(units)
-    path = RESULTS / "profile_step.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _sampling_lines(units: list[dict]) -> list[str]:
@@ -321,7 +358,7 @@ def main() -> None:
         measure_sampling(args.data_dir, args.datasets)
     elif not args.report:
         done = {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
-                for u in read_units(UNITS) if "design" in u}  # fmt: skip
+                for u in read_units(UNITS) if u.get("step_code") == STEP_CODE}  # fmt: skip
         for tag in args.datasets:
             env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir, device=args.device)
             device = env.device.type

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ciess_env.data.interactions import InteractionData, Interactions
-from ciess_env.recommenders.base import Backbone, BPRLoss
+from ciess_env.recommenders.base import Backbone, BPRLoss, gather_rows
 
 __all__ = [
     "SymmetricPropagate",
@@ -204,10 +204,10 @@ class GraphBackbone(Backbone):
         self.invalidate_scoring()
         ego = self.ego()
         out = self.readout(ego)
-        # One gather per table: F.embedding's backward is much cheaper than indexing's.
+        # One gather for the whole batch; its backward is one index_add_ (see gather_rows).
         nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
         b = users.shape[0]
-        u, p, n = F.embedding(nodes, out).split(b)
+        u, p, n = gather_rows(out, nodes).split(b)
         bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
         reg = self.l2 * 0.5 * self.l2_terms(nodes, ego) / b
         return BPRLoss(bpr, reg)

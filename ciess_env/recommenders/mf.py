@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.recommenders.base import Backbone, BPRLoss
+from ciess_env.recommenders.base import Backbone, BPRLoss, gather_rows
 
 __all__ = ["MF"]
 
@@ -49,8 +49,8 @@ class MF(Backbone):
         """BPR loss (paper Eq. 4) and the L2 term on the batch's masked embeddings."""
         user_table, item_table = self.prefix_masked(self.user_emb, self.item_emb)
         items = torch.cat([pos, neg])
-        u = F.embedding(users, user_table)
-        p, n = F.embedding(items, item_table).split(users.shape[0])
+        u = gather_rows(user_table, users)
+        p, n = gather_rows(item_table, items).split(users.shape[0])
         bpr = F.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
         reg = self.l2_terms(users, user_table) + self.l2_terms(items, item_table)
         return BPRLoss(bpr, self.l2 * 0.5 * reg / users.shape[0])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ciess_env.data.interactions import InteractionData
-from ciess_env.recommenders.base import Backbone, BPRLoss
+from ciess_env.recommenders.base import Backbone, BPRLoss, gather_rows
 
 __all__ = ["NCF"]
 
@@ -107,11 +107,11 @@ class NCF(Backbone):
 
     def _users(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gu, mu, _, _ = self._tables()
-        return F.embedding(users, gu), F.embedding(users, mu)
+        return gather_rows(gu, users), gather_rows(mu, users)
 
     def _items(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, gi, mi = self._tables()
-        return F.embedding(items, gi), F.embedding(items, mi)
+        return gather_rows(gi, items), gather_rows(mi, items)
 
     def _mlp_in(self, rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``rows @ weight.T`` over the rows' active columns (the others multiply zeros)."""
@@ -127,8 +127,8 @@ class NCF(Backbone):
         self.invalidate_scoring()
         tu, tmu, ti, tmi = self._tables()
         items = torch.cat([pos, neg])
-        gu, mu = F.embedding(users, tu), F.embedding(users, tmu)
-        gi, mi = F.embedding(items, ti), F.embedding(items, tmi)
+        gu, mu = gather_rows(tu, users), gather_rows(tmu, users)
+        gi, mi = gather_rows(ti, items), gather_rows(tmi, items)
         (gp, gn), (mp, mn) = gi.split(users.shape[0]), mi.split(users.shape[0])
         bpr = F.softplus(self._pair_scores(gu, mu, gn, mn) - self._pair_scores(gu, mu, gp, mp))
         sq = self.l2_terms(users, tu, tmu) + self.l2_terms(items, ti, tmi)

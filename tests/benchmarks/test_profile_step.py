@@ -95,3 +95,16 @@ def test_sorted_key_search_agrees_with_the_sampler(small_data):
     search = bench._sorted_key_search(small_data)
     np.testing.assert_array_equal(search(users, items), sampler.is_positive(users, items))
     assert search(batch.users, batch.pos).all()
+
+
+def test_units_of_the_current_step_code_get_their_own_table_and_speedups(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    after = {**UNIT, "total_s": 20.0, "batch_ms": 12.5, "train_s": 16.0, "eval_s": 4.0,
+             "step_code": bench.STEP_CODE}  # fmt: skip
+    text = bench.write_report([UNIT, after]).read_text()
+    before_part, after_part = text.split("## After: ")
+    assert "| ml-1m | ES @90% | converge:50/4 | 40.0 |" in before_part
+    assert "| ml-1m | ES @90% | converge:50/4 | 20.0 |" in after_part
+    assert "- ml-1m, ES @90%, converge:50/4: 40.0 s → 20.0 s (2.00×; 25 → 12 ms a batch" in text
+    # Only the "before" table when no unit has the current code.
+    assert "## After" not in bench.write_report([UNIT]).read_text()
