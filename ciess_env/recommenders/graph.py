@@ -86,7 +86,10 @@ def adjacency_edge_ids(train: Interactions, n_users: int, n_items: int) -> np.nd
 
 
 def scipy_to_torch_csr(matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Convert a scipy CSR matrix to a torch ``sparse_csr`` tensor (int64 indices, float32)."""
+    """Convert a scipy CSR matrix to a torch ``sparse_csr`` tensor (float32 values).
+
+    Indices are int32 when every index fits in it (all data sets here), else int64.
+    """
     matrix = matrix.tocsr()
     with warnings.catch_warnings():
         # torch calls its CSR support "beta"; we rely on it deliberately and test it.
@@ -98,9 +101,13 @@ def scipy_to_torch_csr(matrix: sp.csr_matrix, device: torch.device | str = "cpu"
 
 
 def _csr(matrix: sp.csr_matrix, device: torch.device | str) -> torch.Tensor:
+    # int32 indices where they fit: the CPU sparse kernel (MKL) takes int32 and would
+    # otherwise convert both index arrays on every product (the result is the same).
+    small = max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max
+    index = np.int32 if small else np.int64
     return torch.sparse_csr_tensor(
-        torch.from_numpy(matrix.indptr.astype(np.int64)),
-        torch.from_numpy(matrix.indices.astype(np.int64)),
+        torch.from_numpy(matrix.indptr.astype(index)),
+        torch.from_numpy(matrix.indices.astype(index)),
         torch.from_numpy(matrix.data.astype(np.float32)),
         size=matrix.shape,
         device=device,

@@ -65,6 +65,12 @@ def test_symmetric_propagation_gradient_matches_dense_autograd(clustered_data):
     x2 = x.clone().requires_grad_()
     ((dense @ (dense @ x2)) * w).sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    # int32 indices (what the CPU kernel takes), and the same product as with int64 ones.
+    assert sparse.crow_indices().dtype == sparse.col_indices().dtype == torch.int32
+    wide = torch.sparse_csr_tensor(sparse.crow_indices().long(), sparse.col_indices().long(),
+                                   sparse.values(), size=sparse.shape,
+                                   check_invariants=True)  # fmt: skip
+    assert torch.equal(torch.sparse.mm(wide, x), torch.sparse.mm(sparse, x))
 
 
 def test_lightgcn_score_is_layer_mean_dot_product(clustered_data):
