@@ -119,8 +119,10 @@ INDEX: dict[str, Entry] = {
         "units", "python benchmarks/table1.py costs",
         "`table1_costs.jsonl` (measured by `table1.py costs --measure`) and the ES / PEP units "
         "it checks them against",
-        cache=("table1_costs.jsonl", "budget_agents_ml1m_v1.jsonl", "pep_esapn_ml-1m.jsonl"),
+        cache=("table1_costs.jsonl", "table1_units.jsonl", "budget_agents_ml1m_v1.jsonl",
+               "pep_esapn_ml-1m.jsonl"),
         redirect=("--units", "{results}/table1_costs.jsonl",
+                  "--study-units", "{results}/table1_units.jsonl",
                   "--output", "{results}/table1_costs.md"),
         volatile=(WRITTEN, COMMAND), cheap=True),
     "search_diagnosis_ml-100k_v1.md": Entry(

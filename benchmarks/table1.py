@@ -627,8 +627,15 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> str:
-    """The markdown of ``table1_costs.md``."""
+def render_costs(
+    units: list[dict[str, Any]], *, command: str, written: str,
+    finished: Sequence[dict[str, Any]] = (),
+) -> str:  # fmt: skip
+    """The markdown of ``table1_costs.md``.
+
+    ``units`` are the cost measurements (``table1_costs.jsonl``); ``finished`` the study's
+    whole units (``table1_units.jsonl``), whose wall times are listed beside the model.
+    """
     units = sorted(units, key=lambda u: (DATASETS.index(u["dataset"]),
                                          BACKBONES.index(u["backbone"])))  # fmt: skip
     lines = [
@@ -728,7 +735,7 @@ def render_costs(units: list[dict[str, Any]], *, command: str, written: str) -> 
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)} (resume: `python "
                   "benchmarks/table1.py costs --data-dir ../shared/data --measure`)."]  # fmt: skip
-    lines += ["", *_calibration(costs), *_measured_units(read_units(UNITS))]
+    lines += ["", *_calibration(costs), *_measured_units(list(finished))]
     grand = sum(totals.values())
     lines += [
         "",
@@ -832,7 +839,9 @@ def costs_main(args: argparse.Namespace, command: str) -> None:
         msg = f"{args.units} holds no measurement; run `table1.py costs --measure` first."
         raise SystemExit(msg)
     written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    args.output.write_text(render_costs(units, command=command, written=written))
+    args.output.write_text(
+        render_costs(units, command=command, written=written, finished=read_units(args.study_units))
+    )
     print(f"wrote {args.output}")
 
 
@@ -885,6 +894,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="extrapolate a validation pass from scoring this many users (default: time it whole)",
     )  # fmt: skip
     c.add_argument("--units", type=Path, default=COST_UNITS)
+    c.add_argument("--study-units", type=Path, default=UNITS,
+                   help="the study's units, whose wall times the costs file lists")  # fmt: skip
     c.add_argument("--output", type=Path, default=COSTS)
     return p
 

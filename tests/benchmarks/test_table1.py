@@ -118,6 +118,14 @@ def test_cell_costs_follow_the_stated_counts() -> None:
     )  # fmt: skip
     row = "| ML-1M | NCF | 10 | 1,000 | 0.128 | 0.026 | 0.013 | 0.007 | 2.00 | 1.00 | 1.0 |"
     assert row in text
+    assert "Whole units of this study" not in text  # no finished units passed in
+    finished = [{"dataset": "ml-1m", "backbone": "ncf", "method": "es", "seed": 0, "rows": [],
+                 "seconds": 600.0, "load_average": 1.0}]  # fmt: skip
+    text = table1.render_costs(
+        [{"dataset": "ml-1m", "backbone": "ncf", "n_entities": 10, "load_average": 1.0, **m}],
+        command="c", written="now", finished=finished,
+    )  # fmt: skip
+    assert "| ML-1M NCF | ES | 3 | 1 | 10 min – 10 min | 1.0 |" in text
 
 
 def test_measured_units_give_each_cell_kinds_wall_time(tmp_path: Path) -> None:
