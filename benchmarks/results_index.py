@@ -117,8 +117,8 @@ INDEX: dict[str, Entry] = {
         volatile=(WRITTEN, COMMAND), cheap=True),
     "table1_costs.md": Entry(
         "units", "python benchmarks/table1.py costs",
-        "`table1_costs.jsonl` (measured by `table1.py costs --measure`) and the ES / PEP units "
-        "it checks them against",
+        "`table1_costs.jsonl` (measured by `table1.py costs --measure`), the ES / PEP units "
+        "it checks them against and `table1_units.jsonl`, whose wall times it lists",
         cache=("table1_costs.jsonl", "table1_units.jsonl", "budget_agents_ml1m_v1.jsonl",
                "pep_esapn_ml-1m.jsonl"),
         redirect=("--units", "{results}/table1_costs.jsonl",
