@@ -58,8 +58,12 @@ MASKS = ("ES @90%", "MR @90%", "split 0.2 @90%")
 #: The step's code revision a unit measured; units of another revision are profiled again.
 #: Bump it when a change alters a step's speed (never its results: those stay bit-identical).
 #: ``None``: units written before revisions were recorded.
-STEP_CODE = "hash-sampling+index_add"
-STEP_CODES = {None: "before", STEP_CODE: "hash-index sampling and index_add_ gathers (issue 29)"}
+STEP_CODE = "hash-sampling+index_add+csr32"
+#: Every revision's label, kept when ``STEP_CODE`` moves on so that older units still render.
+STEP_CODES = {
+    None: "before",
+    STEP_CODE: "hash-index sampling, index_add_ gathers, int32 CSR indices (issue 29)",
+}
 
 
 def masks_for(tag: str, env: EmbeddingSizeEnv) -> list[Mask]:
@@ -205,6 +209,12 @@ def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int)
     }  # fmt: skip
 
 
+def profiled(units: list[dict]) -> set[tuple[str, str, str, int, str]]:
+    """(data set, mask, design, seed, device) of the steps profiled with the current code."""
+    return {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
+            for u in units if "design" in u and u.get("step_code") == STEP_CODE}  # fmt: skip
+
+
 def _device(unit: dict) -> str:
     """The unit's torch device type (units written before devices were recorded ran on CPU)."""
     return torch.device(unit.get("device", "cpu")).type
@@ -266,11 +276,11 @@ def write_report(units: list[dict]) -> Path:
 
 def _speedup_lines(steps: list[dict], after: list[dict]) -> list[str]:
     """One line per profiled step that exists before and after: its seconds and their ratio."""
-    before = {(u["dataset"], u["mask"], u["design"], _device(u)): u for u in steps
+    before = {(u["dataset"], u["mask"], u["design"], u.get("seed"), _device(u)): u for u in steps
               if u.get("step_code") is None}  # fmt: skip
     out = []
     for u in after:
-        old = before.get((u["dataset"], u["mask"], u["design"], _device(u)))
+        old = before.get((u["dataset"], u["mask"], u["design"], u.get("seed"), _device(u)))
         if old is not None:
             out.append(
                 f"- {u['dataset']}, {u['mask']}, {u['design']}: {old['total_s']:.1f} s → "
@@ -325,8 +335,8 @@ def _sampling_lines(units: list[dict]) -> list[str]:
         "the collisions), fastest of 7 after a warm-up, with the sampler's hash-index "
         "membership test and with the binary search over sorted pair keys it replaced; both "
         "draw identical batches from the same seed (checked), so the steps' results are "
-        "unchanged. The step rows above ran with the binary search unless written after "
-        "this section's units.",
+        "unchanged. The steps of the first table ran with the binary search; those under "
+        '"After" with the hash index.',
         "",
         *md_table(
             ["data", "batch size", "ms, hash index", "ms, sorted-key search", "faster", "load"],
@@ -357,8 +367,7 @@ def main() -> None:
     elif args.sampling:
         measure_sampling(args.data_dir, args.datasets)
     elif not args.report:
-        done = {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
-                for u in read_units(UNITS) if u.get("step_code") == STEP_CODE}  # fmt: skip
+        done = profiled(read_units(UNITS))
         for tag in args.datasets:
             env = EmbeddingSizeEnv(dataset=tag, data_dir=args.data_dir, device=args.device)
             device = env.device.type

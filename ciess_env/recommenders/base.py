@@ -37,10 +37,10 @@ def gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     Why not ``F.embedding`` everywhere: on the CPU its backward adds each index's gradient row
     with a separate kernel call, a large share of a batch at 30,000-150,000 indices, while
     ``index_select``'s backward is one ``index_add_`` that adds the same rows in the same order
-    (the same sums, bit for bit) several times faster. On CUDA ``index_add_`` accumulates with
-    atomics, whose order varies between runs, so ``F.embedding``'s sorted reduction stays.
+    (the same sums, bit for bit) several times faster. Elsewhere (CUDA, MPS) ``index_add_``
+    may accumulate with atomics, whose order varies between runs, so ``F.embedding`` stays.
     """
-    if table.is_cuda:
+    if table.device.type != "cpu":
         return F.embedding(idx, table)
     return table.index_select(0, idx)
 

@@ -108,3 +108,12 @@ def test_units_of_the_current_step_code_get_their_own_table_and_speedups(tmp_pat
     assert "- ml-1m, ES @90%, converge:50/4: 40.0 s → 20.0 s (2.00×; 25 → 12 ms a batch" in text
     # Only the "before" table when no unit has the current code.
     assert "## After" not in bench.write_report([UNIT]).read_text()
+
+
+def test_only_steps_profiled_with_the_current_code_count_as_done():
+    current = {**UNIT, "seed": 1, "step_code": bench.STEP_CODE}
+    older = {**UNIT, "seed": 1, "design": "sprint:150"}  # no step code: profiled again
+    sampling = {"dataset": "ml-1m", "sampling_batch": 10_000, "hash_ms": 1.0, "sorted_ms": 2.0}
+    assert bench.profiled([current, older, sampling]) == {
+        ("ml-1m", "ES @90%", "converge:50/4", 1, "cpu")
+    }

@@ -125,7 +125,7 @@ def test_cell_costs_follow_the_stated_counts() -> None:
         [{"dataset": "ml-1m", "backbone": "ncf", "n_entities": 10, "load_average": 1.0, **m}],
         command="c", written="now", finished=finished,
     )  # fmt: skip
-    assert "| ML-1M NCF | ES | 3 | 1 | 10 min – 10 min | 1.0 |" in text
+    assert "| ML-1M NCF | ES | 3 | 1 | 10 min – 10 min | 1.0–1.0 |" in text
 
 
 def test_measured_units_give_each_cell_kinds_wall_time(tmp_path: Path) -> None:

@@ -161,3 +161,9 @@ def test_gather_rows_matches_f_embedding_bit_for_bit_on_cpu():
     assert torch.equal(got, ref)
     assert torch.equal(table.grad, want)
     assert got.grad_fn.name() == "IndexSelectBackward0"
+    # A masked prefix slice (non-contiguous) and int32 indices, as the backbones pass them.
+    wide = torch.randn(50, 16, generator=gen, requires_grad=True)
+    F.embedding(idx, wide[:, :5]).backward(grad[:, :5])
+    want, wide.grad = wide.grad.clone(), None
+    gather_rows(wide[:, :5], idx.int()).backward(grad[:, :5])
+    assert torch.equal(wide.grad, want)

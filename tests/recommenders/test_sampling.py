@@ -93,3 +93,14 @@ def test_membership_matches_the_training_pairs_exactly(clustered_data):
     np.testing.assert_array_equal(got, expected)
     assert got[: len(train)].all()
     assert 0 < got[len(train) :].sum() < 5000  # random pairs: some hits, mostly misses
+
+
+def test_unsorted_training_pairs_with_repeats_are_still_looked_up_exactly():
+    """The hash index deduplicates any order of pairs (a hand-built split need not be sorted)."""
+    users, items = np.array([2, 0, 2, 1, 0, 2]), np.array([1, 3, 1, 0, 3, 4])
+    empty = Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    data = InteractionData("u", 3, 5, Interactions(users, items), empty, empty,
+                           np.arange(3), np.arange(5))  # fmt: skip
+    sampler = BPRSampler(data, np.random.default_rng(0))
+    got = sampler.is_positive(np.array([2, 0, 1, 2, 1]), np.array([1, 3, 0, 0, 3]))
+    np.testing.assert_array_equal(got, [True, True, True, False, False])
