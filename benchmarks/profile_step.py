@@ -220,11 +220,15 @@ def _device(unit: dict) -> str:
     return torch.device(unit.get("device", "cpu")).type
 
 
-def floors(units: list[dict]) -> dict[tuple[str, int, str], float]:
-    """Fastest floor per (data set, width, device), in step units and ``--floors`` units."""
-    out: dict[tuple[str, int, str], float] = {}
+def floors(units: list[dict]) -> dict[tuple[str, int, str, str | None], float]:
+    """Fastest floor per (data set, width, device, step code), in step and ``--floors`` units.
+
+    Keyed by the step code too: a code change can lower the floor itself (int32 CSR indices
+    did), and a step's floor share must compare it with the products of its own code.
+    """
+    out: dict[tuple[str, int, str, str | None], float] = {}
     for u in (u for u in units if "floor_ms" in u):
-        key = (u["dataset"], u["active_width"], _device(u))
+        key = (u["dataset"], u["active_width"], _device(u), u.get("step_code"))
         out[key] = min(out.get(key, np.inf), u["floor_ms"])
     return out
 
@@ -240,7 +244,8 @@ def measure_floors(units: list[dict], data_dir: str | None, device: str = "cpu")
         for width in sorted({u["active_width"] for u in units if u["dataset"] == tag}):
             ms = sparse_floor_ms(data, width, n_layers=3, device=device)
             append_unit(UNITS, {"dataset": tag, "active_width": width, "floor_ms": round(ms, 1),
-                                "load": round(load_average(), 2), "device": kind})  # fmt: skip
+                                "load": round(load_average(), 2), "device": kind,
+                                "step_code": STEP_CODE})  # fmt: skip
             print(f"floor {tag} width {width} ({kind}): {ms:.1f} ms", flush=True)
 
 
@@ -300,7 +305,10 @@ def _step_table(units: list[dict], floor: dict) -> list[str]:
     table = []
     for r in units:
         total = r["train_s"] + r["eval_s"]
-        r = {**r, "floor_ms": floor[r["dataset"], r["active_width"], _device(r)]}
+        r = {
+            **r,
+            "floor_ms": floor[r["dataset"], r["active_width"], _device(r), r.get("step_code")],
+        }
         where = "" if _device(r) == "cpu" else f" ({_device(r)})"
         table.append([
             r["dataset"] + where, r["mask"], r["design"], f"{r['total_s']:.1f}",

@@ -84,7 +84,7 @@ def test_sampling_compares_both_membership_tests_on_identical_draws(tmp_path, mo
     assert "## BPR sampling per batch" in text
     assert "| ml-1m | 10,000 | 0.5 | 2.0 | 4.0× | 1.0 |" in text  # the latest unit only
     assert "| 9.0 |" not in text
-    assert bench.floors([UNIT, unit]) == {("ml-1m", 13, "cpu"): 10.0}
+    assert bench.floors([UNIT, unit]) == {("ml-1m", 13, "cpu", None): 10.0}
 
 
 def test_sorted_key_search_agrees_with_the_sampler(small_data):
@@ -100,10 +100,13 @@ def test_sorted_key_search_agrees_with_the_sampler(small_data):
 def test_units_of_the_current_step_code_get_their_own_table_and_speedups(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     after = {**UNIT, "total_s": 20.0, "batch_ms": 12.5, "train_s": 16.0, "eval_s": 4.0,
-             "step_code": bench.STEP_CODE}  # fmt: skip
+             "floor_ms": 5.0, "step_code": bench.STEP_CODE}  # fmt: skip
     text = bench.write_report([UNIT, after]).read_text()
     before_part, after_part = text.split("## After: ")
     assert "| ml-1m | ES @90% | converge:50/4 | 40.0 |" in before_part
+    # Each keeps the floor of its own code: the new code's faster products change no old row.
+    assert "| 13 | 25 | 10 | 40% |" in before_part
+    assert "| 13 | 12 | 5 | 40% |" in after_part
     assert "| ml-1m | ES @90% | converge:50/4 | 20.0 |" in after_part
     assert "- ml-1m, ES @90%, converge:50/4: 40.0 s → 20.0 s (2.00×; 25 → 12 ms a batch" in text
     # Only the "before" table when no unit has the current code.
