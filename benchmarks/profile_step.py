@@ -49,7 +49,7 @@ from report import md_table
 import ciess_env.recommenders.pretraining as pretraining
 from ciess_env.env import EmbeddingSizeEnv
 from ciess_env.recommenders.graph import cached_adjacency, propagate
-from ciess_env.recommenders.sampling import BPRSampler
+from ciess_env.recommenders.sampling import BPRSampler, pair_keys
 from ciess_env.retrain import RetrainDesign, retrain_and_evaluate
 
 RESULTS = Path(__file__).parent / "results"
@@ -108,11 +108,10 @@ def sparse_floor_ms(
 
 def _sorted_key_search(data) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The membership test BPRSampler used before its hash index: a binary search per pair."""
-    keys = data.train.users.astype(np.int64) * data.n_items + data.train.items.astype(np.int64)
-    keys = np.unique(keys)
+    keys = np.unique(pair_keys(data.train.users, data.train.items, data.n_items))
 
     def is_positive(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        query = np.asarray(users, dtype=np.int64) * data.n_items + np.asarray(items, np.int64)
+        query = pair_keys(users, items, data.n_items)
         idx = np.minimum(np.searchsorted(keys, query), keys.size - 1)
         return keys[idx] == query
 
@@ -209,10 +208,14 @@ def profile(env: EmbeddingSizeEnv, tag: str, mask: Mask, design: str, seed: int)
     }  # fmt: skip
 
 
-def profiled(units: list[dict]) -> set[tuple[str, str, str, int, str]]:
-    """(data set, mask, design, seed, device) of the steps profiled with the current code."""
-    return {(u["dataset"], u["mask"], u["design"], u["seed"], _device(u))
-            for u in units if "design" in u and u.get("step_code") == STEP_CODE}  # fmt: skip
+def _step_key(unit: dict) -> tuple[str, str, str, int | None, str]:
+    """What a profiled step is, whatever code measured it: data set, mask, design, seed, device."""
+    return unit["dataset"], unit["mask"], unit["design"], unit.get("seed"), _device(unit)
+
+
+def profiled(units: list[dict]) -> set[tuple[str, str, str, int | None, str]]:
+    """:func:`_step_key` of the steps profiled with the current code."""
+    return {_step_key(u) for u in units if "design" in u and u.get("step_code") == STEP_CODE}
 
 
 def _device(unit: dict) -> str:
@@ -281,11 +284,10 @@ def write_report(units: list[dict]) -> Path:
 
 def _speedup_lines(steps: list[dict], after: list[dict]) -> list[str]:
     """One line per profiled step that exists before and after: its seconds and their ratio."""
-    before = {(u["dataset"], u["mask"], u["design"], u.get("seed"), _device(u)): u for u in steps
-              if u.get("step_code") is None}  # fmt: skip
+    before = {_step_key(u): u for u in steps if u.get("step_code") is None}
     out = []
     for u in after:
-        old = before.get((u["dataset"], u["mask"], u["design"], u.get("seed"), _device(u)))
+        old = before.get(_step_key(u))
         if old is not None:
             out.append(
                 f"- {u['dataset']}, {u['mask']}, {u['design']}: {old['total_s']:.1f} s → "

@@ -11,7 +11,7 @@ from ciess_env.data.interactions import InteractionData
 from ciess_env.errors import InvalidArgumentError
 from ciess_env.recommenders.graph import graph_memo
 
-__all__ = ["BPRBatch", "BPRSampler"]
+__all__ = ["BPRBatch", "BPRSampler", "pair_keys"]
 
 
 class BPRBatch(NamedTuple):
@@ -22,6 +22,11 @@ class BPRBatch(NamedTuple):
     neg: np.ndarray
 
 
+def pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """int64 key ``user · n_items + item`` of each (user, item) pair: one number per pair."""
+    return np.asarray(users, dtype=np.int64) * int(n_items) + np.asarray(items, dtype=np.int64)
+
+
 def _pair_index(data: InteractionData) -> pd.Index:
     """Hash index of the training pairs' keys ``user · n_items + item``, built once per data.
 
@@ -30,7 +35,7 @@ def _pair_index(data: InteractionData) -> pd.Index:
     """
     memo = graph_memo(data)
     if "pair_index" not in memo:
-        keys = data.train.users.astype(np.int64) * int(data.n_items) + data.train.items
+        keys = pair_keys(data.train.users, data.train.items, data.n_items)
         memo["pair_index"] = pd.Index(np.unique(keys))  # unique: a hash index needs it
     return memo["pair_index"]
 
@@ -79,8 +84,7 @@ class BPRSampler:
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) bool: whether each (user, item) pair is a training interaction."""
-        keys = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
-        return self._index.get_indexer(keys) >= 0
+        return self._index.get_indexer(pair_keys(users, items, self.n_items)) >= 0
 
     def sample(self, batch_size: int) -> BPRBatch:
         """Draw ``batch_size`` triples."""
